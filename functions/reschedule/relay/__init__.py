@@ -1,0 +1,1 @@
+"""The reschedule relay: authenticate, validate, call the provider, record the outcome."""

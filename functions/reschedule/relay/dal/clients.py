@@ -1,0 +1,40 @@
+"""One boto3 client per service per container, created on first use and reused.
+
+Endpoints come from boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`),
+so the local stack points the same code at DynamoDB Local and the Secrets Manager emulator.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Fail fast: the whole request must fit inside API Gateway's 30 s, provider call included.
+AWS_CONNECT_TIMEOUT_SECONDS = 1.0
+AWS_READ_TIMEOUT_SECONDS = 3.0
+AWS_MAX_ATTEMPTS = 2
+
+_CONFIG = Config(
+    connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=AWS_READ_TIMEOUT_SECONDS,
+    retries={"mode": "standard", "total_max_attempts": AWS_MAX_ATTEMPTS},
+    tcp_keepalive=True,
+)
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+@cache
+def dynamodb() -> Any:
+    return _session().client("dynamodb", config=_CONFIG)
+
+
+@cache
+def secretsmanager() -> Any:
+    return _session().client("secretsmanager", config=_CONFIG)

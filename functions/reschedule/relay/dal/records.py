@@ -1,0 +1,80 @@
+"""The reschedules table: one item per attempt, by id, and a history per (provider, booking)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+HISTORY_INDEX = "ByBooking"
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def booking_key(provider: str, booking_id: str) -> str:
+    return f"{provider}#{booking_id}"
+
+
+def _to_dynamodb(value: Any) -> Any:
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _to_dynamodb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_dynamodb(v) for v in value]
+    return value
+
+
+def _from_dynamodb(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _from_dynamodb(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_from_dynamodb(v) for v in value]
+    return value
+
+
+class RecordWriteFailed(Exception):
+    """The attempt could not be written; the caller decides what that means for the answer."""
+
+
+class RecordStore:
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def put(self, record: dict[str, Any]) -> None:
+        item = {k: _serializer.serialize(_to_dynamodb(v)) for k, v in record.items() if v is not None}
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(reschedule_id)",
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise RecordWriteFailed(type(exc).__name__) from exc
+
+    def get(self, reschedule_id: str) -> dict[str, Any] | None:
+        answer = self._client.get_item(
+            TableName=self._table, Key={"reschedule_id": {"S": reschedule_id}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return None if item is None else self._plain(item)
+
+    def history(self, provider: str, booking_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName=HISTORY_INDEX,
+            KeyConditionExpression="booking_key = :k",
+            ExpressionAttributeValues={":k": {"S": booking_key(provider, booking_id)}},
+            ScanIndexForward=True,
+            Limit=limit,
+        )
+        return [self._plain(item) for item in answer.get("Items", [])]
+
+    @staticmethod
+    def _plain(item: dict[str, Any]) -> dict[str, Any]:
+        return {k: _from_dynamodb(_deserializer.deserialize(v)) for k, v in item.items()}

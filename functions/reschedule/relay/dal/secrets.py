@@ -1,0 +1,66 @@
+"""JSON secrets from Secrets Manager, cached in the container (Powertools Parameters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from relay.errors import RelayError
+
+RETRY_AFTER_UNAVAILABLE_SECONDS = 5
+RETRY_AFTER_MISCONFIGURED_SECONDS = 60
+
+
+class SecretMissing(RelayError):
+    """The secret does not exist (or is not a JSON object)."""
+
+
+class SecretStore:
+    def __init__(self, client: Any, max_age_seconds: int) -> None:
+        self._provider = SecretsProvider(boto3_client=client)
+        self._max_age = max_age_seconds
+
+    def get_json(self, name: str, *, force_fetch: bool = False) -> dict[str, Any]:
+        try:
+            value = self._provider.get(name, max_age=self._max_age, transform="json", force_fetch=force_fetch)
+        except TransformParameterError:
+            raise _missing(name, "is not valid JSON") from None
+        except GetParameterError as exc:
+            cause = exc.__context__  # Powertools re-raises without `from`, so the boto error is the context
+            if (
+                isinstance(cause, ClientError)
+                and cause.response["Error"]["Code"] == "ResourceNotFoundException"
+            ):
+                raise _missing(name, "does not exist") from None
+            raise RelayError(
+                "The secret store is unavailable; try again shortly.",
+                503,
+                "secrets_unavailable",
+                "Dependency unavailable",
+                retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+            ) from exc
+        except (BotoCoreError, ClientError) as exc:  # defensive: Powertools wraps these today
+            raise RelayError(
+                "The secret store is unavailable; try again shortly.",
+                503,
+                "secrets_unavailable",
+                "Dependency unavailable",
+                retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+            ) from exc
+        if not isinstance(value, dict):
+            raise _missing(name, "is not a JSON object")
+        return value
+
+
+def _missing(name: str, why: str) -> SecretMissing:
+    # The secret's name is configuration, not a secret: naming it tells the operator what to fix.
+    return SecretMissing(
+        f"The relay is not configured: secret {name!r} {why}.",
+        503,
+        "not_configured",
+        "Relay not configured",
+        retry_after=RETRY_AFTER_MISCONFIGURED_SECONDS,
+    )

@@ -1,0 +1,85 @@
+"""Domain errors: each knows its HTTP status and reason code; the handler renders them as RFC 9457."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBLEM_TYPE_BASE = "https://reschedule-relay.dev/problems/"
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One field at fault: `field` is the name the caller used (or the canonical name)."""
+
+    field: str
+    message: str
+    code: str = "invalid"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message, "code": self.code}
+
+
+@dataclass
+class RelayError(Exception):
+    """Base of every error the relay answers deliberately. Never carries secrets or personal data."""
+
+    detail: str
+    status: int = 400
+    code: str = "bad_request"
+    title: str = "Bad request"
+    errors: list[FieldProblem] = field(default_factory=list)
+    retry_after: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": PROBLEM_TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        body.update(self.extra)
+        return body
+
+
+def malformed(detail: str, code: str = "malformed_body") -> RelayError:
+    return RelayError(detail, 400, code, "Malformed request")
+
+
+def unauthenticated(detail: str, code: str = "unauthenticated") -> RelayError:
+    return RelayError(detail, 401, code, "Unauthenticated")
+
+
+def forbidden(detail: str, code: str = "forbidden") -> RelayError:
+    return RelayError(detail, 403, code, "Not allowed")
+
+
+def not_found(detail: str, code: str = "not_found") -> RelayError:
+    return RelayError(detail, 404, code, "Not found")
+
+
+def too_large(detail: str) -> RelayError:
+    return RelayError(detail, 413, "body_too_large", "Request body too large")
+
+
+def unsupported_media_type(detail: str) -> RelayError:
+    return RelayError(detail, 415, "unsupported_media_type", "Unsupported media type")
+
+
+def invalid(errors: list[FieldProblem], detail: str = "The request has invalid fields.") -> RelayError:
+    return RelayError(detail, 422, "validation_failed", "Invalid request", errors=errors)
+
+
+def invalid_field(name: str, message: str, code: str = "invalid") -> RelayError:
+    return invalid([FieldProblem(name, message, code)])

@@ -1,0 +1,41 @@
+"""Everything the relay reads from its environment, validated once at cold start.
+
+The same names are used in AWS (set by template.yaml) and locally (set by the local stack);
+AWS endpoints for local emulators come from boto3's own `AWS_ENDPOINT_URL_<SERVICE>` variables,
+so the relay has no "if local" branch.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    idempotency_table_name: str = Field(min_length=3)
+    reschedules_table_name: str = Field(min_length=3)
+    secrets_prefix: str = Field(default="reschedule-relay", pattern=r"^[A-Za-z0-9/_+=.@-]{1,256}$")
+    iclosed_base_url: HttpUrl = HttpUrl("https://public.api.iclosed.io")
+    novacal_base_url: HttpUrl = HttpUrl("https://api.novacal.io")
+    # NovaCal needs an end: when the caller gives neither end nor duration, the booking lasts this long.
+    default_duration_minutes: int = Field(default=30, ge=1, le=1440)
+    # NovaCal's time_format when the caller gives none.
+    default_time_format: int = Field(default=24)
+    record_retention_days: int = Field(default=90, ge=1, le=3650)
+    # How long a success is kept as the answer to repeats of the same key.
+    idempotency_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Cached secrets (provider tokens, the sources registry) are fetched again after this long.
+    secrets_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+    provider_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
+    provider_read_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    names = Settings.model_fields.keys()
+    values = {name: os.environ[name.upper()] for name in names if name.upper() in os.environ}
+    return Settings.model_validate(values)

@@ -1,0 +1,105 @@
+"""Wall times, zones and instants: the rules that keep a reschedule at the time the person meant."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Names zoneinfo would accept that are not zones a person picks.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_ZONE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(?:/[A-Za-z0-9_+\-]+){0,2}$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?$")
+MAX_ZONE_NAME = 64
+
+
+class TimeProblem(ValueError):
+    """A time that cannot be used; the message tells the caller what to send instead."""
+
+
+def zone(name: str) -> ZoneInfo:
+    if len(name) > MAX_ZONE_NAME or name in _NOT_ZONES or not _ZONE_NAME.match(name):
+        raise TimeProblem("Use an IANA time zone name such as 'America/New_York'.")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise TimeProblem("Unknown time zone; use an IANA name such as 'America/New_York'.") from exc
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO 8601 date-time, naive (local wall time) or with an offset; whole seconds only."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise TimeProblem("Use ISO 8601, e.g. '2026-12-01T15:00:00' or '2026-12-01T15:00:00-05:00'.") from exc
+    if "T" not in value and " " not in value:
+        raise TimeProblem("Give a date and a time, e.g. '2026-12-01T15:00:00'.")
+    if parsed.microsecond:
+        raise TimeProblem("Give the time to the second; fractions of a second are not supported.")
+    return parsed
+
+
+def parse_date(value: str) -> date:
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise TimeProblem("Use YYYY-MM-DD, e.g. '2026-12-01'.") from exc
+
+
+def parse_clock(value: str) -> time:
+    """'15:00', '15:00:00' or '3:00 PM'."""
+    match = _CLOCK.match(value.strip())
+    if not match:
+        raise TimeProblem("Use HH:MM (24-hour) or H:MM AM/PM, e.g. '15:00' or '3:00 PM'.")
+    hour, minute, second = int(match.group(1)), int(match.group(2)), int(match.group(3) or 0)
+    meridiem = (match.group(4) or "").lower()
+    if meridiem:
+        if not 1 <= hour <= 12:
+            raise TimeProblem("With AM/PM the hour is 1 to 12.")
+        hour = hour % 12 + (12 if meridiem == "p" else 0)
+    try:
+        return time(hour, minute, second)
+    except ValueError as exc:
+        raise TimeProblem("That is not a time of day.") from exc
+
+
+def localise(naive: datetime, tz: ZoneInfo) -> datetime:
+    """Attach a zone to a wall time, refusing times that do not exist or happen twice."""
+    candidate = naive.replace(tzinfo=tz, fold=0)
+    round_trip = candidate.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if round_trip != naive:
+        raise TimeProblem(
+            f"{naive.isoformat()} does not exist in {tz.key} (the clocks skip it for daylight saving time)."
+        )
+    if candidate.utcoffset() != naive.replace(tzinfo=tz, fold=1).utcoffset():
+        raise TimeProblem(
+            f"{naive.isoformat()} happens twice in {tz.key} (daylight saving time ends); "
+            "add the UTC offset you mean, e.g. '-04:00' or '-05:00'."
+        )
+    return candidate
+
+
+def resolve(value: datetime, tz: ZoneInfo) -> datetime:
+    """An instant in `tz`: aware values keep their instant, naive ones are wall time in `tz`."""
+    if value.tzinfo is None:
+        return localise(value, tz)
+    return value.astimezone(tz)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def wall_time(value: datetime) -> str:
+    """Local wall time without offset: iClosed's `dateTime`."""
+    return value.replace(tzinfo=None).isoformat(timespec="seconds")
+
+
+def rfc3339_utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def minutes(count: int) -> timedelta:
+    return timedelta(minutes=count)

@@ -1,0 +1,153 @@
+"""Shared fixtures: one local stack per test session (real DynamoDB Local, the Secrets Manager
+emulator over HTTP, both sandbox providers, the API emulator), started and stopped here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from local.emulator import build_event
+from local.lambda_context import LambdaContext, function_arn
+from local.seed import DEMO_SOURCES
+from local.stack import Stack, start_stack
+
+# A provider that is slower than this is a timeout; short so the timeout test is quick.
+TEST_PROVIDER_READ_TIMEOUT_SECONDS = "1.5"
+ZAPIER = DEMO_SOURCES[0]
+WEBSITE = DEMO_SOURCES[1]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    with start_stack(
+        api_port=0, workers=4, extra_env={"PROVIDER_READ_TIMEOUT_SECONDS": TEST_PROVIDER_READ_TIMEOUT_SECONDS}
+    ) as running:
+        yield running
+
+
+@dataclass
+class Sandbox:
+    url: str
+    bookings: list[str]
+
+    def calls(self) -> list[dict[str, Any]]:
+        return httpx.get(f"{self.url}/_sandbox/calls").json()
+
+    def fault(self, **fault: Any) -> None:
+        httpx.post(f"{self.url}/_sandbox/faults", json=fault).raise_for_status()
+
+    def reset(self) -> None:
+        httpx.delete(f"{self.url}/_sandbox/calls").raise_for_status()
+        httpx.delete(f"{self.url}/_sandbox/faults").raise_for_status()
+
+
+@pytest.fixture
+def sandboxes(stack: Stack) -> dict[str, Sandbox]:
+    """Both sandbox providers with an empty call log and no faults."""
+    boxes = {name: Sandbox(sb.url, list(sb.bookings)) for name, sb in stack.sandboxes.items()}
+    for box in boxes.values():
+        box.reset()
+    return boxes
+
+
+@pytest.fixture(scope="session")
+def relay_module(stack: Stack) -> Iterator[Any]:
+    """The real handler module, imported in this process with the stack's environment."""
+    patch = pytest.MonkeyPatch()
+    for name, value in stack.env.items():
+        patch.setenv(name, value)
+    import app  # noqa: PLC0415 - the module reads its settings at import, so the environment comes first
+
+    yield app
+    patch.undo()
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Invoker:
+    """Calls the handler in-process with an HTTP API v2 event, as Lambda would."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def __call__(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | str | dict[str, Any] = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str | None = None,
+        key: str | None = ZAPIER.api_key,
+    ) -> Answer:
+        all_headers = dict(headers or {})
+        if isinstance(body, dict):
+            body = json.dumps(body)
+            content_type = content_type or "application/json"
+        if isinstance(body, str):
+            body = body.encode()
+        if content_type:
+            all_headers["content-type"] = content_type
+        if key is not None:
+            all_headers.setdefault("authorization", f"Bearer {key}")
+        event = build_event(
+            method=method,
+            raw_path=path,
+            raw_query="",
+            headers=list(all_headers.items()),
+            body=body,
+            route_key=f"{method} {path}",
+        )
+        return self.invoke(event)
+
+    def invoke(self, event: dict[str, Any]) -> Answer:
+        result = self.module.lambda_handler(event, lambda_context())
+        raw = result.get("body") or ""
+        if result.get("isBase64Encoded"):
+            raw = base64.b64decode(raw).decode()
+        headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+        body = json.loads(raw) if raw and "json" in headers.get("content-type", "") else raw
+        return Answer(result["statusCode"], headers, body)
+
+
+def lambda_context(timeout_seconds: int = 25) -> LambdaContext:
+    return LambdaContext(
+        aws_request_id=str(uuid.uuid4()),
+        function_name="reschedule-relay-local",
+        function_version="$LATEST",
+        invoked_function_arn=function_arn("reschedule-relay-local", "us-east-1"),
+        memory_limit_in_mb="512",
+        log_group_name="/aws/lambda/reschedule-relay-local",
+        log_stream_name="local",
+        deadline_ms=int(time.time() * 1000) + timeout_seconds * 1000,
+    )
+
+
+@pytest.fixture
+def invoke(relay_module: Any) -> Invoker:
+    return Invoker(relay_module)
+
+
+def future(days: int = 30, hour: int = 10, minute: int = 0) -> str:
+    """A wall time `days` ahead at hh:mm (no offset), unique per call to keep implicit keys apart."""
+    from datetime import date, timedelta  # noqa: PLC0415
+
+    day = date.today() + timedelta(days=days)
+    return f"{day.isoformat()}T{hour:02d}:{minute:02d}:00"
+
+
+def new_key() -> str:
+    return f"test-{uuid.uuid4()}"

@@ -27,6 +27,8 @@ from local.tables import create_tables
 from local.template import REPO_ROOT, TEMPLATE_PATH
 
 CACHE_DIR = REPO_ROOT / ".local"
+# Where `make run` keeps its DynamoDB data and writes stack.json (tests point it elsewhere).
+STATE_DIR = Path(os.environ.get("LOCAL_STATE_DIR", CACHE_DIR))
 CODE_DIR = REPO_ROOT / "functions" / "reschedule"
 DEFAULT_API_PORT = 3000
 REGION = "us-east-1"
@@ -104,7 +106,7 @@ def start_stack(
     """Start every component; `api_port=None` starts no API emulator (in-process tests)."""
     started: list[Any] = []
     try:
-        dynamodb = start_dynamodb_local(db_path=CACHE_DIR / "dynamodb-data" if persist else None)
+        dynamodb = start_dynamodb_local(db_path=STATE_DIR / "dynamodb-data" if persist else None)
         started.append(dynamodb)
         secrets = start_secrets_emulator()
         started.append(secrets)
@@ -160,8 +162,8 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
     try:
         info = stack.describe()
-        CACHE_DIR.mkdir(exist_ok=True)
-        (CACHE_DIR / "stack.json").write_text(json.dumps(info, indent=2) + "\n")
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        (STATE_DIR / "stack.json").write_text(json.dumps(info, indent=2) + "\n")
         print(f"ready: API on {info['api_url']} (details in .local/stack.json)")
         print(curl_examples(info), flush=True)
         print("Ctrl-C stops everything.", flush=True)
@@ -170,7 +172,7 @@ def main() -> int:
         print("stopping...", flush=True)
         stack.stop()
         with contextlib.suppress(FileNotFoundError):
-            (CACHE_DIR / "stack.json").unlink()
+            (STATE_DIR / "stack.json").unlink()
     return 0
 
 

@@ -64,7 +64,6 @@ def _raw_body() -> bytes:
 
 
 @app.post("/v1/reschedules")
-@tracer.capture_method(capture_response=False)
 def create_reschedule() -> Response[str]:
     body = _raw_body()
     if len(body) > intake.MAX_BODY_BYTES:
@@ -82,10 +81,11 @@ def create_reschedule() -> Response[str]:
 
 
 @app.get("/v1/reschedules/<reschedule_id>")
-@tracer.capture_method(capture_response=False)
 def get_reschedule(reschedule_id: str) -> Response[str]:
     caller = service.authenticate(app.current_event.headers)
-    return _json(200, service.get(caller, reschedule_id))
+    record = service.get(caller, reschedule_id)
+    metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
+    return _json(200, record)
 
 
 @app.route("/v1/reschedules", method="OPTIONS")
@@ -110,6 +110,7 @@ def _problem(error: RelayError) -> Response[str]:
 @app.exception_handler(RelayError)  # type: ignore[untyped-decorator]
 def handle_relay_error(error: RelayError) -> Response[str]:
     logger.info("request refused", extra={"status": error.status, "reason": error.code})
+    metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
     if error.code.startswith("provider_") and error.status >= 500:
         metrics.add_metric(name="ProviderFailures", unit=MetricUnit.Count, value=1)
     return _problem(error)
@@ -117,6 +118,7 @@ def handle_relay_error(error: RelayError) -> Response[str]:
 
 @app.not_found
 def handle_not_found(_error: NotFoundError) -> Response[str]:
+    metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
     return _problem(RelayError("No such route.", 404, "route_not_found", "Not found"))
 
 
@@ -124,6 +126,7 @@ def handle_not_found(_error: NotFoundError) -> Response[str]:
 def handle_bug(error: Exception) -> Response[str]:
     # A 500 is a bug: log it with its traceback, tell the caller nothing internal.
     logger.exception("unhandled error", extra={"error": type(error).__name__})
+    metrics.add_metric(name="Bugs", unit=MetricUnit.Count, value=1)
     return _problem(RelayError("Something went wrong on our side.", 500, "internal_error", "Internal error"))
 
 

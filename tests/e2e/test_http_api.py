@@ -1,0 +1,106 @@
+"""HTTP through the API emulator, as `curl` or Zapier would call the relay."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from conftest import ZAPIER, Sandbox, future, new_key
+
+from local.stack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+AUTH = {"Authorization": f"Bearer {ZAPIER.api_key}"}
+
+
+def test_twenty_identical_requests_in_parallel_call_the_provider_once(
+    stack: Stack, sandboxes: dict[str, Sandbox]
+) -> None:
+    # Given a slow provider, so the first request still holds the lock while the others arrive
+    sandboxes["novacal"].fault(delay_ms=400, times=1)
+    body = {"provider": "novacal", "booking_id": sandboxes["novacal"].bookings[4], "start": future(days=60) + "Z"}
+    headers = AUTH | {"Idempotency-Key": new_key()}
+    assert stack.api is not None
+
+    # When 20 identical requests arrive at once
+    def send(_: int) -> httpx.Response:
+        return httpx.post(f"{stack.api.url}/v1/reschedules", json=body, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(send, range(20)))
+
+    # Then the provider is called exactly once and every answer is a success, a replay or "in progress"
+    statuses = [a.status_code for a in answers]
+    assert set(statuses) <= {200, 409}, statuses
+    assert statuses.count(200) >= 1
+    assert len(sandboxes["novacal"].calls()) == 1
+    ids = {a.json()["reschedule_id"] for a in answers if a.status_code == 200}
+    assert len(ids) == 1
+    for answer in answers:
+        if answer.status_code == 409:
+            assert answer.headers["retry-after"] == "1"
+            assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_website_form_post_over_http(stack: Stack, sandboxes: dict[str, Sandbox]) -> None:
+    assert stack.api is not None
+    form = {"provider": "iclosed", "id": "1001", "date": future(days=61)[:10], "time": "4:45 PM",
+            "timezone": "America/Denver", "notes": "from the site"}
+    answer = httpx.post(f"{stack.api.url}/v1/reschedules", data=form, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["start"].endswith("T16:45:00-07:00")
+    assert sandboxes["iclosed"].calls()[0]["body"]["dateTime"].endswith("T16:45:00")
+
+
+def test_multipart_post_and_get_over_http(stack: Stack, sandboxes: dict[str, Sandbox]) -> None:
+    assert stack.api is not None
+    fields = {"provider": "iclosed", "booking_id": "1002", "start": future(days=62) + "-03:00"}
+    answer = httpx.post(f"{stack.api.url}/v1/reschedules", files={k: (None, v) for k, v in fields.items()},
+                        headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    stored = httpx.get(f"{stack.api.url}/v1/reschedules/{answer.json()['reschedule_id']}", headers=AUTH, timeout=30)
+    assert stored.status_code == 200
+    assert stored.json()["provider_status"] == 200
+
+
+def test_problem_json_over_http(stack: Stack) -> None:
+    assert stack.api is not None
+    answer = httpx.post(f"{stack.api.url}/v1/reschedules", content=b"<xml/>", timeout=30,
+                        headers=AUTH | {"Content-Type": "application/xml"})
+    assert answer.status_code == 415
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "unsupported_media_type"
+    assert httpx.get(f"{stack.api.url}/v1/nothing", timeout=30).status_code == 404
+
+
+def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path) -> None:
+    env = os.environ | {"PORT": "0", "LOCAL_STATE_DIR": str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "stack.json").exists():
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        info = json.loads((tmp_path / "stack.json").read_text())
+        source = info["sources"]["zapier-demo"]
+        answer = httpx.post(f"{info['api_url']}/v1/reschedules", timeout=30,
+                            headers={"Authorization": f"Bearer {source['api_key']}"},
+                            json={"provider": "novacal", "booking_id": info["providers"]["novacal"]["bookings"][0],
+                                  "start": future(days=63) + "Z"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    assert "curl" in output
+    assert not (tmp_path / "stack.json").exists()
+    assert (tmp_path / "dynamodb-data").is_dir()

@@ -34,13 +34,17 @@ class DemoSource:
 
 
 DEMO_SOURCES = (
-    DemoSource("zapier-demo", "sandbox-key-zapier-demo-0001", {"iclosed": ["default"], "novacal": ["default"]}),
+    DemoSource(
+        "zapier-demo", "sandbox-key-zapier-demo-0001", {"iclosed": ["default"], "novacal": ["default"]}
+    ),
     # A second caller limited to one provider: shows the allow-list, and keeps sources' records apart.
     DemoSource("website-demo", "sandbox-key-website-demo-0001", {"novacal": ["default"]}),
 )
 
 
-def seed_secrets(client: Any, sources: tuple[DemoSource, ...] = DEMO_SOURCES, prefix: str = SECRETS_PREFIX) -> None:
+def seed_secrets(
+    client: Any, sources: tuple[DemoSource, ...] = DEMO_SOURCES, prefix: str = SECRETS_PREFIX
+) -> None:
     for provider, token in PROVIDER_TOKENS.items():
         put_secret_json(client, f"{prefix}/providers/{provider}/default", {"api_key": token})
     put_secret_json(client, f"{prefix}/sources", {"sources": {s.name: s.registry_entry() for s in sources}})

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,12 @@ DEFAULT_API_PORT = 3000
 REGION = "us-east-1"
 TABLE_NAMES = {"IdempotencyTable": "relay-idempotency", "ReschedulesTable": "relay-reschedules"}
 # Dummy credentials: DynamoDB Local and moto accept anything; real AWS is never reached.
-AWS_ENV = {"AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION, "AWS_ACCESS_KEY_ID": "sandbox",
-           "AWS_SECRET_ACCESS_KEY": "sandbox"}
+AWS_ENV = {
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_ACCESS_KEY_ID": "sandbox",
+    "AWS_SECRET_ACCESS_KEY": "sandbox",
+}
 
 
 @dataclass
@@ -49,16 +54,25 @@ class Stack:
 
     def client(self, service: str) -> Any:
         endpoint = self.dynamodb.endpoint if service == "dynamodb" else self.secrets.endpoint
-        return boto3.client(service, endpoint_url=endpoint, region_name=REGION,
-                            aws_access_key_id="sandbox", aws_secret_access_key="sandbox")
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=REGION,
+            aws_access_key_id="sandbox",
+            aws_secret_access_key="sandbox",
+        )
 
     def describe(self) -> dict[str, Any]:
         """What `.local/stack.json` holds: everything a caller needs to try the relay."""
         return {
             "api_url": self.api.url if self.api else None,
-            "sources": {s.name: {"kind": "api_key", "api_key": s.api_key, "providers": sorted(s.providers)}
-                        for s in DEMO_SOURCES},
-            "providers": {name: {"url": sb.url, "bookings": list(sb.bookings)} for name, sb in self.sandboxes.items()},
+            "sources": {
+                s.name: {"kind": "api_key", "api_key": s.api_key, "providers": sorted(s.providers)}
+                for s in DEMO_SOURCES
+            },
+            "providers": {
+                name: {"url": sb.url, "bookings": list(sb.bookings)} for name, sb in self.sandboxes.items()
+            },
             "dynamodb_endpoint": self.dynamodb.endpoint,
             "secrets_endpoint": self.secrets.endpoint,
             "tables": dict(TABLE_NAMES),
@@ -68,8 +82,11 @@ class Stack:
         if self._stopped:
             return
         self._stopped = True
-        for stopper in ([self.api.stop] if self.api else []) + [sb.stop for sb in self.sandboxes.values()] + [
-            self.secrets.stop, self.dynamodb.stop]:
+        for stopper in (
+            ([self.api.stop] if self.api else [])
+            + [sb.stop for sb in self.sandboxes.values()]
+            + [self.secrets.stop, self.dynamodb.stop]
+        ):
             with contextlib.suppress(Exception):
                 stopper()
 
@@ -80,8 +97,9 @@ class Stack:
         self.stop()
 
 
-def relay_environment(dynamodb: DynamoDBLocal, secrets: SecretsEmulator,
-                      sandboxes: dict[str, SandboxProvider]) -> dict[str, str]:
+def relay_environment(
+    dynamodb: DynamoDBLocal, secrets: SecretsEmulator, sandboxes: dict[str, SandboxProvider]
+) -> dict[str, str]:
     """The handler's environment: the names template.yaml sets, with local values."""
     return AWS_ENV | {
         "POWERTOOLS_SERVICE_NAME": "reschedule-relay",
@@ -101,7 +119,11 @@ def relay_environment(dynamodb: DynamoDBLocal, secrets: SecretsEmulator,
 
 
 def start_stack(
-    *, persist: bool = False, api_port: int | None = 0, workers: int = 4, extra_env: dict[str, str] | None = None
+    *,
+    persist: bool = False,
+    api_port: int | None = 0,
+    workers: int = 4,
+    extra_env: dict[str, str] | None = None,
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests)."""
     started: list[Any] = []
@@ -119,8 +141,14 @@ def start_stack(
         create_tables(stack.client("dynamodb"), TABLE_NAMES)
         seed_secrets(stack.client("secretsmanager"))
         if api_port is not None:
-            stack.api = start_emulator(handler="app:lambda_handler", code_dir=CODE_DIR, template=TEMPLATE_PATH,
-                                       port=api_port, workers=workers, env=stack.env)
+            stack.api = start_emulator(
+                handler="app:lambda_handler",
+                code_dir=CODE_DIR,
+                template=TEMPLATE_PATH,
+                port=api_port,
+                workers=workers,
+                env=stack.env,
+            )
         return stack
     except BaseException:
         for component in reversed(started):
@@ -135,16 +163,18 @@ def curl_examples(info: dict[str, Any]) -> str:
     key = source["api_key"]
     iclosed = info["providers"]["iclosed"]["bookings"][0]
     novacal = info["providers"]["novacal"]["bookings"][0]
+    day = (date.today() + timedelta(days=30)).isoformat()
     return f"""
 Reschedule an iClosed booking (JSON, as Zapier sends it):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' \\
     -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\
-    -d '{{"provider": "iclosed", "booking_id": {iclosed}, "start": "2027-01-15T10:00:00", "timezone": "America/New_York"}}'
+    -d '{{"provider": "iclosed", "booking_id": {iclosed}, "start": "{day}T10:00:00",
+         "timezone": "America/New_York"}}'
 
 Reschedule a NovaCal booking (a website form):
   curl -s -X POST {api}/v1/reschedules -H 'X-Api-Key: {key}' \\
     --data-urlencode provider=novacal --data-urlencode booking_id={novacal} \\
-    --data-urlencode date=2027-01-15 --data-urlencode time=15:30 \\
+    --data-urlencode date={day} --data-urlencode time=15:30 \\
     --data-urlencode timezone=Europe/Berlin --data-urlencode duration_minutes=45
 
 Read a stored outcome:
@@ -154,8 +184,10 @@ Read a stored outcome:
 
 def main() -> int:
     port = int(os.environ.get("PORT", DEFAULT_API_PORT))
-    print("starting the local stack (DynamoDB Local, Secrets Manager emulator, sandbox providers, API)...",
-          flush=True)
+    print(
+        "starting the local stack (DynamoDB Local, Secrets Manager emulator, sandbox providers, API)...",
+        flush=True,
+    )
     stack = start_stack(persist=True, api_port=port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -25,7 +25,11 @@ def test_twenty_identical_requests_in_parallel_call_the_provider_once(
 ) -> None:
     # Given a slow provider, so the first request still holds the lock while the others arrive
     sandboxes["novacal"].fault(delay_ms=400, times=1)
-    body = {"provider": "novacal", "booking_id": sandboxes["novacal"].bookings[4], "start": future(days=60) + "Z"}
+    body = {
+        "provider": "novacal",
+        "booking_id": sandboxes["novacal"].bookings[4],
+        "start": future(days=60) + "Z",
+    }
     headers = AUTH | {"Idempotency-Key": new_key()}
     assert stack.api is not None
 
@@ -51,8 +55,14 @@ def test_twenty_identical_requests_in_parallel_call_the_provider_once(
 
 def test_website_form_post_over_http(stack: Stack, sandboxes: dict[str, Sandbox]) -> None:
     assert stack.api is not None
-    form = {"provider": "iclosed", "id": "1001", "date": future(days=61)[:10], "time": "4:45 PM",
-            "timezone": "America/Denver", "notes": "from the site"}
+    form = {
+        "provider": "iclosed",
+        "id": "1001",
+        "date": future(days=61)[:10],
+        "time": "4:45 PM",
+        "timezone": "America/Denver",
+        "notes": "from the site",
+    }
     answer = httpx.post(f"{stack.api.url}/v1/reschedules", data=form, headers=AUTH, timeout=30)
     assert answer.status_code == 200, answer.text
     assert answer.json()["start"].endswith("T16:45:00-07:00")
@@ -62,18 +72,28 @@ def test_website_form_post_over_http(stack: Stack, sandboxes: dict[str, Sandbox]
 def test_multipart_post_and_get_over_http(stack: Stack, sandboxes: dict[str, Sandbox]) -> None:
     assert stack.api is not None
     fields = {"provider": "iclosed", "booking_id": "1002", "start": future(days=62) + "-03:00"}
-    answer = httpx.post(f"{stack.api.url}/v1/reschedules", files={k: (None, v) for k, v in fields.items()},
-                        headers=AUTH, timeout=30)
+    answer = httpx.post(
+        f"{stack.api.url}/v1/reschedules",
+        files={k: (None, v) for k, v in fields.items()},
+        headers=AUTH,
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
-    stored = httpx.get(f"{stack.api.url}/v1/reschedules/{answer.json()['reschedule_id']}", headers=AUTH, timeout=30)
+    stored = httpx.get(
+        f"{stack.api.url}/v1/reschedules/{answer.json()['reschedule_id']}", headers=AUTH, timeout=30
+    )
     assert stored.status_code == 200
     assert stored.json()["provider_status"] == 200
 
 
 def test_problem_json_over_http(stack: Stack) -> None:
     assert stack.api is not None
-    answer = httpx.post(f"{stack.api.url}/v1/reschedules", content=b"<xml/>", timeout=30,
-                        headers=AUTH | {"Content-Type": "application/xml"})
+    answer = httpx.post(
+        f"{stack.api.url}/v1/reschedules",
+        content=b"<xml/>",
+        timeout=30,
+        headers=AUTH | {"Content-Type": "application/xml"},
+    )
     assert answer.status_code == 415
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["code"] == "unsupported_media_type"
@@ -82,8 +102,14 @@ def test_problem_json_over_http(stack: Stack) -> None:
 
 def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path) -> None:
     env = os.environ | {"PORT": "0", "LOCAL_STATE_DIR": str(tmp_path)}
-    process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.stack"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 90
         while not (tmp_path / "stack.json").exists():
@@ -92,10 +118,16 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
             time.sleep(0.2)
         info = json.loads((tmp_path / "stack.json").read_text())
         source = info["sources"]["zapier-demo"]
-        answer = httpx.post(f"{info['api_url']}/v1/reschedules", timeout=30,
-                            headers={"Authorization": f"Bearer {source['api_key']}"},
-                            json={"provider": "novacal", "booking_id": info["providers"]["novacal"]["bookings"][0],
-                                  "start": future(days=63) + "Z"})
+        answer = httpx.post(
+            f"{info['api_url']}/v1/reschedules",
+            timeout=30,
+            headers={"Authorization": f"Bearer {source['api_key']}"},
+            json={
+                "provider": "novacal",
+                "booking_id": info["providers"]["novacal"]["bookings"][0],
+                "start": future(days=63) + "Z",
+            },
+        )
         assert answer.status_code == 200, answer.text
     finally:
         process.send_signal(signal.SIGINT)

@@ -27,35 +27,65 @@ def _locks(stack: Stack) -> int:
 
 def test_iclosed_gets_exactly_the_contract_body(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
     start = future(days=40, hour=9, minute=15)
-    answer = invoke("POST", "/v1/reschedules", body={
-        "provider": "iclosed", "eventCallId": 1002, "dateTime": start, "timeZone": "America/Chicago",
-        "rescheduleReason": "Conflict", "notes": "Prefers mornings", "userId": 42})
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        body={
+            "provider": "iclosed",
+            "eventCallId": 1002,
+            "dateTime": start,
+            "timeZone": "America/Chicago",
+            "rescheduleReason": "Conflict",
+            "notes": "Prefers mornings",
+            "userId": 42,
+        },
+    )
     assert answer.status == 200, answer.body
     calls = sandboxes["iclosed"].calls()
     assert len(calls) == 1
     assert calls[0]["method"] == "PUT"
     assert calls[0]["path"] == "/v1/eventCalls/reschedule"
     assert calls[0]["headers"]["authorization"] == "Bearer iclosed-sandbox-token-0001"
-    assert calls[0]["body"] == {"id": 1002, "dateTime": start, "timeZone": "America/Chicago",
-                                "rescheduleReason": "Conflict", "notes": "Prefers mornings", "userId": 42}
+    assert calls[0]["body"] == {
+        "id": 1002,
+        "dateTime": start,
+        "timeZone": "America/Chicago",
+        "rescheduleReason": "Conflict",
+        "notes": "Prefers mornings",
+        "userId": 42,
+    }
     assert answer.body["provider_result"]["dateTime"] == start
     assert answer.body["replayed"] is False
 
 
 def test_novacal_gets_exactly_the_contract_body(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
     booking = sandboxes["novacal"].bookings[0]
-    answer = invoke("POST", "/v1/reschedules", body={
-        "provider": "novacal", "booking_id": booking, "start": future(days=41, hour=14) + "+01:00",
-        "timezone": "Europe/Paris", "duration_minutes": 50, "time_format": 12,
-        "form_field_answers": {"notes": "Second call"}})
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        body={
+            "provider": "novacal",
+            "booking_id": booking,
+            "start": future(days=41, hour=14) + "+01:00",
+            "timezone": "Europe/Paris",
+            "duration_minutes": 50,
+            "time_format": 12,
+            "form_field_answers": {"notes": "Second call"},
+        },
+    )
     assert answer.status == 200, answer.body
     (call,) = sandboxes["novacal"].calls()
     assert (call["method"], call["path"]) == ("PUT", f"/v1/events/{booking}")
     body = call["body"]
     assert body["start"].endswith("T13:00:00Z")
     assert body["end"].endswith("T13:50:00Z")
-    assert body == {"start": body["start"], "end": body["end"], "timezone": "Europe/Paris", "time_format": 12,
-                    "form_field_answers": {"notes": "Second call"}}
+    assert body == {
+        "start": body["start"],
+        "end": body["end"],
+        "timezone": "Europe/Paris",
+        "time_format": 12,
+        "form_field_answers": {"notes": "Second call"},
+    }
     assert answer.body["end"].endswith("T14:50:00+01:00")
 
 
@@ -73,9 +103,13 @@ def test_committed_events_for_each_content_type_reschedule(
 
 @pytest.mark.parametrize(
     ("name", "status", "field"),
-    [("invalid-unknown-field", 422, "status"), ("invalid-dst-gap", 422, "start"),
-     ("invalid-booking-id", 422, "booking_id"), ("invalid-broken-json", 400, None),
-     ("invalid-content-type", 415, None)],
+    [
+        ("invalid-unknown-field", 422, "status"),
+        ("invalid-dst-gap", 422, "start"),
+        ("invalid-booking-id", 422, "booking_id"),
+        ("invalid-broken-json", 400, None),
+        ("invalid-content-type", 415, None),
+    ],
 )
 def test_committed_invalid_events_get_problem_json(
     name: str, status: int, field: str | None, invoke: Invoker, sandboxes: dict[str, Sandbox]
@@ -89,7 +123,9 @@ def test_committed_invalid_events_get_problem_json(
     assert sandboxes["iclosed"].calls() == sandboxes["novacal"].calls() == []
 
 
-def test_replay_returns_the_stored_answer_and_calls_nobody(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
+def test_replay_returns_the_stored_answer_and_calls_nobody(
+    invoke: Invoker, sandboxes: dict[str, Sandbox]
+) -> None:
     body = {"provider": "iclosed", "id": 1003, "start": future(days=42), "timezone": "Asia/Tokyo"}
     key = new_key()
     first = invoke("POST", "/v1/reschedules", body=body, headers={"idempotency-key": key})
@@ -116,7 +152,9 @@ def test_same_key_different_payload_is_422(invoke: Invoker, sandboxes: dict[str,
     key = new_key()
     body = {"provider": "iclosed", "id": 1004, "start": future(days=44), "timezone": "UTC"}
     assert invoke("POST", "/v1/reschedules", body=body, headers={"idempotency-key": key}).status == 200
-    other = invoke("POST", "/v1/reschedules", body=body | {"start": future(days=45)}, headers={"idempotency-key": key})
+    other = invoke(
+        "POST", "/v1/reschedules", body=body | {"start": future(days=45)}, headers={"idempotency-key": key}
+    )
     assert other.status == 422
     assert other.body["code"] == "idempotency_key_reused"
     assert len(sandboxes["iclosed"].calls()) == 1
@@ -127,7 +165,9 @@ def test_keys_are_scoped_by_source(invoke: Invoker, sandboxes: dict[str, Sandbox
     booking = sandboxes["novacal"].bookings[1]
     body = {"provider": "novacal", "booking_id": booking, "start": future(days=46) + "Z"}
     zapier = invoke("POST", "/v1/reschedules", body=body, headers={"idempotency-key": key})
-    website = invoke("POST", "/v1/reschedules", body=body, headers={"idempotency-key": key}, key=WEBSITE.api_key)
+    website = invoke(
+        "POST", "/v1/reschedules", body=body, headers={"idempotency-key": key}, key=WEBSITE.api_key
+    )
     assert zapier.status == website.status == 200
     assert website.body["replayed"] is False
     assert len(sandboxes["novacal"].calls()) == 2
@@ -157,36 +197,59 @@ def test_failed_provider_call_leaves_no_lock_and_a_failure_record(
 
 @pytest.mark.parametrize(
     ("fault", "status", "code", "retry_after"),
-    [({"status": 429, "retry_after": 7}, 429, "provider_rate_limited", "7"),
-     ({"status": 401}, 502, "provider_auth_failed", None),
-     ({"status": 500}, 502, "provider_error", None),
-     ({"delay_ms": 2500}, 504, "provider_timeout", "1"),
-     ({"drop_connection": True}, 502, "provider_unreachable", "1")],
+    [
+        ({"status": 429, "retry_after": 7}, 429, "provider_rate_limited", "7"),
+        ({"status": 401}, 502, "provider_auth_failed", None),
+        ({"status": 500}, 502, "provider_error", None),
+        ({"delay_ms": 2500}, 504, "provider_timeout", "1"),
+        ({"drop_connection": True}, 502, "provider_unreachable", "1"),
+    ],
 )
 def test_provider_faults_map_to_clear_answers(
-    fault: dict[str, Any], status: int, code: str, retry_after: str | None, invoke: Invoker,
-    sandboxes: dict[str, Sandbox], stack: Stack,
+    fault: dict[str, Any],
+    status: int,
+    code: str,
+    retry_after: str | None,
+    invoke: Invoker,
+    sandboxes: dict[str, Sandbox],
+    stack: Stack,
 ) -> None:
     sandboxes["iclosed"].fault(**fault, times=1)
-    answer = invoke("POST", "/v1/reschedules", headers={"idempotency-key": new_key()},
-                    body={"provider": "iclosed", "id": 1001, "start": future(days=48), "timezone": "UTC"})
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        headers={"idempotency-key": new_key()},
+        body={"provider": "iclosed", "id": 1001, "start": future(days=48), "timezone": "UTC"},
+    )
     assert (answer.status, answer.body["code"]) == (status, code)
     assert answer.headers.get("retry-after") == retry_after
     assert _record(stack, answer.body["reschedule_id"])["reason"] == code
 
 
-def test_provider_validation_errors_become_422_with_fields(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
+def test_provider_validation_errors_become_422_with_fields(
+    invoke: Invoker, sandboxes: dict[str, Sandbox]
+) -> None:
     sandboxes["novacal"].fault(status=422, times=1)
-    answer = invoke("POST", "/v1/reschedules", headers={"idempotency-key": new_key()},
-                    body={"provider": "novacal", "booking_id": sandboxes["novacal"].bookings[2],
-                          "start": future(days=49) + "Z"})
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        headers={"idempotency-key": new_key()},
+        body={
+            "provider": "novacal",
+            "booking_id": sandboxes["novacal"].bookings[2],
+            "start": future(days=49) + "Z",
+        },
+    )
     assert (answer.status, answer.body["code"]) == (422, "provider_rejected")
     assert answer.body["errors"]
 
 
 def test_unknown_booking_is_404(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
-    answer = invoke("POST", "/v1/reschedules", body={"provider": "iclosed", "id": 999999,
-                                                      "start": future(days=50), "timezone": "UTC"})
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        body={"provider": "iclosed", "id": 999999, "start": future(days=50), "timezone": "UTC"},
+    )
     assert (answer.status, answer.body["code"]) == (404, "booking_not_found")
     assert len(sandboxes["iclosed"].calls()) == 1
 
@@ -197,8 +260,11 @@ def test_record_is_readable_by_its_source_only_and_history_is_ordered(
     booking = sandboxes["novacal"].bookings[3]
     ids = []
     for day in (51, 52):
-        answer = invoke("POST", "/v1/reschedules", body={"provider": "novacal", "booking_id": booking,
-                                                          "start": future(days=day) + "Z"})
+        answer = invoke(
+            "POST",
+            "/v1/reschedules",
+            body={"provider": "novacal", "booking_id": booking, "start": future(days=day) + "Z"},
+        )
         assert answer.status == 200
         ids.append(answer.body["reschedule_id"])
     mine = invoke("GET", f"/v1/reschedules/{ids[0]}")
@@ -213,8 +279,11 @@ def test_record_is_readable_by_its_source_only_and_history_is_ordered(
 
 
 def test_stored_records_hold_no_personal_data_or_tokens(invoke: Invoker, stack: Stack) -> None:
-    answer = invoke("POST", "/v1/reschedules", body={"provider": "iclosed", "id": 1002, "start": future(days=53),
-                                                      "timezone": "UTC"})
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        body={"provider": "iclosed", "id": 1002, "start": future(days=53), "timezone": "UTC"},
+    )
     stored = json.dumps(_record(stack, answer.body["reschedule_id"]))
     for secret in ("sandbox-invitee", "@example.test", "555", "iclosed-sandbox-token", "sandbox-key-zapier"):
         assert secret not in stored
@@ -223,14 +292,26 @@ def test_stored_records_hold_no_personal_data_or_tokens(invoke: Invoker, stack: 
 
 @pytest.mark.parametrize(
     ("key", "body", "status", "code"),
-    [(None, {}, 401, "missing_credentials"), ("sandbox-wrong", {}, 401, "invalid_api_key"),
-     (WEBSITE.api_key, {"provider": "iclosed", "booking_id": "1001"}, 403, "provider_not_allowed"),
-     (WEBSITE.api_key, {"provider": "novacal", "account": "other"}, 403, "account_not_allowed")],
+    [
+        (None, {}, 401, "missing_credentials"),
+        ("sandbox-wrong", {}, 401, "invalid_api_key"),
+        (WEBSITE.api_key, {"provider": "iclosed", "booking_id": "1001"}, 403, "provider_not_allowed"),
+        (WEBSITE.api_key, {"provider": "novacal", "account": "other"}, 403, "account_not_allowed"),
+    ],
 )
 def test_callers_are_authenticated_and_authorised(
-    key: str | None, body: dict[str, Any], status: int, code: str, invoke: Invoker, sandboxes: dict[str, Sandbox]
+    key: str | None,
+    body: dict[str, Any],
+    status: int,
+    code: str,
+    invoke: Invoker,
+    sandboxes: dict[str, Sandbox],
 ) -> None:
-    full = {"provider": "novacal", "booking_id": sandboxes["novacal"].bookings[0], "start": future(days=54) + "Z"}
+    full = {
+        "provider": "novacal",
+        "booking_id": sandboxes["novacal"].bookings[0],
+        "start": future(days=54) + "Z",
+    }
     answer = invoke("POST", "/v1/reschedules", body=full | body, key=key)
     assert (answer.status, answer.body["code"]) == (status, code)
     assert sandboxes["iclosed"].calls() == sandboxes["novacal"].calls() == []

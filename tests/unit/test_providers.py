@@ -15,51 +15,111 @@ from relay.outbound import ProviderClient, retry_after_seconds
 from relay.providers import PROVIDERS
 from relay.settings import Settings
 
-SETTINGS = Settings(idempotency_table_name="idem", reschedules_table_name="resch",
-                    iclosed_base_url="https://iclosed.invalid", novacal_base_url="https://novacal.invalid/base/")
+SETTINGS = Settings(
+    idempotency_table_name="idem",
+    reschedules_table_name="resch",
+    iclosed_base_url="https://iclosed.invalid",
+    novacal_base_url="https://novacal.invalid/base/",
+)
 START = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # 01:30 EDT, the first of two 01:30s that day
 
 
 def test_iclosed_body_is_local_wall_time_without_offset() -> None:
-    cmd = RescheduleCommand(provider="iclosed", account="default", booking_id="1001", start=START, end=None,
-                            timezone="America/New_York", reason="Client asked", notes="n", user_id=7)
+    cmd = RescheduleCommand(
+        provider="iclosed",
+        account="default",
+        booking_id="1001",
+        start=START,
+        end=None,
+        timezone="America/New_York",
+        reason="Client asked",
+        notes="n",
+        user_id=7,
+    )
     request = PROVIDERS["iclosed"].build_request(cmd)
     assert (request.method, request.path) == ("PUT", "/v1/eventCalls/reschedule")
-    assert request.json == {"id": 1001, "dateTime": "2027-11-07T01:30:00", "timeZone": "America/New_York",
-                            "rescheduleReason": "Client asked", "notes": "n", "userId": 7}
+    assert request.json == {
+        "id": 1001,
+        "dateTime": "2027-11-07T01:30:00",
+        "timeZone": "America/New_York",
+        "rescheduleReason": "Client asked",
+        "notes": "n",
+        "userId": 7,
+    }
 
 
 def test_iclosed_body_leaves_out_optional_fields_not_given() -> None:
-    cmd = RescheduleCommand(provider="iclosed", account="default", booking_id="5", start=START, end=None,
-                            timezone="UTC")
-    assert PROVIDERS["iclosed"].build_request(cmd).json == {"id": 5, "dateTime": "2027-11-07T05:30:00",
-                                                            "timeZone": "UTC"}
+    cmd = RescheduleCommand(
+        provider="iclosed", account="default", booking_id="5", start=START, end=None, timezone="UTC"
+    )
+    assert PROVIDERS["iclosed"].build_request(cmd).json == {
+        "id": 5,
+        "dateTime": "2027-11-07T05:30:00",
+        "timeZone": "UTC",
+    }
 
 
 def test_novacal_body_is_rfc3339_utc_with_end_and_time_format() -> None:
-    cmd = RescheduleCommand(provider="novacal", account="default", booking_id="3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f",
-                            start=START, end=START + timedelta(minutes=45), timezone="Europe/Berlin",
-                            time_format=12, answers={"notes": "bring slides"})
+    cmd = RescheduleCommand(
+        provider="novacal",
+        account="default",
+        booking_id="3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f",
+        start=START,
+        end=START + timedelta(minutes=45),
+        timezone="Europe/Berlin",
+        time_format=12,
+        answers={"notes": "bring slides"},
+    )
     request = PROVIDERS["novacal"].build_request(cmd)
     assert (request.method, request.path) == ("PUT", "/v1/events/3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f")
-    assert request.json == {"start": "2027-11-07T05:30:00Z", "end": "2027-11-07T06:15:00Z",
-                            "timezone": "Europe/Berlin", "time_format": 12,
-                            "form_field_answers": {"notes": "bring slides"}}
+    assert request.json == {
+        "start": "2027-11-07T05:30:00Z",
+        "end": "2027-11-07T06:15:00Z",
+        "timezone": "Europe/Berlin",
+        "time_format": 12,
+        "form_field_answers": {"notes": "bring slides"},
+    }
 
 
 def test_summaries_keep_scheduling_facts_and_drop_personal_data() -> None:
-    iclosed = {"data": {"eventCall": {"id": 1, "dateTime": "x", "inviteeEmail": "sandbox@example.test",
-                                      "inviteeName": "Sam", "questions": [{"a": "b"}], "duration": 30}}}
+    iclosed = {
+        "data": {
+            "eventCall": {
+                "id": 1,
+                "dateTime": "x",
+                "inviteeEmail": "sandbox@example.test",
+                "inviteeName": "Sam",
+                "questions": [{"a": "b"}],
+                "duration": 30,
+            }
+        }
+    }
     assert PROVIDERS["iclosed"].summarise(iclosed) == {"id": 1, "dateTime": "x", "duration": 30}
-    novacal = {"success": True, "data": {"id": "u", "start": "s", "end": "e", "status": "accepted",
-                                         "booker": {"email": "sandbox@example.test"}, "guests": ["g@example.test"],
-                                         "form_field_answers": {"email": "sandbox@example.test"}}}
-    assert PROVIDERS["novacal"].summarise(novacal) == {"id": "u", "start": "s", "end": "e", "status": "accepted"}
+    novacal = {
+        "success": True,
+        "data": {
+            "id": "u",
+            "start": "s",
+            "end": "e",
+            "status": "accepted",
+            "booker": {"email": "sandbox@example.test"},
+            "guests": ["g@example.test"],
+            "form_field_answers": {"email": "sandbox@example.test"},
+        },
+    }
+    assert PROVIDERS["novacal"].summarise(novacal) == {
+        "id": "u",
+        "start": "s",
+        "end": "e",
+        "status": "accepted",
+    }
     assert PROVIDERS["novacal"].summarise("not json") == {}
 
 
 def test_provider_field_errors_map_to_canonical_names() -> None:
-    iclosed = {"message": {"status": 400, "details": {"formErrors": [], "fieldErrors": {"dateTime": ["bad"]}}}}
+    iclosed = {
+        "message": {"status": 400, "details": {"formErrors": [], "fieldErrors": {"dateTime": ["bad"]}}}
+    }
     assert [(p.field, p.message) for p in PROVIDERS["iclosed"].field_errors(iclosed)] == [("start", "bad")]
     novacal = {"success": False, "message": "Validation failed", "details": {"form_field_answers": ["no"]}}
     assert [(p.field, p.message) for p in PROVIDERS["novacal"].field_errors(novacal)] == [("answers", "no")]
@@ -76,18 +136,30 @@ def _client(status: int, body: Any = None, headers: dict[str, str] | None = None
     return ProviderClient(SETTINGS, transport=httpx.MockTransport(answer))
 
 
-CMD = RescheduleCommand(provider="iclosed", account="default", booking_id="1", start=START, end=None, timezone="UTC")
+CMD = RescheduleCommand(
+    provider="iclosed", account="default", booking_id="1", start=START, end=None, timezone="UTC"
+)
 
 
 @pytest.mark.parametrize(
     ("status", "body", "headers", "expected"),
     [
         (404, {"message": "Event call not found"}, None, (404, "booking_not_found", None)),
-        (400, {"message": {"details": {"fieldErrors": {"dateTime": ["x"]}}}}, None, (422, "provider_rejected", None)),
+        (
+            400,
+            {"message": {"details": {"fieldErrors": {"dateTime": ["x"]}}}},
+            None,
+            (422, "provider_rejected", None),
+        ),
         (422, {"message": "bad"}, None, (422, "provider_rejected", None)),
         (401, {"message": "Unauthorized"}, None, (502, "provider_auth_failed", None)),
         (403, {}, None, (502, "provider_auth_failed", None)),
-        (429, {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 7}, {"Retry-After": "3"}, (429, "provider_rate_limited", 3)),
+        (
+            429,
+            {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 7},
+            {"Retry-After": "3"},
+            (429, "provider_rate_limited", 3),
+        ),
         (429, {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 7}, None, (429, "provider_rate_limited", 7)),
         (500, None, None, (502, "provider_error", None)),
         (503, None, None, (502, "provider_error", None)),
@@ -96,7 +168,9 @@ CMD = RescheduleCommand(provider="iclosed", account="default", booking_id="1", s
         (-1, None, None, (502, "provider_unreachable", 1)),
     ],
 )
-def test_provider_answers_map_to_relay_answers(status: int, body: Any, headers: Any, expected: tuple[Any, ...]) -> None:
+def test_provider_answers_map_to_relay_answers(
+    status: int, body: Any, headers: Any, expected: tuple[Any, ...]
+) -> None:
     adapter = PROVIDERS["iclosed"]
     with pytest.raises(RelayError) as caught:
         _client(status, body, headers).send(adapter, adapter.build_request(CMD), "sandbox-token")
@@ -113,8 +187,14 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
 
     client = ProviderClient(SETTINGS, transport=httpx.MockTransport(answer))
     adapter = PROVIDERS["novacal"]
-    cmd = CMD.model_copy(update={"provider": "novacal", "booking_id": "3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f",
-                                 "end": START + timedelta(minutes=30), "time_format": 24})
+    cmd = CMD.model_copy(
+        update={
+            "provider": "novacal",
+            "booking_id": "3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f",
+            "end": START + timedelta(minutes=30),
+            "time_format": 24,
+        }
+    )
     reply = client.send(adapter, adapter.build_request(cmd), "sandbox-novacal")
     assert reply.status == 200
     assert str(seen[0].url) == "https://novacal.invalid/base/v1/events/3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"

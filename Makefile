@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # The Lambda runtime is Python 3.13: use it when the machine has it (pyenv here), else python3.
-PYTHON ?= $(shell command -v python3.13 || ls -d $(HOME)/.pyenv/versions/3.13*/bin/python3 2>/dev/null | tail -n 1 || command -v python3)
+PYTHON ?= $(shell for p in $(HOME)/.pyenv/versions/3.13*/bin/python3 python3.13 python3; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -124,6 +124,7 @@ def start_stack(
     api_port: int | None = 0,
     workers: int = 4,
     extra_env: dict[str, str] | None = None,
+    api_timeout_s: float | None = None,
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests)."""
     started: list[Any] = []
@@ -148,6 +149,7 @@ def start_stack(
                 port=api_port,
                 workers=workers,
                 env=stack.env,
+                timeout_s=api_timeout_s,
             )
         return stack
     except BaseException:

@@ -12,15 +12,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from relay import intake
+from relay.composition import build_service
 from relay.dal import clients
-from relay.dal.records import RecordStore
-from relay.dal.secrets import SecretStore
 from relay.errors import RelayError, malformed, too_large
-from relay.outbound import ProviderClient
-from relay.service import RescheduleService
 from relay.settings import get_settings
 
 if TYPE_CHECKING:
@@ -35,15 +31,7 @@ PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 
 settings = get_settings()
-service = RescheduleService(
-    settings,
-    secrets=SecretStore(clients.secretsmanager(), settings.secrets_max_age_seconds),
-    records=RecordStore(clients.dynamodb(), settings.reschedules_table_name),
-    persistence=DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table_name, boto3_client=clients.dynamodb()
-    ),
-    providers=ProviderClient(settings),
-)
+service = build_service(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from relay.deadline import Deadline
 from relay.errors import RelayError
 from relay.models import RescheduleCommand
 from relay.outbound import ProviderClient, retry_after_seconds
@@ -125,57 +126,117 @@ def test_provider_field_errors_map_to_canonical_names() -> None:
     assert [(p.field, p.message) for p in PROVIDERS["novacal"].field_errors(novacal)] == [("answers", "no")]
 
 
-def _client(status: int, body: Any = None, headers: dict[str, str] | None = None) -> ProviderClient:
-    def answer(request: httpx.Request) -> httpx.Response:
+class Provider429Then:
+    """A scripted provider: answers in turn, recording every request and every sleep."""
+
+    def __init__(self, *answers: tuple[int, Any, dict[str, str] | None]) -> None:
+        self.answers = list(answers)
+        self.requests: list[httpx.Request] = []
+        self.sleeps: list[float] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        status, body, headers = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if status == 0:
             raise httpx.ReadTimeout("slow", request=request)
         if status == -1:
             raise httpx.ConnectError("refused", request=request)
         return httpx.Response(status, json=body, headers=headers)
 
-    return ProviderClient(SETTINGS, transport=httpx.MockTransport(answer))
+    def client(self) -> ProviderClient:
+        # Full jitter picks the top of its range here, so waits are predictable.
+        return ProviderClient(
+            SETTINGS,
+            transport=httpx.MockTransport(self),
+            sleep=self.sleeps.append,
+            jitter=lambda _low, high: high,
+        )
 
 
 CMD = RescheduleCommand(
     provider="iclosed", account="default", booking_id="1", start=START, end=None, timezone="UTC"
 )
+ADAPTER = PROVIDERS["iclosed"]
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "headers", "expected"),
+    ("status", "body", "headers", "expected", "attempts"),
     [
-        (404, {"message": "Event call not found"}, None, (404, "booking_not_found", None)),
+        (404, {"message": "Event call not found"}, None, (404, "booking_not_found", None), 1),
         (
             400,
             {"message": {"details": {"fieldErrors": {"dateTime": ["x"]}}}},
             None,
             (422, "provider_rejected", None),
+            1,
         ),
-        (422, {"message": "bad"}, None, (422, "provider_rejected", None)),
-        (401, {"message": "Unauthorized"}, None, (502, "provider_auth_failed", None)),
-        (403, {}, None, (502, "provider_auth_failed", None)),
+        (422, {"message": "bad"}, None, (422, "provider_rejected", None), 1),
+        (401, {"message": "Unauthorized"}, None, (502, "provider_auth_failed", None), 1),
+        (403, {}, None, (502, "provider_auth_failed", None), 1),
         (
             429,
-            {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 7},
-            {"Retry-After": "3"},
-            (429, "provider_rate_limited", 3),
+            {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 1},
+            {"Retry-After": "1"},
+            (429, "provider_rate_limited", 1),
+            3,
         ),
-        (429, {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 7}, None, (429, "provider_rate_limited", 7)),
-        (500, None, None, (502, "provider_error", None)),
-        (503, None, None, (502, "provider_error", None)),
-        (409, None, None, (502, "provider_error", None)),
-        (0, None, None, (504, "provider_timeout", 1)),
-        (-1, None, None, (502, "provider_unreachable", 1)),
+        (429, {"code": "RATE_LIMIT_EXCEEDED", "retryAfter": 2}, None, (429, "provider_rate_limited", 2), 3),
+        (500, None, None, (502, "provider_error", None), 1),
+        (502, None, None, (503, "provider_unavailable", 1), 3),
+        (503, None, {"Retry-After": "1"}, (503, "provider_unavailable", 1), 3),
+        (504, None, None, (503, "provider_unavailable", 1), 3),
+        (409, None, None, (502, "provider_error", None), 1),
+        (0, None, None, (504, "provider_timeout", 1), 3),
+        (-1, None, None, (503, "provider_unavailable", 1), 3),
     ],
 )
 def test_provider_answers_map_to_relay_answers(
-    status: int, body: Any, headers: Any, expected: tuple[Any, ...]
+    status: int, body: Any, headers: Any, expected: tuple[Any, ...], attempts: int
 ) -> None:
-    adapter = PROVIDERS["iclosed"]
+    provider = Provider429Then((status, body, headers))
     with pytest.raises(RelayError) as caught:
-        _client(status, body, headers).send(adapter, adapter.build_request(CMD), "sandbox-token")
+        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token")
     assert (caught.value.status, caught.value.code, caught.value.retry_after) == expected
+    assert len(provider.requests) == attempts
     assert "sandbox-token" not in str(caught.value.problem())
+
+
+def test_a_retry_that_succeeds_is_a_success() -> None:
+    provider = Provider429Then(
+        (503, None, None), (-1, None, None), (200, {"data": {"eventCall": {"id": 1}}}, None)
+    )
+    reply = provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token")
+    assert reply.status == 200
+    assert len(provider.requests) == 3
+    # Exponential ceilings, full jitter (here: the ceiling itself)
+    assert provider.sleeps == [0.2, 0.4]
+
+
+def test_429_is_never_retried_sooner_than_retry_after() -> None:
+    provider = Provider429Then((429, {}, {"Retry-After": "2"}), (200, {}, None))
+    provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token", Deadline.within(10))
+    assert provider.sleeps == [2.0]
+
+
+def test_no_retry_starts_when_the_deadline_would_pass() -> None:
+    provider = Provider429Then((503, None, {"Retry-After": "5"}), (200, {}, None))
+    with pytest.raises(RelayError) as caught:
+        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token", Deadline.within(3))
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
+        503,
+        "provider_unavailable",
+        5,
+    )
+    assert len(provider.requests) == 1
+    assert provider.sleeps == []
+
+
+def test_rate_limit_longer_than_the_deadline_is_passed_on() -> None:
+    provider = Provider429Then((429, {}, {"Retry-After": "30"}), (200, {}, None))
+    with pytest.raises(RelayError) as caught:
+        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token", Deadline.within(5))
+    assert (caught.value.status, caught.value.retry_after) == (429, 30)
+    assert len(provider.requests) == 1
 
 
 def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:

@@ -7,19 +7,27 @@ answer for it, so the mapping is the same for every provider.
 from __future__ import annotations
 
 import json
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
+from relay.deadline import Deadline
 from relay.errors import RelayError
 from relay.providers.base import OutboundRequest, Provider
 from relay.settings import Settings
 from relay.times import utc_now
 
 MAX_RESPONSE_BYTES = 1024 * 1024
+MAX_ATTEMPTS = 3
+BACKOFF_BASE_SECONDS = 0.2
+BACKOFF_CAP_SECONDS = 2.0
+# Not worth starting an attempt with less time than this left.
+MIN_ATTEMPT_SECONDS = 0.5
 DEFAULT_RETRY_AFTER_SECONDS = 1
 MAX_RETRY_AFTER_SECONDS = 3600
 USER_AGENT = "reschedule-relay/0.1"
@@ -37,39 +45,129 @@ class ProviderError(RelayError):
 
     provider_status: int | None = None
     latency_ms: int = 0
+    retryable: bool = False
+    # The provider's Retry-After in seconds, when it sent one: no retry goes out sooner.
+    wait_at_least: int | None = None
+
+    def final(self) -> ProviderError:
+        """The answer once retries are spent: a provider that keeps failing is unavailable (503)."""
+        if self.retryable and self.status == 502:
+            return self._as(503, "provider_unavailable", f"{self.detail} Retries were exhausted.")
+        return self
+
+    def out_of_time(self) -> ProviderError:
+        """The answer when another attempt would not finish before the deadline."""
+        if self.status in (429, 504):
+            return self
+        return self._as(503, "provider_unavailable", f"{self.detail} No time was left to retry.")
+
+    def _as(self, status: int, code: str, detail: str) -> ProviderError:
+        error = ProviderError(
+            detail,
+            status,
+            code,
+            "Provider unavailable",
+            self.errors,
+            self.retry_after or DEFAULT_RETRY_AFTER_SECONDS,
+        )
+        error.provider_status, error.latency_ms = self.provider_status, self.latency_ms
+        return error
 
 
 def _provider_error(
-    detail: str, status: int, code: str, provider_status: int | None, latency_ms: int, **kwargs: Any
+    detail: str,
+    status: int,
+    code: str,
+    provider_status: int | None,
+    latency_ms: int,
+    *,
+    retryable: bool = False,
+    **kwargs: Any,
 ) -> ProviderError:
     error = ProviderError(detail, status, code, kwargs.pop("title", "Provider error"), **kwargs)
     error.provider_status = provider_status
     error.latency_ms = latency_ms
+    error.retryable = retryable
     return error
 
 
+# Retried: no answer at all, or an answer that says "try again" (contracts: 429 carries Retry-After).
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
 class ProviderClient:
-    def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
+    """Sends a reschedule, retrying what is safe to retry, inside the request's deadline.
+
+    A reschedule is a PUT to a target state: sending it again after an unknown outcome (a timeout,
+    a dropped connection, a 502/503/504) moves the booking to the same time again, which is safe.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self._timeout = httpx.Timeout(
+            connect=settings.provider_connect_timeout_seconds,
+            read=settings.provider_read_timeout_seconds,
+            write=settings.provider_connect_timeout_seconds,
+            pool=settings.provider_connect_timeout_seconds,
+        )
         self._client = httpx.Client(
-            timeout=httpx.Timeout(
-                connect=settings.provider_connect_timeout_seconds,
-                read=settings.provider_read_timeout_seconds,
-                write=settings.provider_connect_timeout_seconds,
-                pool=settings.provider_connect_timeout_seconds,
-            ),
+            timeout=self._timeout,
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             transport=transport,
         )
         self._settings = settings
+        self._sleep = sleep
+        self._jitter = jitter
 
-    def send(self, provider: Provider, request: OutboundRequest, token: str) -> ProviderReply:
+    def send(
+        self, provider: Provider, request: OutboundRequest, token: str, deadline: Deadline | None = None
+    ) -> ProviderReply:
+        deadline = deadline or Deadline.within(self._settings.provider_read_timeout_seconds * MAX_ATTEMPTS)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._send_once(provider, request, token, deadline)
+            except ProviderError as error:
+                if not error.retryable or attempt >= MAX_ATTEMPTS:
+                    raise error.final() from None
+                wait = self._backoff(attempt, error.wait_at_least)
+                if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
+                    raise error.out_of_time() from None
+                self._sleep(wait)
+
+    def _backoff(self, attempt: int, retry_after: int | None) -> float:
+        """Exponential backoff with full jitter; never sooner than the provider's Retry-After."""
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+        wait = self._jitter(0, ceiling)
+        return max(wait, float(retry_after)) if retry_after is not None else wait
+
+    def _send_once(
+        self, provider: Provider, request: OutboundRequest, token: str, deadline: Deadline
+    ) -> ProviderReply:
         # The base URL is configuration; only the adapter's validated path is appended to it.
         url = provider.base_url(self._settings).rstrip("/") + request.path
+        remaining = deadline.remaining()
+        timeout = httpx.Timeout(
+            connect=min(self._timeout.connect or remaining, remaining),
+            read=min(self._timeout.read or remaining, remaining),
+            write=min(self._timeout.write or remaining, remaining),
+            pool=min(self._timeout.pool or remaining, remaining),
+        )
         started = time.perf_counter()
         try:
             response = self._client.request(
-                request.method, url, json=request.json, headers={"Authorization": f"Bearer {token}"}
+                request.method,
+                url,
+                json=request.json,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=timeout,
             )
         except httpx.TimeoutException:
             latency = _elapsed_ms(started)
@@ -81,6 +179,7 @@ class ProviderClient:
                 latency,
                 title="Provider timeout",
                 retry_after=DEFAULT_RETRY_AFTER_SECONDS,
+                retryable=True,
             ) from None
         except httpx.TransportError:
             latency = _elapsed_ms(started)
@@ -91,6 +190,7 @@ class ProviderClient:
                 None,
                 latency,
                 retry_after=DEFAULT_RETRY_AFTER_SECONDS,
+                retryable=True,
             ) from None
         latency = _elapsed_ms(started)
         body = _json_or_none(response)
@@ -111,7 +211,7 @@ def _json_or_none(response: httpx.Response) -> Any:
         return None
 
 
-def retry_after_seconds(response: httpx.Response, body: Any) -> int:
+def retry_after_seconds(response: httpx.Response, body: Any) -> int | None:
     """Retry-After as seconds (it may be a number or an HTTP date); iClosed also puts it in the body."""
     header = response.headers.get("retry-after", "").strip()
     seconds: float | None = None
@@ -125,8 +225,8 @@ def retry_after_seconds(response: httpx.Response, body: Any) -> int:
     if seconds is None and isinstance(body, dict) and isinstance(body.get("retryAfter"), int):
         seconds = body["retryAfter"]
     if seconds is None:
-        return DEFAULT_RETRY_AFTER_SECONDS
-    return max(DEFAULT_RETRY_AFTER_SECONDS, min(MAX_RETRY_AFTER_SECONDS, round(seconds)))
+        return None
+    return max(0, min(MAX_RETRY_AFTER_SECONDS, round(seconds)))
 
 
 def _map_failure(provider: Provider, response: httpx.Response, body: Any, latency: int) -> ProviderError:
@@ -156,16 +256,27 @@ def _map_failure(provider: Provider, response: httpx.Response, body: Any, latenc
         return _provider_error(
             f"{name} refused the relay's credentials.", 502, "provider_auth_failed", status, latency
         )
+    retry_after = retry_after_seconds(response, body) if status in RETRYABLE_STATUSES else None
     if status == 429:
-        return _provider_error(
+        error = _provider_error(
             f"{name} is rate limiting; try again later.",
             429,
             "provider_rate_limited",
             status,
             latency,
             title="Rate limited",
-            retry_after=retry_after_seconds(response, body),
+            retryable=True,
+            retry_after=max(DEFAULT_RETRY_AFTER_SECONDS, retry_after or 0),
         )
-    return _provider_error(
-        f"{name} answered with an error ({status}).", 502, "provider_error", status, latency
-    )
+    else:
+        error = _provider_error(
+            f"{name} answered with an error ({status}).",
+            502,
+            "provider_error",
+            status,
+            latency,
+            retryable=status in RETRYABLE_STATUSES,
+            retry_after=retry_after,
+        )
+    error.wait_at_least = retry_after
+    return error

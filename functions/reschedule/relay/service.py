@@ -7,7 +7,9 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -20,8 +22,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from relay import intake
+from relay.dal.idempotency import RecordingPersistenceLayer
 from relay.dal.records import RecordStore, RecordWriteFailed, booking_key
 from relay.dal.secrets import SecretStore
+from relay.deadline import Deadline
 from relay.errors import RelayError, invalid_field, not_found
 from relay.models import RescheduleCommand, normalise, parse_request
 from relay.outbound import ProviderClient, ProviderError
@@ -29,7 +33,6 @@ from relay.sources import Caller, authenticate, parse_registry
 from relay.times import utc_now
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -40,11 +43,24 @@ logger = Logger(child=True)
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 STORAGE_RETRY_AFTER_SECONDS = 2
+NOT_CONFIGURED_RETRY_AFTER_SECONDS = 60
 IDEMPOTENCY_KEY_PREFIX = "reschedule"
 
 
 def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, "replayed": True} if isinstance(response, dict) else response
+
+
+@dataclass
+class _Outcome:
+    """What `_run` did, kept for the case where Powertools cannot store it afterwards."""
+
+    record: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: RelayError | None = None
+
+
+_outcome: ContextVar[_Outcome | None] = ContextVar("outcome", default=None)
 
 
 class RescheduleService:
@@ -54,13 +70,14 @@ class RescheduleService:
         *,
         secrets: SecretStore,
         records: RecordStore,
-        persistence: BasePersistenceLayer,
+        persistence: RecordingPersistenceLayer,
         providers: ProviderClient,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._settings = settings
         self._secrets = secrets
         self._records = records
+        self._persistence = persistence
         self._providers = providers
         self._new_id = new_id
         self.idempotency = IdempotencyConfig(
@@ -94,15 +111,28 @@ class RescheduleService:
         idempotency_key: str | None,
         context: LambdaContext | None,
     ) -> dict[str, Any]:
-        canonical, names = intake.canonicalise(fields)
-        request = parse_request(canonical, names)
-        command = normalise(request, self._settings, caller.allowed_providers, names)
-        caller.authorise(command.provider, command.account)
-        data = self._idempotency_data(caller, command, idempotency_key)
-        if context is not None:
-            self.idempotency.register_lambda_context(context)
+        """Validate, then run once per key. Every refusal of an authenticated caller is recorded."""
+        command: RescheduleCommand | None = None
         try:
-            result: dict[str, Any] = self._run_once(data=data)
+            canonical, names = intake.canonicalise(fields)
+            request = parse_request(canonical, names)
+            command = normalise(request, self._settings, caller.allowed_providers, names)
+            caller.authorise(command.provider, command.account)
+            data = self._idempotency_data(caller, command, idempotency_key)
+            if context is not None:
+                self.idempotency.register_lambda_context(context)
+            deadline = Deadline.for_invocation(context, self._settings.deadline_safety_margin_seconds)
+            return self._execute(data, deadline)
+        except RelayError as error:
+            if "reschedule_id" not in error.extra:
+                self._record_refusal(caller.name, command, error)
+            raise
+
+    def _execute(self, data: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
+        _outcome.set(None)
+        self._persistence.clear()
+        try:
+            result: dict[str, Any] = self._run_once(data=data, deadline=deadline)
         except IdempotencyAlreadyInProgressError:
             raise RelayError(
                 "The same request is already being processed; try again in a moment.",
@@ -119,6 +149,12 @@ class RescheduleService:
                 "Idempotency key reused",
             ) from None
         except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as exc:
+            return self._storage_failed(exc)
+        return result
+
+    def _storage_failed(self, exc: Exception) -> dict[str, Any]:
+        outcome = _outcome.get()
+        if outcome is None:  # nothing ran: the lock could not be taken, so no provider was called
             logger.warning("idempotency store unavailable", extra={"error": type(exc).__name__})
             raise RelayError(
                 "The relay's storage is unavailable; try again shortly.",
@@ -127,7 +163,13 @@ class RescheduleService:
                 "Dependency unavailable",
                 retry_after=STORAGE_RETRY_AFTER_SECONDS,
             ) from None
-        return result
+        # The provider call happened; only storing its outcome failed. The outcome stands: try the
+        # record once more on its own, and failing that, log it where an operator will find it.
+        self._save_record(outcome.record)
+        if outcome.error is not None:
+            raise outcome.error from None
+        assert outcome.result is not None  # noqa: S101 - set together with the record
+        return outcome.result
 
     def _idempotency_data(
         self, caller: Caller, command: RescheduleCommand, idempotency_key: str | None
@@ -150,19 +192,17 @@ class RescheduleService:
             "command": command_json,
         }
 
-    def _run(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, data: dict[str, Any], deadline: Deadline) -> dict[str, Any]:
         """Runs at most once per key at a time; raising releases the lock so a retry runs again."""
         command = RescheduleCommand.model_validate(data["command"])
-        source = data["source"]
         reschedule_id = self._new_id()
-        adapter = command.adapter
-        attempted_at = utc_now()
+        base = self._record(reschedule_id, data["source"], command, utc_now())
         try:
-            token = self._provider_token(command)
-            request = adapter.build_request(command)
-            reply = self._providers.send(adapter, request, token)
+            reply = self._call_provider(command, deadline)
         except RelayError as error:
-            self._record_failure(reschedule_id, source, command, attempted_at, error)
+            record = base | self._failure(error)
+            error.extra.setdefault("reschedule_id", reschedule_id)
+            self._finish(_Outcome(record, error=error))
             raise
         result = {
             "reschedule_id": reschedule_id,
@@ -174,23 +214,43 @@ class RescheduleService:
             "end": command.local(command.end).isoformat() if command.end else None,
             "timezone": command.timezone,
             "replayed": False,
-            "provider_result": adapter.summarise(reply.body),
+            "provider_result": command.adapter.summarise(reply.body),
         }
-        self._save_record(
-            self._record(reschedule_id, source, command, attempted_at)
-            | {
-                "status": "succeeded",
-                "http_status": 200,
-                "provider_status": reply.status,
-                "latency_ms": reply.latency_ms,
-                "provider_result": result["provider_result"],
-            }
-        )
+        record = base | {
+            "status": "succeeded",
+            "http_status": 200,
+            "provider_status": reply.status,
+            "latency_ms": reply.latency_ms,
+            "provider_result": result["provider_result"],
+        }
+        self._finish(_Outcome(record, result=result))
         return result
 
-    def _provider_token(self, command: RescheduleCommand) -> str:
+    def _finish(self, outcome: _Outcome) -> None:
+        """Hand the record to the store, which writes it with the lock's completion or release."""
+        _outcome.set(outcome)
+        self._persistence.attach(outcome.record)
+        logger.info("reschedule attempt", extra=_summary(outcome.record))
+
+    def _call_provider(self, command: RescheduleCommand, deadline: Deadline) -> Any:
+        adapter = command.adapter
+        request = adapter.build_request(command)
+        try:
+            return self._providers.send(adapter, request, self._provider_token(command), deadline)
+        except ProviderError as error:
+            if error.code != "provider_auth_failed":
+                raise
+        # Refused credentials: the token may have been rotated since it was cached. Read it again, once.
+        logger.warning(
+            "provider refused the cached token; reading it again", extra={"provider": adapter.name}
+        )
+        return self._providers.send(
+            adapter, request, self._provider_token(command, force_fetch=True), deadline
+        )
+
+    def _provider_token(self, command: RescheduleCommand, *, force_fetch: bool = False) -> str:
         name = f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
-        secret = self._secrets.get_json(name)
+        secret = self._secrets.get_json(name, force_fetch=force_fetch)
         token = secret.get("api_key")
         if not isinstance(token, str) or not token.strip():
             raise RelayError(
@@ -198,73 +258,63 @@ class RescheduleService:
                 503,
                 "not_configured",
                 "Relay not configured",
-                retry_after=60,
+                retry_after=NOT_CONFIGURED_RETRY_AFTER_SECONDS,
             )
         for warning in command.adapter.warnings(token):
             logger.warning(warning, extra={"provider": command.provider, "account": command.account})
         return token
 
     def _record(
-        self, reschedule_id: str, source: str, command: RescheduleCommand, attempted_at: Any
+        self, reschedule_id: str, source: str, command: RescheduleCommand | None, attempted_at: datetime
     ) -> dict[str, Any]:
-        return {
+        record: dict[str, Any] = {
             "reschedule_id": reschedule_id,
             "source": source,
-            "provider": command.provider,
-            "account": command.account,
-            "booking_id": command.booking_id,
-            "booking_key": booking_key(command.provider, command.booking_id),
-            "requested_start": command.local(command.start).isoformat(),
-            "requested_end": command.local(command.end).isoformat() if command.end else None,
-            "timezone": command.timezone,
             "attempted_at": attempted_at.isoformat(timespec="milliseconds"),
             "expires_at": int(
                 (attempted_at + timedelta(days=self._settings.record_retention_days)).timestamp()
             ),
         }
+        if command is not None:
+            record |= {
+                "provider": command.provider,
+                "account": command.account,
+                "booking_id": command.booking_id,
+                "booking_key": booking_key(command.provider, command.booking_id),
+                "requested_start": command.local(command.start).isoformat(),
+                "requested_end": command.local(command.end).isoformat() if command.end else None,
+                "timezone": command.timezone,
+            }
+        return record
 
-    def _record_failure(
-        self,
-        reschedule_id: str,
-        source: str,
-        command: RescheduleCommand,
-        attempted_at: Any,
-        error: RelayError,
-    ) -> None:
-        record = self._record(reschedule_id, source, command, attempted_at) | {
+    @staticmethod
+    def _failure(error: RelayError) -> dict[str, Any]:
+        failure: dict[str, Any] = {
             "status": "failed",
             "http_status": error.status,
             "reason": error.code,
             "detail": error.detail,
         }
         if isinstance(error, ProviderError):
-            record |= {"provider_status": error.provider_status, "latency_ms": error.latency_ms}
-        self._save_record(record)
+            failure |= {"provider_status": error.provider_status, "latency_ms": error.latency_ms}
+        return failure
+
+    def _record_refusal(self, source: str, command: RescheduleCommand | None, error: RelayError) -> None:
+        """A refused request of a known caller: recorded with its reason (no body, no personal data)."""
+        reschedule_id = self._new_id()
         error.extra.setdefault("reschedule_id", reschedule_id)
+        self._save_record(self._record(reschedule_id, source, command, utc_now()) | self._failure(error))
 
     def _save_record(self, record: dict[str, Any]) -> None:
-        summary = {
-            k: record.get(k)
-            for k in (
-                "reschedule_id",
-                "source",
-                "provider",
-                "account",
-                "booking_id",
-                "requested_start",
-                "status",
-                "reason",
-                "provider_status",
-                "latency_ms",
-            )
-        }
         try:
             self._records.put(record)
         except RecordWriteFailed as exc:
             # The outcome stands (the booking may have moved); this line is where an operator finds it.
-            logger.error("reschedule attempt NOT recorded", extra={"outcome": summary, "error": str(exc)})
+            logger.error(
+                "reschedule attempt NOT recorded", extra={"outcome": _summary(record), "error": str(exc)}
+            )
             return
-        logger.info("reschedule attempt recorded", extra=summary)
+        logger.info("reschedule attempt recorded", extra=_summary(record))
 
     # -- GET /v1/reschedules/{id} ------------------------------------------------------------------
 
@@ -273,6 +323,23 @@ class RescheduleService:
         if record is None or record.get("source") != caller.name:  # another source's record: not found
             raise not_found("No reschedule with this id.", "reschedule_not_found")
         return public_view(record)
+
+
+def _summary(record: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "reschedule_id",
+        "source",
+        "provider",
+        "account",
+        "booking_id",
+        "requested_start",
+        "status",
+        "reason",
+        "http_status",
+        "provider_status",
+        "latency_ms",
+    )
+    return {k: record[k] for k in keys if record.get(k) is not None}
 
 
 def _looks_like_id(value: str) -> bool:

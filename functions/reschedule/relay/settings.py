@@ -32,6 +32,8 @@ class Settings(BaseModel):
     secrets_max_age_seconds: int = Field(default=300, ge=0, le=3600)
     provider_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
     provider_read_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
+    # Kept back from the invocation's remaining time to write the outcome and answer before the timeout.
+    deadline_safety_margin_seconds: float = Field(default=2.0, ge=0.5, le=10)
 
 
 @lru_cache(maxsize=1)

@@ -30,11 +30,16 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
+def new_client(service: str, **options: Any) -> Any:
+    """A client with the relay's timeouts and retries; `options` (endpoint, region) are for tests."""
+    return _session().client(service, config=_CONFIG, **options)
+
+
 @cache
 def dynamodb() -> Any:
-    return _session().client("dynamodb", config=_CONFIG)
+    return new_client("dynamodb")
 
 
 @cache
 def secretsmanager() -> Any:
-    return _session().client("secretsmanager", config=_CONFIG)
+    return new_client("secretsmanager")

@@ -46,14 +46,17 @@ class RecordStore:
         self._client = client
         self._table = table_name
 
+    def put_request(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The PutItem parameters for one attempt (also used inside a transaction)."""
+        return {
+            "TableName": self._table,
+            "Item": {k: _serializer.serialize(_to_dynamodb(v)) for k, v in record.items() if v is not None},
+            "ConditionExpression": "attribute_not_exists(reschedule_id)",
+        }
+
     def put(self, record: dict[str, Any]) -> None:
-        item = {k: _serializer.serialize(_to_dynamodb(v)) for k, v in record.items() if v is not None}
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(reschedule_id)",
-            )
+            self._client.put_item(**self.put_request(record))
         except (BotoCoreError, ClientError) as exc:
             raise RecordWriteFailed(type(exc).__name__) from exc
 

@@ -1,0 +1,34 @@
+"""The time a request may still spend: the relay must answer before API Gateway gives up (30 s)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+# API Gateway HTTP APIs answer 503 at 30 s whatever the function does; stay clear of it.
+API_GATEWAY_LIMIT_SECONDS = 29.0
+
+
+class HasRemainingTime(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float  # time.monotonic() value
+
+    @classmethod
+    def within(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    @classmethod
+    def for_invocation(cls, context: HasRemainingTime | None, safety_margin_seconds: float) -> Deadline:
+        """The invocation's remaining time less a margin for writing the outcome and answering."""
+        budget = API_GATEWAY_LIMIT_SECONDS
+        if context is not None:
+            budget = min(budget, context.get_remaining_time_in_millis() / 1000)
+        return cls.within(max(0.0, budget - safety_margin_seconds))
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())

@@ -1,0 +1,156 @@
+"""Faults of the relay's own dependencies: Secrets Manager and DynamoDB stopping, and a Lambda that
+dies mid-call. Each test has its own stack, because it stops parts of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ZAPIER, Sandbox, future, lambda_context, new_key
+
+from local.stack import TABLE_NAMES, Stack, start_stack
+from relay.composition import build_service
+from relay.dal.clients import new_client
+from relay.errors import RelayError
+from relay.service import RescheduleService
+from relay.settings import Settings
+from relay.sources import Caller
+
+AUTH = {"authorization": f"Bearer {ZAPIER.api_key}"}
+
+
+@pytest.fixture
+def own_stack() -> Iterator[Stack]:
+    with start_stack(api_port=None) as stack:
+        yield stack
+
+
+def _service(stack: Stack) -> RescheduleService:
+    env = stack.env
+    settings = Settings.model_validate(
+        {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+    )
+    options = {"region_name": "us-east-1", "aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
+    return build_service(
+        settings,
+        dynamodb=new_client("dynamodb", endpoint_url=stack.dynamodb.endpoint, **options),
+        secretsmanager=new_client("secretsmanager", endpoint_url=stack.secrets.endpoint, **options),
+    )
+
+
+def _sandbox(stack: Stack, name: str) -> Sandbox:
+    sb = stack.sandboxes[name]
+    return Sandbox(sb.url, list(sb.bookings))
+
+
+def _reschedule(service: RescheduleService, caller: Caller, fields: dict[str, Any]) -> dict[str, Any]:
+    return service.reschedule(caller, fields, idempotency_key=new_key(), context=lambda_context())
+
+
+def _records(stack: Stack) -> list[dict[str, Any]]:
+    items = stack.client("dynamodb").scan(TableName=TABLE_NAMES["ReschedulesTable"])["Items"]
+    return [{k: next(iter(v.values())) for k, v in item.items()} for item in items]
+
+
+def test_secrets_manager_down_on_a_cold_container_is_503_without_provider_call(own_stack: Stack) -> None:
+    service = _service(own_stack)
+    own_stack.secrets.stop()
+    with pytest.raises(RelayError) as caught:
+        service.authenticate(AUTH)
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
+        503,
+        "secrets_unavailable",
+        5,
+    )
+    assert _sandbox(own_stack, "iclosed").calls() == []
+
+
+def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stack: Stack) -> None:
+    service = _service(own_stack)
+    caller = service.authenticate(AUTH)
+    _reschedule(
+        service, caller, {"provider": "iclosed", "id": 1001, "start": future(days=80), "timezone": "UTC"}
+    )
+    own_stack.secrets.stop()  # the registry and iClosed's token are cached; NovaCal's token is not
+    novacal = _sandbox(own_stack, "novacal")
+    with pytest.raises(RelayError) as caught:
+        _reschedule(
+            service,
+            service.authenticate(AUTH),
+            {"provider": "novacal", "booking_id": novacal.bookings[0], "start": future(days=80) + "Z"},
+        )
+    assert (caught.value.status, caught.value.code) == (503, "secrets_unavailable")
+    assert novacal.calls() == []
+    failed = [r for r in _records(own_stack) if r["status"] == "failed"]
+    assert [(r["reason"], r["provider"]) for r in failed] == [("secrets_unavailable", "novacal")]
+
+
+def test_dynamodb_down_before_the_provider_call_is_503_without_provider_call(own_stack: Stack) -> None:
+    service = _service(own_stack)
+    caller = service.authenticate(AUTH)
+    own_stack.dynamodb.stop()
+    with pytest.raises(RelayError) as caught:
+        _reschedule(
+            service, caller, {"provider": "iclosed", "id": 1002, "start": future(days=81), "timezone": "UTC"}
+        )
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
+        503,
+        "storage_unavailable",
+        2,
+    )
+    assert _sandbox(own_stack, "iclosed").calls() == []
+
+
+def test_provider_success_then_storage_failure_still_answers_success_and_logs_the_outcome(
+    own_stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = _service(own_stack)
+    caller = service.authenticate(AUTH)
+    iclosed = _sandbox(own_stack, "iclosed")
+    iclosed.fault(delay_ms=1500, times=1)
+    # DynamoDB goes away while the provider is working: after the lock, before the outcome is stored
+    threading.Timer(0.5, own_stack.dynamodb.stop).start()
+    result = _reschedule(
+        service, caller, {"provider": "iclosed", "id": 1003, "start": future(days=82), "timezone": "UTC"}
+    )
+    assert result["status"] == "rescheduled"
+    assert len(iclosed.calls()) == 1
+    lost = [
+        r
+        for r in caplog.records
+        if r.levelname == "ERROR" and r.getMessage() == "reschedule attempt NOT recorded"
+    ]
+    assert [(r.outcome["reschedule_id"], r.outcome["status"]) for r in lost] == [  # type: ignore[attr-defined]
+        (result["reschedule_id"], "succeeded")
+    ]
+
+
+def test_a_lambda_that_dies_mid_call_leaves_a_lock_that_expires_with_its_remaining_time() -> None:
+    # The emulator gives each invocation 6 s; the worker is killed while the provider is still working.
+    with start_stack(api_port=0, workers=2, api_timeout_s=6) as stack:
+        assert stack.api is not None
+        url = f"{stack.api.url}/v1/reschedules"
+        iclosed = _sandbox(stack, "iclosed")
+        iclosed.fault(delay_ms=3000, times=1)
+        body = {"provider": "iclosed", "id": 1004, "start": future(days=83), "timezone": "UTC"}
+        headers = AUTH | {"idempotency-key": new_key()}
+        started = time.monotonic()
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(httpx.post, url, json=body, headers=headers, timeout=30)
+            time.sleep(1.0)
+            for pid in stack.api.worker_pids():
+                os.kill(pid, signal.SIGKILL)
+            assert first.result().status_code >= 500  # the gateway's answer for a crashed function
+        # While the dead invocation's time has not run out, the key is still taken
+        assert httpx.post(url, json=body, headers=headers, timeout=30).status_code == 409
+        time.sleep(max(0.0, 6.5 - (time.monotonic() - started)))
+        retried = httpx.post(url, json=body, headers=headers, timeout=30)
+        assert retried.status_code == 200, retried.text
+        assert len(iclosed.calls()) == 2  # the same PUT again: safe, it moves the booking to the same time

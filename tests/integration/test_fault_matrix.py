@@ -1,0 +1,89 @@
+"""The fault matrix: each row a provider fault, driven through the sandbox's fault switches, asserting
+the answer, Retry-After, the number of provider calls and the stored record (README: "What happens
+when things fail")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Invoker, Sandbox, future, new_key
+
+from local.stack import TABLE_NAMES, Stack
+
+# (fault switched on at the sandbox, expected status, code, Retry-After header, provider calls)
+MATRIX = [
+    pytest.param({"status": 503, "times": 2}, 200, None, None, 3, id="503 twice, then success"),
+    pytest.param(
+        {"drop_connection": True, "times": 1}, 200, None, None, 2, id="dropped connection, then success"
+    ),
+    pytest.param({"delay_ms": 2500, "times": 1}, 200, None, None, 2, id="timeout, then success"),
+    pytest.param({"status": 429, "retry_after": 1, "times": 1}, 200, None, None, 2, id="429 then success"),
+    pytest.param({"status": 503, "times": 5}, 503, "provider_unavailable", "1", 3, id="503 throughout"),
+    pytest.param(
+        {"status": 502, "retry_after": 2, "times": 5},
+        503,
+        "provider_unavailable",
+        "2",
+        3,
+        id="502 throughout with Retry-After",
+    ),
+    pytest.param(
+        {"drop_connection": True, "times": 5}, 503, "provider_unavailable", "1", 3, id="unreachable"
+    ),
+    pytest.param({"delay_ms": 2500, "times": 5}, 504, "provider_timeout", "1", 3, id="timeout throughout"),
+    pytest.param(
+        {"status": 429, "retry_after": 60, "times": 5},
+        429,
+        "provider_rate_limited",
+        "60",
+        1,
+        id="429 longer than the deadline",
+    ),
+    pytest.param({"status": 500, "times": 5}, 502, "provider_error", None, 1, id="500 is not retried"),
+    pytest.param({"status": 401, "times": 1}, 200, None, None, 2, id="401 once: token re-read, success"),
+    pytest.param({"status": 403, "times": 5}, 502, "provider_auth_failed", None, 2, id="403 twice"),
+    pytest.param({"status": 404, "times": 1}, 404, "booking_not_found", None, 1, id="404"),
+    pytest.param({"status": 422, "times": 1}, 422, "provider_rejected", None, 1, id="422"),
+]
+
+
+def _record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
+    item = stack.client("dynamodb").get_item(
+        TableName=TABLE_NAMES["ReschedulesTable"], Key={"reschedule_id": {"S": reschedule_id}}
+    )["Item"]
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+@pytest.mark.parametrize(("fault", "status", "code", "retry_after", "calls"), MATRIX)
+def test_fault_matrix(
+    fault: dict[str, Any],
+    status: int,
+    code: str | None,
+    retry_after: str | None,
+    calls: int,
+    invoke: Invoker,
+    sandboxes: dict[str, Sandbox],
+    stack: Stack,
+) -> None:
+    # Given the provider misbehaves this way
+    sandboxes["novacal"].fault(**fault)
+    # When a reschedule arrives
+    answer = invoke(
+        "POST",
+        "/v1/reschedules",
+        headers={"idempotency-key": new_key()},
+        body={
+            "provider": "novacal",
+            "booking_id": sandboxes["novacal"].bookings[1],
+            "start": future(days=70) + "Z",
+        },
+    )
+    # Then the answer, its Retry-After, the calls made and the record are as documented
+    assert answer.status == status, answer.body
+    assert answer.body.get("code") == code
+    assert answer.headers.get("retry-after") == retry_after
+    assert len(sandboxes["novacal"].calls()) == calls
+    record = _record(stack, answer.body["reschedule_id"])
+    assert record["status"] == ("succeeded" if status == 200 else "failed")
+    assert record.get("reason") == code

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from relay import intake
+from relay import api_schema, intake
 from relay.composition import build_service
 from relay.dal import clients
 from relay.errors import RelayError, malformed, too_large
@@ -51,7 +51,12 @@ def _raw_body() -> bytes:
     return body.encode("utf-8", errors="surrogateescape")
 
 
-@app.post("/v1/reschedules")
+@app.post(
+    "/v1/reschedules",
+    summary="Move a booking to a new time",
+    responses=api_schema.POST_RESPONSES,
+    operation_id="createReschedule",
+)
 def create_reschedule() -> Response[str]:
     body = _raw_body()
     if len(body) > intake.MAX_BODY_BYTES:
@@ -59,7 +64,11 @@ def create_reschedule() -> Response[str]:
     headers = app.current_event.headers
     caller = service.authenticate(headers)
     logger.append_keys(source=caller.name)
-    fields = intake.decode_body(body, headers.get("content-type"))
+    try:
+        fields = intake.decode_body(body, headers.get("content-type"))
+    except RelayError as error:
+        service.refused(caller, error)
+        raise
     result = service.reschedule(
         caller, fields, idempotency_key=headers.get("idempotency-key"), context=app.lambda_context
     )
@@ -68,7 +77,12 @@ def create_reschedule() -> Response[str]:
     return _json(200, result, {"Idempotent-Replayed": "true"} if replayed else None)
 
 
-@app.get("/v1/reschedules/<reschedule_id>")
+@app.get(
+    "/v1/reschedules/<reschedule_id>",
+    summary="Read a stored attempt",
+    responses=api_schema.GET_RESPONSES,
+    operation_id="getReschedule",
+)
 def get_reschedule(reschedule_id: str) -> Response[str]:
     caller = service.authenticate(app.current_event.headers)
     record = service.get(caller, reschedule_id)
@@ -76,7 +90,7 @@ def get_reschedule(reschedule_id: str) -> Response[str]:
     return _json(200, record)
 
 
-@app.route("/v1/reschedules", method="OPTIONS")
+@app.route("/v1/reschedules", method="OPTIONS", include_in_schema=False)
 def preflight() -> Response[str]:
     # No browser origins are allowed yet: answer without Access-Control-Allow-Origin, so browsers refuse.
     return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import ZAPIER, Sandbox, future, new_key
 
 from local.stack import Stack
@@ -136,3 +138,26 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
     assert "curl" in output
     assert not (tmp_path / "stack.json").exists()
     assert (tmp_path / "dynamodb-data").is_dir()
+
+
+def _raw_post(stack: Stack, content_length: str, body: bytes) -> bytes:
+    assert stack.api is not None
+    with socket.create_connection(("127.0.0.1", stack.api.port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /v1/reschedules HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {ZAPIER.api_key}\r\nContent-Length: {content_length}\r\n".encode()
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        conn.shutdown(socket.SHUT_WR)
+        return conn.recv(65536)
+
+
+@pytest.mark.parametrize(
+    ("content_length", "body"),
+    [("3", b'{"provider": "iclosed"}'), ("500", b'{"provider": "iclosed"}'), ("abc", b"{}"), ("-5", b"{}")],
+)
+def test_wrong_content_length_gets_a_clear_400_or_422(stack: Stack, content_length: str, body: bytes) -> None:
+    answer = _raw_post(stack, content_length, body)
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (400, 422), answer

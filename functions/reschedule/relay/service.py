@@ -299,6 +299,10 @@ class RescheduleService:
             failure |= {"provider_status": error.provider_status, "latency_ms": error.latency_ms}
         return failure
 
+    def refused(self, caller: Caller, error: RelayError) -> None:
+        """Record a refusal that happened before the request reached `reschedule` (e.g. a broken body)."""
+        self._record_refusal(caller.name, None, error)
+
     def _record_refusal(self, source: str, command: RescheduleCommand | None, error: RelayError) -> None:
         """A refused request of a known caller: recorded with its reason (no body, no personal data)."""
         reschedule_id = self._new_id()

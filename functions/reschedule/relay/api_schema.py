@@ -1,0 +1,128 @@
+"""The HTTP API's documented shapes, for the OpenAPI document (openapi.json) and its conformance tests.
+
+These describe what the handler answers; the handler builds the same shapes from the service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from relay.intake import ALIASES, JSON, MULTIPART, URLENCODED
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    code: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a `code` to act on and the fields at fault."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+    retry_after: int | None = None
+    reschedule_id: str | None = None
+
+
+class RescheduleResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reschedule_id: str
+    status: str = Field(description="'rescheduled'")
+    provider: str
+    account: str
+    booking_id: str
+    start: str = Field(description="The new start, ISO 8601 with the offset of `timezone`.")
+    end: str | None
+    timezone: str
+    replayed: bool = Field(description="True when this is the stored answer to an earlier identical request.")
+    provider_result: dict[str, Any] = Field(description="The provider's answer, trimmed to scheduling facts.")
+
+
+class RescheduleRecord(BaseModel):
+    """One stored attempt, as `GET /v1/reschedules/{id}` returns it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reschedule_id: str
+    status: str = Field(description="'succeeded' or 'failed'")
+    attempted_at: str
+    provider: str | None = None
+    account: str | None = None
+    booking_id: str | None = None
+    requested_start: str | None = None
+    requested_end: str | None = None
+    timezone: str | None = None
+    http_status: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+    provider_status: int | None = None
+    latency_ms: int | None = None
+    provider_result: dict[str, Any] | None = None
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"model": Problem}}}
+
+
+_COMMON = {
+    401: _problem("No, malformed or unknown credentials."),
+    500: _problem("A bug: reported, never expected."),
+    503: _problem("A dependency (Secrets Manager, DynamoDB) is unavailable, or the relay is not configured."),
+}
+
+POST_RESPONSES: dict[int, Any] = {
+    200: {"description": "Rescheduled (or the stored answer to a repeat).",
+          "content": {JSON: {"model": RescheduleResult}}},
+    400: _problem("The body does not parse."),
+    403: _problem("This source may not use the provider or account."),
+    404: _problem("The provider has no such booking."),
+    409: _problem("The same request is still being processed."),
+    413: _problem("The body is over 64 KiB."),
+    415: _problem("Unsupported content type, or a file upload."),
+    422: _problem("Invalid fields, refused by the provider, or an idempotency key reused."),
+    429: _problem("The provider is rate limiting."),
+    502: _problem("The provider failed or refused the relay's token."),
+    504: _problem("The provider did not answer in time."),
+    **_COMMON,
+}
+
+GET_RESPONSES: dict[int, Any] = {
+    200: {"description": "The stored attempt.", "content": {JSON: {"model": RescheduleRecord}}},
+    404: _problem("No such reschedule for this source."),
+    **_COMMON,
+}
+
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "provider": {"type": "string", "enum": ["iclosed", "novacal"]},
+    "account": {"type": "string"},
+    "booking_id": {"type": ["string", "integer"], "description": "iClosed: positive integer; NovaCal: UUID."},
+    "start": {"type": "string", "description": "ISO 8601, with an offset or as wall time in `timezone`."},
+    "date": {"type": "string", "description": "YYYY-MM-DD, with `time`, instead of `start`."},
+    "time": {"type": "string", "description": "HH:MM or H:MM AM/PM, with `date`."},
+    "timezone": {"type": "string", "description": "IANA time zone name."},
+    "end": {"type": "string"},
+    "duration_minutes": {"type": ["integer", "string"]},
+    "reason": {"type": "string"},
+    "notes": {"type": "string"},
+    "user_id": {"type": ["integer", "string"]},
+    "time_format": {"type": ["integer", "string"], "description": "12 or 24"},
+    "answers": {"type": "object", "additionalProperties": {"type": "string"}},
+}
+
+
+def request_body() -> dict[str, Any]:
+    """POST /v1/reschedules's body: canonical fields and their aliases; nothing else is accepted."""
+    properties = {alias: _FIELD_SCHEMAS[canonical] for canonical, names in ALIASES.items() for alias in names}
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    return {"required": True, "content": {media: {"schema": schema} for media in (JSON, URLENCODED, MULTIPART)}}

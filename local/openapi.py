@@ -1,0 +1,45 @@
+"""Writes openapi.json: Powertools' document for the handler's routes, plus the request body it cannot
+infer (the handler decodes three content types itself). `python -m local.openapi` regenerates it;
+tests/unit/test_openapi.py checks the committed file is current."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from local.template import REPO_ROOT
+
+OPENAPI_PATH = REPO_ROOT / "openapi.json"
+TITLE = "Reschedule relay"
+VERSION = "1.0.0"
+# Only names the handler needs at import; nothing is called.
+_IMPORT_ENV = {"IDEMPOTENCY_TABLE_NAME": "relay-idempotency", "RESCHEDULES_TABLE_NAME": "relay-reschedules",
+               "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+
+
+def document() -> dict[str, Any]:
+    for name, value in _IMPORT_ENV.items():
+        os.environ.setdefault(name, value)
+    sys.path.insert(0, str(REPO_ROOT / "functions" / "reschedule"))
+    import app  # noqa: PLC0415 - after the environment is set
+    from relay.api_schema import request_body  # noqa: PLC0415
+
+    doc: dict[str, Any] = json.loads(app.app.get_openapi_json_schema(title=TITLE, version=VERSION))
+    doc["paths"]["/v1/reschedules"]["post"]["requestBody"] = request_body()
+    doc["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},
+    }
+    doc["security"] = [{"bearer": []}, {"apiKey": []}]
+    return doc
+
+
+def render() -> str:
+    return json.dumps(document(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    OPENAPI_PATH.write_text(render())
+    print(f"wrote {OPENAPI_PATH.relative_to(REPO_ROOT)}")

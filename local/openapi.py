@@ -15,8 +15,12 @@ OPENAPI_PATH = REPO_ROOT / "openapi.json"
 TITLE = "Reschedule relay"
 VERSION = "1.0.0"
 # Only names the handler needs at import; nothing is called.
-_IMPORT_ENV = {"IDEMPOTENCY_TABLE_NAME": "relay-idempotency", "RESCHEDULES_TABLE_NAME": "relay-reschedules",
-               "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "true"}
+_IMPORT_ENV = {
+    "IDEMPOTENCY_TABLE_NAME": "relay-idempotency",
+    "RESCHEDULES_TABLE_NAME": "relay-reschedules",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
 
 
 def document() -> dict[str, Any]:

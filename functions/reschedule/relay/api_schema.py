@@ -82,8 +82,10 @@ _COMMON = {
 }
 
 POST_RESPONSES: dict[int, Any] = {
-    200: {"description": "Rescheduled (or the stored answer to a repeat).",
-          "content": {JSON: {"model": RescheduleResult}}},
+    200: {
+        "description": "Rescheduled (or the stored answer to a repeat).",
+        "content": {JSON: {"model": RescheduleResult}},
+    },
     400: _problem("The body does not parse."),
     403: _problem("This source may not use the provider or account."),
     404: _problem("The provider has no such booking."),
@@ -125,4 +127,5 @@ def request_body() -> dict[str, Any]:
     """POST /v1/reschedules's body: canonical fields and their aliases; nothing else is accepted."""
     properties = {alias: _FIELD_SCHEMAS[canonical] for canonical, names in ALIASES.items() for alias in names}
     schema = {"type": "object", "properties": properties, "additionalProperties": False}
-    return {"required": True, "content": {media: {"schema": schema} for media in (JSON, URLENCODED, MULTIPART)}}
+    content = {media: {"schema": schema} for media in (JSON, URLENCODED, MULTIPART)}
+    return {"required": True, "content": content}

@@ -13,6 +13,8 @@ from relay.intake import ALIASES, JSON, MULTIPART, URLENCODED
 
 
 class FieldError(BaseModel):
+    model_config = ConfigDict(defer_build=True)  # built only when the OpenAPI document is generated
+
     field: str
     message: str
     code: str
@@ -21,7 +23,7 @@ class FieldError(BaseModel):
 class Problem(BaseModel):
     """RFC 9457 problem details, with a `code` to act on and the fields at fault."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     type: str
     title: str
@@ -35,7 +37,7 @@ class Problem(BaseModel):
 
 
 class RescheduleResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     reschedule_id: str
     status: str = Field(description="'rescheduled'")
@@ -52,7 +54,7 @@ class RescheduleResult(BaseModel):
 class RescheduleRecord(BaseModel):
     """One stored attempt, as `GET /v1/reschedules/{id}` returns it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     reschedule_id: str
     status: str = Field(description="'succeeded' or 'failed'")

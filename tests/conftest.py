@@ -141,6 +141,16 @@ def invoke(relay_module: Any) -> Invoker:
     return Invoker(relay_module)
 
 
+def stored_record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
+    """The reschedules table item, read straight from DynamoDB Local (values as their wire strings)."""
+    from local.stack import TABLE_NAMES  # noqa: PLC0415
+
+    item = stack.client("dynamodb").get_item(
+        TableName=TABLE_NAMES["ReschedulesTable"], Key={"reschedule_id": {"S": reschedule_id}}
+    )["Item"]
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
 def future(days: int = 30, hour: int = 10, minute: int = 0) -> str:
     """A wall time `days` ahead at hh:mm (no offset), unique per call to keep implicit keys apart."""
     from datetime import date, timedelta  # noqa: PLC0415

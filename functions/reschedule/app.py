@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-tracer = Tracer(patch_modules=["botocore", "httpx"])  # only what the relay calls: patching all costs cold start
+tracer = Tracer(
+    patch_modules=["botocore", "httpx"]
+)  # only what the relay calls: patching all costs cold start
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 

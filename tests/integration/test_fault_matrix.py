@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Invoker, Sandbox, future, new_key
+from conftest import Invoker, Sandbox, future, new_key, stored_record
 
-from local.stack import TABLE_NAMES, Stack
+from local.stack import Stack
 
 # (fault switched on at the sandbox, expected status, code, Retry-After header, provider calls)
 MATRIX = [
@@ -48,13 +48,6 @@ MATRIX = [
 ]
 
 
-def _record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
-    item = stack.client("dynamodb").get_item(
-        TableName=TABLE_NAMES["ReschedulesTable"], Key={"reschedule_id": {"S": reschedule_id}}
-    )["Item"]
-    return {k: next(iter(v.values())) for k, v in item.items()}
-
-
 @pytest.mark.parametrize(("fault", "status", "code", "retry_after", "calls"), MATRIX)
 def test_fault_matrix(
     fault: dict[str, Any],
@@ -84,6 +77,6 @@ def test_fault_matrix(
     assert answer.body.get("code") == code
     assert answer.headers.get("retry-after") == retry_after
     assert len(sandboxes["novacal"].calls()) == calls
-    record = _record(stack, answer.body["reschedule_id"])
+    record = stored_record(stack, answer.body["reschedule_id"])
     assert record["status"] == ("succeeded" if status == 200 else "failed")
     assert record.get("reason") == code

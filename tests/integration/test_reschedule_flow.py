@@ -7,18 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WEBSITE, Invoker, Sandbox, future, new_key
+from conftest import WEBSITE, Invoker, Sandbox, future, new_key, stored_record
 
 from local.stack import TABLE_NAMES, Stack
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
-
-
-def _record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
-    item = stack.client("dynamodb").get_item(
-        TableName=TABLE_NAMES["ReschedulesTable"], Key={"reschedule_id": {"S": reschedule_id}}
-    )["Item"]
-    return {k: next(iter(v.values())) for k, v in item.items()}
 
 
 def _locks(stack: Stack) -> int:
@@ -184,7 +177,7 @@ def test_failed_provider_call_leaves_no_lock_and_a_failure_record(
     assert failed.status == 502
     assert failed.body["code"] == "provider_error"
     assert _locks(stack) == locks_before
-    record = _record(stack, failed.body["reschedule_id"])
+    record = stored_record(stack, failed.body["reschedule_id"])
     assert record["status"] == "failed"
     assert record["reason"] == "provider_error"
     assert record["provider_status"] == "500"
@@ -253,7 +246,7 @@ def test_stored_records_hold_no_personal_data_or_tokens(invoke: Invoker, stack: 
         "/v1/reschedules",
         body={"provider": "iclosed", "id": 1002, "start": future(days=53), "timezone": "UTC"},
     )
-    stored = json.dumps(_record(stack, answer.body["reschedule_id"]))
+    stored = json.dumps(stored_record(stack, answer.body["reschedule_id"]))
     for secret in ("sandbox-invitee", "@example.test", "555", "iclosed-sandbox-token", "sandbox-key-zapier"):
         assert secret not in stored
         assert secret not in json.dumps(answer.body)

@@ -28,21 +28,14 @@ class SecretStore:
             value = self._provider.get(name, max_age=self._max_age, transform="json", force_fetch=force_fetch)
         except TransformParameterError:
             raise _missing(name, "is not valid JSON") from None
-        except GetParameterError as exc:
-            cause = exc.__context__  # Powertools re-raises without `from`, so the boto error is the context
+        except (GetParameterError, BotoCoreError, ClientError) as exc:
+            # Powertools wraps boto errors without `from`, so the boto error is the context.
+            cause = exc.__context__ if isinstance(exc, GetParameterError) else exc
             if (
                 isinstance(cause, ClientError)
                 and cause.response["Error"]["Code"] == "ResourceNotFoundException"
             ):
                 raise _missing(name, "does not exist") from None
-            raise RelayError(
-                "The secret store is unavailable; try again shortly.",
-                503,
-                "secrets_unavailable",
-                "Dependency unavailable",
-                retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
-            ) from exc
-        except (BotoCoreError, ClientError) as exc:  # defensive: Powertools wraps these today
             raise RelayError(
                 "The secret store is unavailable; try again shortly.",
                 503,

@@ -83,6 +83,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     out += _md_table(("figure", "value", "budget", ""), [tuple(row) for row in rows(results)])
+    spread = results.get("cold_start_spread_ms", {})
+    if spread:
+        ranges = ", ".join(f"{name} {low}-{high}" for name, (low, high) in spread.items())
+        out += ["", f"Cold starts, fastest-slowest run (ms): {ranges}."]
+    floor_steps = results.get("cold_start_floor_steps_ms", {})
+    if floor_steps:
+        steps_text = ", ".join(f"{name} {ms:.0f}" for name, ms in floor_steps.items())
+        out += ["", f"The cold-start floor, step by step (median ms): {steps_text}."]
     steps = results.get("init_steps_ms", {})
     if steps:
         out += [

@@ -19,7 +19,7 @@ from local.template import REPO_ROOT
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
 COLD_START_RUNS = 11
-STAGE_RUNS = 3
+STAGE_RUNS = 5
 WARM_ITERATIONS = 400
 WARM_WARMUP = 50
 WARM_BLOCK = 100  # provider delays are armed per block (the sandbox allows at most 1000 at once)
@@ -65,6 +65,9 @@ def summarise_cold(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "cold_start_ms": _median_of(relay, "cold_start_ms"),
         "cold_start_floor_ms": _median_of(floor, "cold_start_ms"),
+        "cold_start_floor_steps_ms": {
+            step: stats.median([s["steps_ms"][step] for s in floor]) for step in floor[0]["steps_ms"]
+        },
         "init_ms": _median_of(relay, "init_ms"),
         "cold_start_first_request_ms": _median_of(relay, "first_request_ms"),
         "cold_start_gc_init_ms": stats.median([s["gc_init"]["ms"] for s in relay]),
@@ -78,6 +81,7 @@ def summarise_cold(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         "cold_start_traced_tracer_active": not traced[0]["tracer_disabled"],
         "cold_start_traced_xray_datagrams": stats.median([s["xray_datagrams"] for s in traced]),
         "cold_start_stderr_lines": sum(len(s["stderr_lines"]) for runs in samples.values() for s in runs),
+        # [min, max] of each kind: this machine is shared, so medians are the figures, mins a hint
         "cold_start_spread_ms": {
             name: [round(min(s["cold_start_ms"] for s in runs)), round(max(s["cold_start_ms"] for s in runs))]
             for name, runs in samples.items()

@@ -34,6 +34,7 @@ FIGURES = (
     ("ddb_getitem_p50_ms", "  GetItem p50, for reference", "{:.1f} ms"),
     ("handler_cpu_new_ms", "Handler CPU per new reschedule (median)", "{:.1f} ms"),
     ("handler_cpu_replay_ms", "Handler CPU per replay (median)", "{:.1f} ms"),
+    ("warm_floor_cpu_ms", "  floor CPU (urllib3 PUT + PutItem), for reference", "{:.1f} ms"),
     ("ddb_calls_new", "DynamoDB round trips, new reschedule", "{:g}"),
     ("ddb_calls_replay", "DynamoDB round trips, replay", "{:g}"),
     ("secrets_calls_warm", "Secrets Manager calls per warm request", "{:g}"),

@@ -135,6 +135,7 @@ def summarise_warm(result: dict[str, Any]) -> dict[str, Any]:
         "handler_cpu_new_ms": stats.median(samples["new_cpu_ms"]),
         "handler_cpu_replay_ms": stats.median(samples["replay_cpu_ms"]),
         "handler_cpu_new_p99_ms": stats.percentile(samples["new_cpu_ms"], 99),
+        "warm_floor_cpu_ms": stats.median(samples["floor_cpu_ms"]),
         "ddb_calls_new": _only(samples["new_dynamodb_calls"], "DynamoDB calls of a new reschedule"),
         "ddb_calls_replay": _only(samples["replay_dynamodb_calls"], "DynamoDB calls of a replay"),
         "ddb_operations_new": _only(result["dynamodb_operations"]["new"], "DynamoDB operations"),

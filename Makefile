@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test lint typecheck unit prereqs clean
+.PHONY: help run test lint typecheck unit prereqs clean bench
 
 help:
 	@echo "make run    - the local stack in the foreground (API on 127.0.0.1:3000, PORT overrides)"
 	@echo "make test   - lint, type checks and every test (starts and stops its own servers)"
+	@echo "make bench  - cold start, warm latency, remote calls, layer size vs budgets -> bench/results.json"
 
 $(STAMP): pyproject.toml
 	@test -x "$(PY)" || "$(PYTHON)" -m venv $(VENV)
@@ -42,6 +43,10 @@ unit: $(STAMP)
 
 test: prereqs lint typecheck
 	$(PY) -m pytest -q
+
+# Starts and stops its own stack; prints a table and writes bench/results.json (exit 0 even over budget).
+bench: prereqs
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

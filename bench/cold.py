@@ -1,0 +1,159 @@
+"""Cold starts: each run is a new process (`bench.cold_child`) with a Lambda-like environment.
+
+Runs are interleaved (one of each mode, then again) so slow drift on the machine affects every
+mode alike; the first round is a discarded warm-up (bytecode caches, the OS file cache).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.lambda_env import lambda_environment
+from bench.layer import LambdaSite
+from bench.workload import PROVIDER, PROVIDER_SECRET_NAME, Reschedule, Workload, lambda_context
+from local.stack import CODE_DIR, TABLE_NAMES, Stack
+
+# A cold start takes about a second here; a child that takes this long is stuck, not slow.
+CHILD_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ColdMode:
+    name: str
+    child: str  # "relay" or "floor" (bench.cold_child)
+    tracing: bool = False  # Tracer active, as template.yaml deploys it (the stack's env disables it)
+    lambda_site: bool = True  # only the layer's and the runtime's packages; else the dev virtualenv
+
+
+MODES = (
+    ColdMode("relay", "relay"),
+    ColdMode("floor", "floor"),
+    ColdMode("relay_traced", "relay", tracing=True),
+    ColdMode("relay_venv", "relay", lambda_site=False),
+)
+
+
+@contextlib.contextmanager
+def xray_sink() -> Iterator[socket.socket]:
+    """A UDP socket standing in for the X-Ray daemon, so traced runs send their segments somewhere."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sink.bind(("127.0.0.1", 0))
+        sink.setblocking(False)
+        yield sink
+    finally:
+        sink.close()
+
+
+def _drain(sink: socket.socket) -> int:
+    received = 0
+    while True:
+        try:
+            sink.recv(65536)
+        except BlockingIOError:
+            return received
+        received += 1
+
+
+def _spec(stack: Stack, reschedule: Reschedule) -> dict[str, Any]:
+    path, body = reschedule.provider_request()
+    return {
+        "event": reschedule.event(),
+        "context": asdict(lambda_context()),
+        "floor": {
+            "secret_id": PROVIDER_SECRET_NAME,
+            "table": TABLE_NAMES["IdempotencyTable"],
+            "item_id": f"floor#{reschedule.key}",
+            "url": stack.sandboxes[PROVIDER].url + path,
+            "body": body,
+        },
+    }
+
+
+def run_child(
+    mode: ColdMode,
+    spec: dict[str, Any],
+    env: dict[str, str],
+    site: LambdaSite,
+    *,
+    extra_args: tuple[str, ...] = (),
+    child: str | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Run one child; returns its result and its stderr (the relay's logs go to stdout)."""
+    env = dict(env)
+    interpreter = [sys.executable, *extra_args]
+    if mode.lambda_site:
+        # -S: no site-packages of the dev virtualenv; the layer and the runtime's boto3 instead.
+        interpreter.append("-S")
+        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.python_path()])
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        result_path = Path(tmp) / "result.json"
+        done = subprocess.run(  # noqa: S603 - our own interpreter and module
+            [*interpreter, "-m", "bench.cold_child", child or mode.child, str(result_path)],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            cwd=CODE_DIR,
+            env=env,
+            timeout=CHILD_TIMEOUT_SECONDS,
+            check=False,
+        )
+        if done.returncode != 0 or not result_path.exists():
+            raise RuntimeError(
+                f"cold-start child ({mode.name}) failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            )
+        result: dict[str, Any] = json.loads(result_path.read_text())
+    return result, done.stderr
+
+
+def _check(mode: ColdMode, result: dict[str, Any]) -> None:
+    if result.get("status") != 200 or (mode.child == "relay" and result.get("replayed") is not False):
+        raise RuntimeError(f"cold-start child ({mode.name}) did not make a new reschedule: {result}")
+
+
+def run_cold_starts(stack: Stack, site: LambdaSite, runs: int) -> dict[str, list[dict[str, Any]]]:
+    """`runs` timed cold starts of each mode, after one discarded warm-up round."""
+    workload = Workload("cold")
+    samples: dict[str, list[dict[str, Any]]] = {mode.name: [] for mode in MODES}
+    with xray_sink() as sink:
+        daemon = f"127.0.0.1:{sink.getsockname()[1]}"
+        for round_number in range(runs + 1):
+            for mode in MODES:
+                env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
+                result, stderr = run_child(mode, _spec(stack, workload.next()), env, site)
+                _check(mode, result)
+                result["stderr_lines"] = [line for line in stderr.splitlines() if line.strip()]
+                result["xray_datagrams"] = _drain(sink)
+                if round_number > 0:
+                    samples[mode.name].append(result)
+    return samples
+
+
+def import_profile(stack: Stack, site: LambdaSite, mode: ColdMode) -> str:
+    """`python -X importtime` output (stderr) of one relay cold start, for attributing init time."""
+    workload = Workload("importtime")
+    with xray_sink() as sink:
+        daemon = f"127.0.0.1:{sink.getsockname()[1]}"
+        env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
+        _, stderr = run_child(mode, _spec(stack, workload.next()), env, site, extra_args=("-X", "importtime"))
+    return stderr
+
+
+def stage_profile(stack: Stack, site: LambdaSite, mode: ColdMode) -> dict[str, Any]:
+    """One relay cold start taken apart step by step (bench.cold_child `stages`)."""
+    workload = Workload("stages")
+    with xray_sink() as sink:
+        daemon = f"127.0.0.1:{sink.getsockname()[1]}"
+        env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
+        result, _ = run_child(mode, _spec(stack, workload.next()), env, site, child="stages")
+    return result

@@ -1,0 +1,47 @@
+"""The environment of a Lambda-like process: what Lambda sets, plus the relay's own settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+
+from bench.workload import FUNCTION_NAME
+from local.stack import CODE_DIR, REGION
+from local.template import REPO_ROOT
+
+# Passed through from the bench's own environment so the interpreter and tools behave.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL")
+
+
+def lambda_environment(relay_env: Mapping[str, str], *, tracing: bool, xray_daemon: str) -> dict[str, str]:
+    """`relay_env` is the stack's relay environment (`Stack.env`).
+
+    With `tracing`, POWERTOOLS_TRACE_DISABLED is dropped (template.yaml sets `Tracing: Active` and
+    does not disable the Tracer) and a sampled X-Ray trace header is set, as Lambda does per
+    invocation; the Tracer then sends segments over UDP to `xray_daemon` (a local sink).
+    """
+    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    env |= {
+        "LAMBDA_TASK_ROOT": str(CODE_DIR),
+        "AWS_LAMBDA_FUNCTION_NAME": FUNCTION_NAME,
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"{time.strftime('%Y/%m/%d')}/[$LATEST]bench",
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_XRAY_DAEMON_ADDRESS": xray_daemon,
+        "TZ": ":UTC",
+        # The bench's child modules live at the repository root; the code dir is the working directory.
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    env |= relay_env
+    if tracing:
+        env.pop("POWERTOOLS_TRACE_DISABLED", None)
+        root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
+        env["_X_AMZN_TRACE_ID"] = f"Root={root};Parent={secrets.token_hex(8)};Sampled=1"
+    return env

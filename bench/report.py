@@ -1,0 +1,120 @@
+"""The results as a table: plain text for `make bench`, Markdown for README.md (`--markdown`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.budgets import BUDGETS
+
+# (results key, label, format); every figure in the table, budgets marked where they apply.
+FIGURES = (
+    ("cold_start_ms", "Cold start: import app + init + first new reschedule (median)", "{:.0f} ms"),
+    (
+        "cold_start_floor_ms",
+        "  floor: import boto3, 2 clients, 1 secret, 1 PutItem, 1 urllib3 PUT",
+        "{:.0f} ms",
+    ),
+    ("cold_start_ratio", "  cold start / floor", "{:.2f}x"),
+    ("init_ms", "  init alone (import app)", "{:.0f} ms"),
+    ("cold_start_first_request_ms", "  first request alone", "{:.0f} ms"),
+    ("cold_start_gc_init_ms", "  garbage collection during init", "{:.0f} ms"),
+    ("cold_start_traced_ms", "Cold start with the Tracer active (as deployed)", "{:.0f} ms"),
+    ("cold_start_traced_ratio", "  traced cold start / floor", "{:.2f}x"),
+    ("init_traced_ms", "  init alone, Tracer active", "{:.0f} ms"),
+    ("cold_start_venv_ms", "Cold start in the dev virtualenv (not Lambda-like)", "{:.0f} ms"),
+    ("warm_new_p50_ms", "Warm new reschedule p50 (provider delay 20 ms)", "{:.1f} ms"),
+    ("warm_new_p99_ms", "Warm new reschedule p99", "{:.1f} ms"),
+    ("warm_new_floor_p50_ms", "  floor p50: urllib3 PUT + 1 PutItem", "{:.1f} ms"),
+    ("warm_new_floor_p99_ms", "  floor p99", "{:.1f} ms"),
+    ("warm_new_p50_ratio", "  new p50 / floor p50", "{:.2f}x"),
+    ("replay_p50_ms", "Replay p50", "{:.1f} ms"),
+    ("replay_p99_ms", "Replay p99", "{:.1f} ms"),
+    ("ddb_roundtrip_p50_ms", "  one DynamoDB round trip p50 (PutItem)", "{:.1f} ms"),
+    ("replay_over_ddb_ms", "  replay p50 - one DynamoDB round trip", "{:.1f} ms"),
+    ("ddb_getitem_p50_ms", "  GetItem p50, for reference", "{:.1f} ms"),
+    ("handler_cpu_new_ms", "Handler CPU per new reschedule (median)", "{:.1f} ms"),
+    ("handler_cpu_replay_ms", "Handler CPU per replay (median)", "{:.1f} ms"),
+    ("warm_floor_cpu_ms", "  floor CPU (urllib3 PUT + PutItem), for reference", "{:.1f} ms"),
+    ("ddb_calls_new", "DynamoDB round trips, new reschedule", "{:g}"),
+    ("ddb_calls_replay", "DynamoDB round trips, replay", "{:g}"),
+    ("secrets_calls_warm", "Secrets Manager calls per warm request", "{:g}"),
+    ("connections_per_100", "TCP connections to the provider per 100 requests", "{:g}"),
+    ("layer_unzipped_mib", "Layer size, unzipped", "{:.1f} MiB"),
+    ("layer_zipped_mib", "Layer size, zipped", "{:.1f} MiB"),
+)
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(label, value, budget, verdict) for every figure present."""
+    budgets = {budget.figure: budget for budget in BUDGETS}
+    table = []
+    for key, label, fmt in FIGURES:
+        if key not in results:
+            continue
+        budget = budgets.get(key)
+        limit = budget.describe() if budget else ""
+        verdict = ("PASS" if budget.passes(results) else "FAIL") if budget else ""
+        table.append((label, fmt.format(results[key]), limit, verdict))
+    return table
+
+
+def text_table(results: dict[str, Any]) -> str:
+    table = rows(results)
+    width = max(len(label) for label, *_ in table)
+    lines = [f"{'figure':<{width}}  {'value':>10}  {'budget':<10}  verdict", "-" * (width + 34)]
+    lines += [
+        f"{label:<{width}}  {value:>10}  {limit:<10}  {verdict}" for label, value, limit, verdict in table
+    ]
+    return "\n".join(lines)
+
+
+def _md_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell.strip() for cell in row) + " |" for row in body]
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The README's Performance tables, regenerated from a results.json."""
+    meta = results["meta"]
+    out = [
+        f"Measured by `make bench` on {meta['date']}: {meta['machine']}, Python {meta['python']}, "
+        f"load average {meta['loadavg_start']} at the start; {meta['cold_start_runs']} cold starts per "
+        f"kind, {meta['warm_iterations']} warm iterations after {meta['warm_warmup']} warm-up ones.",
+        "",
+    ]
+    out += _md_table(("figure", "value", "budget", ""), [tuple(row) for row in rows(results)])
+    spread = results.get("cold_start_spread_ms", {})
+    if spread:
+        ranges = ", ".join(f"{name} {low}-{high}" for name, (low, high) in spread.items())
+        out += ["", f"Cold starts, fastest-slowest run (ms): {ranges}."]
+    floor_steps = results.get("cold_start_floor_steps_ms", {})
+    if floor_steps:
+        steps_text = ", ".join(f"{name} {ms:.0f}" for name, ms in floor_steps.items())
+        out += ["", f"The cold-start floor, step by step (median ms): {steps_text}."]
+    steps = results.get("init_steps_ms", {})
+    if steps:
+        out += [
+            "",
+            "Where a cold start goes (`bench.cold_child stages`, median of runs; ms, GC ms inside):",
+            "",
+        ]
+        out += _md_table(
+            ("step", "ms", "of which GC", "modules"),
+            [(name, f"{s['ms']:.0f}", f"{s['gc_ms']:.0f}", f"{s['modules']}") for name, s in steps.items()],
+        )
+        calls = results.get("init_app_body_calls_ms", {})
+        if calls:
+            out += ["", "Inside app's module body (ms):", ""]
+            out += _md_table(("call", "ms"), [(name, f"{ms:.1f}") for name, ms in calls.items()])
+    families = results.get("import_self_ms_by_family", {})
+    if families:
+        total = results.get("import_self_ms_total", 0.0)
+        out += [
+            "",
+            f"`python -X importtime` on `import app` and the first request: {total:.0f} ms of self time "
+            f"(module bodies included) over {results.get('import_modules', 0)} modules, by family:",
+            "",
+        ]
+        out += _md_table(("family", "self ms"), [(name, f"{ms:.0f}") for name, ms in families.items()])
+    return "\n".join(out)

@@ -1,0 +1,103 @@
+"""The requests the benchmark sends: new reschedules of one iClosed booking, each with its own
+start time and Idempotency-Key, as API Gateway HTTP API v2 events; their replays; the context.
+
+Also the floor's own provider request: the same PUT the relay's iClosed adapter sends, written out
+from the contract, so the floor never imports the relay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from local.emulator import build_event
+from local.lambda_context import LambdaContext, function_arn
+from local.sandbox.iclosed import RESCHEDULE_PATH
+from local.seed import DEMO_SOURCES, PROVIDER_TOKENS, SECRETS_PREFIX
+from local.stack import REGION
+
+FUNCTION_NAME = "reschedule-relay-bench"
+CALLER = DEMO_SOURCES[0]  # the Zapier demo source: may use iClosed
+PROVIDER = "iclosed"
+BOOKING_ID = 1001
+TIMEZONE = "UTC"
+PROVIDER_TOKEN = PROVIDER_TOKENS[PROVIDER]
+PROVIDER_SECRET_NAME = f"{SECRETS_PREFIX}/providers/{PROVIDER}/default"
+# Lambda's timeout in template.yaml; the context's deadline counts down from it.
+FUNCTION_TIMEOUT_SECONDS = 25
+# Start times are spread over quarter hours of the days ahead, so no two requests share one.
+_SLOTS_PER_DAY = 96
+_MAX_DAYS_AHEAD = 700  # the relay refuses starts more than 730 days ahead
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    key: str
+    start: str  # wall time in TIMEZONE, no offset
+
+    def body(self) -> dict[str, Any]:
+        return {"provider": PROVIDER, "booking_id": BOOKING_ID, "start": self.start, "timezone": TIMEZONE}
+
+    def event(self) -> dict[str, Any]:
+        """A fresh API Gateway event (its own request id) for this reschedule; sent twice, a replay."""
+        return build_event(
+            method="POST",
+            raw_path="/v1/reschedules",
+            raw_query="",
+            headers=[
+                ("content-type", "application/json"),
+                ("authorization", f"Bearer {CALLER.api_key}"),
+                ("idempotency-key", self.key),
+            ],
+            body=json.dumps(self.body()).encode(),
+            route_key="POST /v1/reschedules",
+        )
+
+    def provider_request(self) -> tuple[str, dict[str, Any]]:
+        """Path and JSON body of the provider call this reschedule makes (contracts/iclosed.md)."""
+        return RESCHEDULE_PATH, {"id": BOOKING_ID, "dateTime": self.start, "timeZone": TIMEZONE}
+
+
+class Workload:
+    """Unique reschedules: a new key and a new start time each, never repeated within a run."""
+
+    def __init__(self, namespace: str) -> None:
+        self._prefix = f"bench-{namespace}-{uuid.uuid4().hex[:8]}"
+        self._first_day = date.today() + timedelta(days=1)
+        self._count = 0
+
+    def next(self) -> Reschedule:
+        n = self._count
+        self._count += 1
+        day, slot = divmod(n, _SLOTS_PER_DAY)
+        if day >= _MAX_DAYS_AHEAD:
+            raise RuntimeError("the workload ran out of distinct start times")
+        start = (
+            f"{(self._first_day + timedelta(days=day)).isoformat()}T{slot // 4:02d}:{slot % 4 * 15:02d}:00"
+        )
+        return Reschedule(key=f"{self._prefix}-{n}", start=start)
+
+
+def lambda_context(timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS) -> LambdaContext:
+    return LambdaContext(
+        aws_request_id=str(uuid.uuid4()),
+        function_name=FUNCTION_NAME,
+        function_version="$LATEST",
+        invoked_function_arn=function_arn(FUNCTION_NAME, REGION),
+        memory_limit_in_mb="512",
+        log_group_name=f"/aws/lambda/{FUNCTION_NAME}",
+        log_stream_name="bench",
+        deadline_ms=int(time.time() * 1000) + timeout_seconds * 1000,
+    )
+
+
+def check_answer(result: dict[str, Any], *, replayed: bool) -> None:
+    """A measured request must have succeeded as intended, or its timing means nothing."""
+    status = result.get("statusCode")
+    body = json.loads(result.get("body") or "null") if status == 200 else result.get("body")
+    if status != 200 or not isinstance(body, dict) or body.get("replayed") is not replayed:
+        raise RuntimeError(f"unexpected answer (wanted 200, replayed={replayed}): {status} {body!r}")

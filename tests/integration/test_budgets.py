@@ -52,12 +52,6 @@ def _send(invoke: Invoker, reschedule: Reschedule, *, replayed: bool) -> None:
     assert answer.body["replayed"] is replayed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverBudget,
-    reason="today a new reschedule makes 3 DynamoDB round trips: lock PutItem, reschedules-table "
-    "PutItem, idempotency UpdateItem",
-)
 def test_a_new_reschedule_makes_at_most_two_dynamodb_round_trips(
     invoke: Invoker, relay_clients: tuple[Any, Any], workload: Workload, sandboxes: dict[str, Sandbox]
 ) -> None:

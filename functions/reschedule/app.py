@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -14,7 +15,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-from relay import intake
+from relay import cors, forms, intake
+from relay.admission import Admission, Attempt, admit, identify
 from relay.dal import clients
 from relay.dal.records import RecordStore
 from relay.dal.secrets import SecretStore
@@ -22,6 +24,7 @@ from relay.errors import RelayError, malformed, too_large
 from relay.outbound import ProviderClient
 from relay.service import RescheduleService
 from relay.settings import get_settings
+from relay.sources import Registry, RegistryStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,9 +38,11 @@ PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 
 settings = get_settings()
+secrets = SecretStore(clients.secretsmanager(), settings.secrets_max_age_seconds)
+registry = RegistryStore(secrets, settings.secrets_prefix)
 service = RescheduleService(
     settings,
-    secrets=SecretStore(clients.secretsmanager(), settings.secrets_max_age_seconds),
+    secrets=secrets,
     records=RecordStore(clients.dynamodb(), settings.reschedules_table_name),
     persistence=DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table_name, boto3_client=clients.dynamodb()
@@ -63,26 +68,63 @@ def _raw_body() -> bytes:
     return body.encode("utf-8", errors="surrogateescape")
 
 
+def _finish(response: Response[str]) -> Response[str]:
+    """CORS headers on every answer to a browser-reachable route (set by the route, errors included)."""
+    response.headers.update(app.context.get("cors_headers", {}))
+    return response
+
+
+def _to_page(location: str | None) -> Response[str] | None:
+    """A plain HTML form post is sent on to the source's own page (303), never to a URL from the request."""
+    if location is None or not app.context.get("wants_page"):
+        return None
+    return _finish(Response(status_code=303, headers={"Location": location}, body=""))
+
+
+def _admit(sources: Registry, body: bytes) -> Admission:
+    headers = app.current_event.headers
+    attempt = Attempt()
+    app.context["attempt"] = attempt
+    admission = admit(sources, headers, body, now=time.time(), attempt=attempt)
+    logger.append_keys(source=admission.caller.name)
+    return admission
+
+
 @app.post("/v1/reschedules")
 def create_reschedule() -> Response[str]:
+    headers = app.current_event.headers
+    sources = registry.get()
+    app.context["cors_headers"] = cors.response_headers(cors.allowed_origin(sources, headers.get("origin")))
+    app.context["wants_page"] = forms.wants_page(headers)
     body = _raw_body()
     if len(body) > intake.MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {intake.MAX_BODY_BYTES}.")
-    headers = app.current_event.headers
-    caller = service.authenticate(headers)
-    logger.append_keys(source=caller.name)
-    fields = intake.decode_body(body, headers.get("content-type"))
+    admission = _admit(sources, body)
+    link = admission.link
+    if link is not None and link.spam:
+        # Answered as if accepted, so the bot learns nothing; recorded, and no provider is called.
+        reschedule_id = service.record_spam(
+            admission.caller, provider=link.provider, account=link.account, booking_id=link.booking_id
+        )
+        metrics.add_metric(name="Spam", unit=MetricUnit.Count, value=1)
+        page = _to_page(forms.success_location(link.source))
+        return page or _finish(_json(202, {"reschedule_id": reschedule_id, "status": "accepted"}))
     result = service.reschedule(
-        caller, fields, idempotency_key=headers.get("idempotency-key"), context=app.lambda_context
+        admission.caller,
+        admission.fields,
+        idempotency_key=admission.idempotency_key,
+        context=app.lambda_context,
     )
     replayed = bool(result.get("replayed"))
     metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
-    return _json(200, result, {"Idempotent-Replayed": "true"} if replayed else None)
+    page = _to_page(forms.success_location(link.source if link else None))
+    return page or _finish(_json(200, result, {"Idempotent-Replayed": "true"} if replayed else None))
 
 
 @app.get("/v1/reschedules/<reschedule_id>")
 def get_reschedule(reschedule_id: str) -> Response[str]:
-    caller = service.authenticate(app.current_event.headers)
+    caller = identify(registry.get(), app.current_event.headers, now=time.time())
+    logger.append_keys(source=caller.name)
     record = service.get(caller, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return _json(200, record)
@@ -90,20 +132,30 @@ def get_reschedule(reschedule_id: str) -> Response[str]:
 
 @app.route("/v1/reschedules", method="OPTIONS")
 def preflight() -> Response[str]:
-    # No browser origins are allowed yet: answer without Access-Control-Allow-Origin, so browsers refuse.
-    return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
+    origin = app.current_event.headers.get("origin")
+    if not origin:  # not a CORS preflight
+        return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
+    allowed = cors.allowed_origin(registry.get(), origin)
+    app.context["cors_headers"] = cors.response_headers(allowed)
+    return Response(status_code=204, headers=cors.preflight_headers(allowed), body="")
 
 
 def _problem(error: RelayError) -> Response[str]:
+    attempt = app.context.get("attempt")
+    page = _to_page(forms.error_location(attempt.form_source if attempt else None, error.code))
+    if page is not None:
+        return page
     headers = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     instance = app.current_event.request_context.request_id
-    return Response(
-        status_code=error.status,
-        content_type=PROBLEM_JSON,
-        body=json.dumps(error.problem(instance=instance)),
-        headers=headers,
+    return _finish(
+        Response(
+            status_code=error.status,
+            content_type=PROBLEM_JSON,
+            body=json.dumps(error.problem(instance=instance)),
+            headers=headers,
+        )
     )
 
 
@@ -130,7 +182,10 @@ def handle_bug(error: Exception) -> Response[str]:
     return _problem(RelayError("Something went wrong on our side.", 500, "internal_error", "Internal error"))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+# clear_state: a request's keys (its source) must not carry over to the container's next request.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False, clear_state=True
+)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -266,6 +266,31 @@ class RescheduleService:
             return
         logger.info("reschedule attempt recorded", extra=summary)
 
+    # -- spam ---------------------------------------------------------------------------------------
+
+    def record_spam(self, caller: Caller, *, provider: str, account: str, booking_id: str) -> str:
+        """A form post that filled the honeypot: recorded without personal data, no provider called."""
+        reschedule_id = self._new_id()
+        attempted_at = utc_now()
+        self._save_record(
+            {
+                "reschedule_id": reschedule_id,
+                "source": caller.name,
+                "provider": provider,
+                "account": account,
+                "booking_id": booking_id,
+                "booking_key": booking_key(provider, booking_id),
+                "status": "rejected_spam",
+                "http_status": 202,
+                "reason": "honeypot",
+                "attempted_at": attempted_at.isoformat(timespec="milliseconds"),
+                "expires_at": int(
+                    (attempted_at + timedelta(days=self._settings.record_retention_days)).timestamp()
+                ),
+            }
+        )
+        return reschedule_id
+
     # -- GET /v1/reschedules/{id} ------------------------------------------------------------------
 
     def get(self, caller: Caller, reschedule_id: str) -> dict[str, Any]:

@@ -132,6 +132,7 @@ def get_reschedule(reschedule_id: str) -> Response[str]:
 
 @app.route("/v1/reschedules", method="OPTIONS")
 def preflight() -> Response[str]:
+    metrics.add_metric(name="Preflights", unit=MetricUnit.Count, value=1)
     origin = app.current_event.headers.get("origin")
     if not origin:  # not a CORS preflight
         return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")

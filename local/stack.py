@@ -217,10 +217,10 @@ Standard Webhooks -- a signed request from source {signer!r} (needs openssl):
 
 Signed link -- the invitee's link to the demo form page of source {form!r} (valid 24 hours):
   {link["url"]}
-  or post its fields yourself:
+Or post the link's fields yourself, as the form does:
   curl -s -X POST {api}/v1/reschedules {posted} \\
     --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
-  mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
+Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
 
 Read a stored outcome:
   curl -s {api}/v1/reschedules/<reschedule_id> -H 'Authorization: Bearer {key}'

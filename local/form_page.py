@@ -1,8 +1,9 @@
 """A business's reschedule page, for the local stack and the browser tests.
 
-- `GET /reschedule?source=..&provider=..&booking_id=..&expires=..&token=..` (a signed link): a plain
-  HTML form that posts to the relay, the link's values as hidden fields, a honeypot field hidden
-  from humans, and the new date, time and time zone to fill in.
+- `GET /reschedule?source=..&provider=..&booking_id=..&expires=..&token=..` (a signed link): the
+  README's copy-paste form, posting to the relay: the link's values become hidden fields, a
+  honeypot field is hidden from humans, and the invitee picks the new date and time (the browser's
+  time zone is sent along).
 - `GET /rescheduled` and `GET /reschedule-failed`: where the relay sends the browser afterwards
   (303), showing `status` and `code` from the query.
 - `GET /`: an empty page, a place to run `fetch()` from this origin.
@@ -18,27 +19,42 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-# Only the link's own fields become hidden fields; anything else in the query is ignored.
-LINK_QUERY_FIELDS = ("source", "provider", "account", "booking_id", "expires", "token")
 STOP_POLL_SECONDS = 0.1
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto}}
-.hp{{position:absolute;left:-10000px}}</style>
+<style>body{{font-family:sans-serif;max-width:32rem;margin:2rem auto}}</style>
 </head><body>{body}</body></html>
 """
 
-_FORM = """<h1>Move your booking</h1>
-<form id="reschedule" method="post" action="{action}">
-{hidden}
-<div class="hp" aria-hidden="true"><label>Leave this empty <input name="{honeypot}" tabindex="-1"
- autocomplete="off"></label></div>
-<label>New date <input name="date" type="date" required></label>
-<label>New time <input name="time" type="time" required></label>
-<label>Time zone <input name="timezone" value="Europe/Berlin" required></label>
-<button id="submit" type="submit">Move my booking</button>
+# The page's form, exactly as README.md gives it to copy (a test keeps the two the same). Static
+# HTML: a small script copies the link's fields from the address into hidden fields.
+README_ACTION = "https://YOUR-API-ID.execute-api.us-east-1.amazonaws.com/v1/reschedules"
+README_HONEYPOT = "website"
+FORM_SNIPPET = """<form id="reschedule" method="post"
+      action="https://YOUR-API-ID.execute-api.us-east-1.amazonaws.com/v1/reschedules">
+  <label>New date <input name="date" type="date" required></label>
+  <label>New time <input name="time" type="time" required></label>
+  <input type="hidden" name="timezone">
+  <!-- The honeypot: hidden from people, so only bots fill it in. Its name is the source's "honeypot". -->
+  <div style="position: absolute; left: -10000px" aria-hidden="true">
+    <label>Leave this empty <input name="website" tabindex="-1" autocomplete="off"></label>
+  </div>
+  <button id="submit" type="submit">Move my booking</button>
 </form>
+<script>
+  // The link's fields become hidden fields: they name the booking and prove the link is genuine.
+  const form = document.getElementById("reschedule");
+  const link = new URLSearchParams(location.search);
+  for (const name of ["source", "provider", "account", "booking_id", "expires", "token"]) {
+    if (link.has(name)) {
+      const field = Object.assign(document.createElement("input"), {type: "hidden", name});
+      field.value = link.get(name);
+      form.append(field);
+    }
+  }
+  form.elements.timezone.value = Intl.DateTimeFormat().resolvedOptions().timeZone;
+</script>
 """
 
 
@@ -66,14 +82,10 @@ class FormPage:
 
     def render(self, path: str, query: dict[str, str]) -> tuple[int, str]:
         if path == "/reschedule":
-            hidden = "\n".join(
-                f'<input type="hidden" name="{name}" value="{html.escape(query[name])}">'
-                for name in LINK_QUERY_FIELDS
-                if name in query
+            form = FORM_SNIPPET.replace(README_ACTION, html.escape(f"{self.api_url}/v1/reschedules")).replace(
+                f'name="{README_HONEYPOT}"', f'name="{html.escape(self.honeypot)}"'
             )
-            action = html.escape(f"{self.api_url}/v1/reschedules")
-            form = _FORM.format(action=action, hidden=hidden, honeypot=html.escape(self.honeypot))
-            return 200, _PAGE.format(title="Move your booking", body=form)
+            return 200, _PAGE.format(title="Move your booking", body="<h1>Move your booking</h1>\n" + form)
         if path == "/rescheduled":
             return 200, _PAGE.format(
                 title="Booking moved", body="<h1 id='result'>Your booking was moved.</h1>"

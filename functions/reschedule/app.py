@@ -24,7 +24,7 @@ from relay.errors import RelayError, malformed, too_large
 from relay.outbound import ProviderClient
 from relay.service import RescheduleService
 from relay.settings import get_settings
-from relay.sources import Registry, RegistryStore
+from relay.sources import Registry
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -38,11 +38,9 @@ PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 
 settings = get_settings()
-secrets = SecretStore(clients.secretsmanager(), settings.secrets_max_age_seconds)
-registry = RegistryStore(secrets, settings.secrets_prefix)
 service = RescheduleService(
     settings,
-    secrets=secrets,
+    secrets=SecretStore(clients.secretsmanager(), settings.secrets_max_age_seconds),
     records=RecordStore(clients.dynamodb(), settings.reschedules_table_name),
     persistence=DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table_name, boto3_client=clients.dynamodb()
@@ -93,7 +91,7 @@ def _admit(sources: Registry, body: bytes) -> Admission:
 @app.post("/v1/reschedules")
 def create_reschedule() -> Response[str]:
     headers = app.current_event.headers
-    sources = registry.get()
+    sources = service.sources()
     app.context["cors_headers"] = cors.response_headers(cors.allowed_origin(sources, headers.get("origin")))
     app.context["wants_page"] = forms.wants_page(headers)
     body = _raw_body()
@@ -123,7 +121,7 @@ def create_reschedule() -> Response[str]:
 
 @app.get("/v1/reschedules/<reschedule_id>")
 def get_reschedule(reschedule_id: str) -> Response[str]:
-    caller = identify(registry.get(), app.current_event.headers, now=time.time())
+    caller = identify(service.sources(), app.current_event.headers, now=time.time())
     logger.append_keys(source=caller.name)
     record = service.get(caller, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
@@ -136,7 +134,7 @@ def preflight() -> Response[str]:
     origin = app.current_event.headers.get("origin")
     if not origin:  # not a CORS preflight
         return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
-    allowed = cors.allowed_origin(registry.get(), origin)
+    allowed = cors.allowed_origin(service.sources(), origin)
     app.context["cors_headers"] = cors.response_headers(allowed)
     return Response(status_code=204, headers=cors.preflight_headers(allowed), body="")
 
@@ -162,6 +160,9 @@ def _problem(error: RelayError) -> Response[str]:
 
 @app.exception_handler(RelayError)  # type: ignore[untyped-decorator]
 def handle_relay_error(error: RelayError) -> Response[str]:
+    attempt = app.context.get("attempt")
+    if attempt is not None and attempt.caller is not None:
+        logger.append_keys(source=attempt.caller.name)
     logger.info("request refused", extra={"status": error.status, "reason": error.code})
     metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
     if error.code.startswith("provider_") and error.status >= 500:

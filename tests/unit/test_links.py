@@ -198,6 +198,21 @@ def test_the_source_is_known_for_the_error_page_even_when_the_link_fails() -> No
     with pytest.raises(RelayError):
         admit(REGISTRY, URLENCODED, form_body(posted(minted(), token="x" * 43)), now=NOW, attempt=attempt)
     assert attempt.form_source is SOURCE
+    assert attempt.caller is None  # not authenticated
+
+
+def test_a_caller_that_authenticated_is_known_when_its_body_then_fails() -> None:
+    attempt = Attempt()
+    with pytest.raises(RelayError) as caught:
+        admit(
+            REGISTRY,
+            {"x-api-key": "sandbox-k", "content-type": "application/json"},
+            b"{",
+            now=NOW,
+            attempt=attempt,
+        )
+    assert caught.value.code == "invalid_json"
+    assert attempt.caller is not None and attempt.caller.name == "zap"
 
 
 @pytest.mark.parametrize(

@@ -37,9 +37,12 @@ class Admission:
 
 @dataclass
 class Attempt:
-    """What is known about a request so far, so that a failure can still be answered the form's way."""
+    """What is known about a request so far, for answering (and logging) a failure that comes later."""
 
+    # The form source the body names, even before its link is checked: its error page is the answer.
     form_source: SignedLinkSource | None = None
+    # The authenticated caller, once known (a body that fails to decode after that is still theirs).
+    caller: Caller | None = None
 
 
 def _missing() -> RelayError:
@@ -62,14 +65,17 @@ def admit(
     now: float,
     attempt: Attempt | None = None,
 ) -> Admission:
+    attempt = attempt or Attempt()
     content_type = headers.get("content-type")
     if signatures.carries_signature(headers):
         signed = signatures.verify(registry, headers, body, now=now)
+        attempt.caller = signed.caller
         fields = intake.decode_body(body, content_type)
         return Admission(signed.caller, fields, headers.get("idempotency-key") or signed.webhook_id)
     if _presents_api_key(headers):
-        caller = authenticate(registry, headers)
-        return Admission(caller, intake.decode_body(body, content_type), headers.get("idempotency-key"))
+        attempt.caller = authenticate(registry, headers)
+        fields = intake.decode_body(body, content_type)
+        return Admission(attempt.caller, fields, headers.get("idempotency-key"))
     try:
         fields = intake.decode_body(body, content_type)
     except RelayError:
@@ -77,9 +83,9 @@ def admit(
     if not any(name in fields for name in LINK_FIELDS):
         raise _missing()
     named = links.named_source(registry, fields)
-    if attempt is not None and named is not None:
-        attempt.form_source = named[1]
+    attempt.form_source = named[1] if named else None
     link = links.verify(registry, fields, now=now)
+    attempt.caller = link.caller
     origin = headers.get("origin")
     if origin is not None and origin not in link.source.origins:
         raise forbidden("This page's origin may not post this source's form.", "origin_not_allowed")

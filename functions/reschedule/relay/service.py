@@ -25,7 +25,7 @@ from relay.dal.secrets import SecretStore
 from relay.errors import RelayError, invalid_field, not_found
 from relay.models import RescheduleCommand, normalise, parse_request
 from relay.outbound import ProviderClient, ProviderError
-from relay.sources import Caller, authenticate, parse_registry
+from relay.sources import Caller, Registry, authenticate, parse_registry
 from relay.times import utc_now
 
 if TYPE_CHECKING:
@@ -83,6 +83,10 @@ class RescheduleService:
     def authenticate(self, headers: Mapping[str, str]) -> Caller:
         raw = self._secrets.get_json(f"{self._settings.secrets_prefix}/sources")
         return authenticate(parse_registry(raw), headers)
+
+    def sources(self) -> Registry:
+        """The sources registry, read through the container's secret cache (relay/admission.py uses it)."""
+        return parse_registry(self._secrets.get_json(f"{self._settings.secrets_prefix}/sources"))
 
     # -- POST /v1/reschedules ----------------------------------------------------------------------
 

@@ -25,16 +25,13 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from relay.errors import RelayError, forbidden, unauthenticated
 from relay.intake import CANONICAL_BY_NAME
-
-if TYPE_CHECKING:
-    from relay.dal.secrets import SecretStore
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_API_KEY_LENGTH = 512
@@ -226,17 +223,6 @@ def parse_registry(raw: dict[str, Any]) -> Registry:
             "Relay not configured",
             retry_after=RETRY_AFTER_MISCONFIGURED_SECONDS,
         ) from None
-
-
-class RegistryStore:
-    """The sources registry, read through the container's secret cache."""
-
-    def __init__(self, secrets: SecretStore, prefix: str) -> None:
-        self._secrets = secrets
-        self.secret_name = f"{prefix}/sources"
-
-    def get(self) -> Registry:
-        return parse_registry(self._secrets.get_json(self.secret_name))
 
 
 def presented_api_key(headers: Mapping[str, str]) -> str | None:

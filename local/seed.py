@@ -1,13 +1,15 @@
-"""Demo data for the local stack: sandbox provider tokens and a demo source in Secrets Manager.
+"""Demo data for the local stack: sandbox provider tokens and demo sources in Secrets Manager.
 
-All values are obviously fake (`sandbox-...`); nothing here is used outside the local stack and tests.
+One demo source per kind of caller (plus a second API-key source limited to NovaCal). All values are
+obviously fake (`sandbox-...`); nothing here is used outside the local stack and tests.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
 
 from local.secrets_emulator import put_secret_json
 
@@ -17,34 +19,128 @@ PROVIDER_TOKENS = {
     "iclosed": "iclosed-sandbox-token-0001",
     "novacal": "sandbox-novacal-token-0001",
 }
+BOTH_PROVIDERS = {"iclosed": ["default"], "novacal": ["default"]}
+# Where `make run` serves the demo form page when PORT is the default (the stack uses the real one).
+DEFAULT_FORM_ORIGIN = "http://127.0.0.1:3001"
+
+
+def whsec(raw: bytes) -> str:
+    """A Standard Webhooks signing secret: `whsec_` + base64 of the key."""
+    return "whsec_" + base64.b64encode(raw).decode()
 
 
 @dataclass(frozen=True)
 class DemoSource:
+    """A caller with an API key (Zapier, a partner's backend)."""
+
+    kind: ClassVar[str] = "api_key"
     name: str
     api_key: str
     providers: dict[str, list[str]] = field(default_factory=dict)
 
     def registry_entry(self) -> dict[str, Any]:
         return {
-            "kind": "api_key",
+            "kind": self.kind,
             "api_key_sha256": [hashlib.sha256(self.api_key.encode()).hexdigest()],
             "providers": self.providers,
         }
 
+    def caller_info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "api_key": self.api_key, "providers": sorted(self.providers)}
 
-DEMO_SOURCES = (
-    DemoSource(
-        "zapier-demo", "sandbox-key-zapier-demo-0001", {"iclosed": ["default"], "novacal": ["default"]}
-    ),
-    # A second caller limited to one provider: shows the allow-list, and keeps sources' records apart.
-    DemoSource("website-demo", "sandbox-key-website-demo-0001", {"novacal": ["default"]}),
+
+@dataclass(frozen=True)
+class DemoSigningSource:
+    """A sender that signs its requests (Standard Webhooks); `secrets[0]` is the one it signs with."""
+
+    kind: ClassVar[str] = "standard_webhooks"
+    name: str
+    secrets: tuple[str, ...]
+    providers: dict[str, list[str]] = field(default_factory=dict)
+
+    def registry_entry(self) -> dict[str, Any]:
+        return {"kind": self.kind, "secrets": list(self.secrets), "providers": self.providers}
+
+    def caller_info(self) -> dict[str, Any]:
+        return {"kind": self.kind, "secret": self.secrets[0], "providers": sorted(self.providers)}
+
+
+@dataclass(frozen=True)
+class DemoLinkSource:
+    """A public web form with signed links; its pages live at `origin` (the stack serves them)."""
+
+    kind: ClassVar[str] = "signed_link"
+    name: str
+    link_secrets: tuple[str, ...]
+    providers: dict[str, list[str]] = field(default_factory=dict)
+    origin: str = DEFAULT_FORM_ORIGIN
+    honeypot: str = "website"
+
+    @property
+    def pages(self) -> dict[str, str]:
+        return {
+            "form_url": f"{self.origin}/reschedule",
+            "success_url": f"{self.origin}/rescheduled",
+            "error_url": f"{self.origin}/reschedule-failed",
+        }
+
+    def at(self, origin: str) -> DemoLinkSource:
+        return replace(self, origin=origin)
+
+    def registry_entry(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "link_secrets": list(self.link_secrets),
+            "providers": self.providers,
+            "origins": [self.origin],
+            "honeypot": self.honeypot,
+            **self.pages,
+        }
+
+    def caller_info(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "link_secret": self.link_secrets[0],
+            "origins": [self.origin],
+            "honeypot": self.honeypot,
+            "providers": sorted(self.providers),
+            **self.pages,
+        }
+
+
+AnyDemoSource = DemoSource | DemoSigningSource | DemoLinkSource
+
+ZAPIER_DEMO = DemoSource("zapier-demo", "sandbox-key-zapier-demo-0001", BOTH_PROVIDERS)
+# A second API-key caller limited to one provider: shows the allow-list, and keeps sources' records apart.
+WEBSITE_DEMO = DemoSource("website-demo", "sandbox-key-website-demo-0001", {"novacal": ["default"]})
+# Two secrets at once, as during a rotation: the sender signs with the first, either verifies.
+SIGNING_DEMO = DemoSigningSource(
+    "signing-demo",
+    (whsec(b"sandbox-signing-secret-0001"), whsec(b"sandbox-signing-secret-0002")),
+    BOTH_PROVIDERS,
 )
+FORM_DEMO = DemoLinkSource(
+    "form-demo",
+    ("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
+    BOTH_PROVIDERS,
+)
+DEMO_SOURCES: tuple[AnyDemoSource, ...] = (ZAPIER_DEMO, WEBSITE_DEMO, SIGNING_DEMO, FORM_DEMO)
+
+
+def demo_sources(form_origin: str | None = None) -> tuple[AnyDemoSource, ...]:
+    """The demo sources, with the form source's pages at `form_origin` when given."""
+    if form_origin is None:
+        return DEMO_SOURCES
+    return tuple(s.at(form_origin) if isinstance(s, DemoLinkSource) else s for s in DEMO_SOURCES)
+
+
+def registry(sources: tuple[AnyDemoSource, ...]) -> dict[str, Any]:
+    return {"sources": {s.name: s.registry_entry() for s in sources}}
 
 
 def seed_secrets(
-    client: Any, sources: tuple[DemoSource, ...] = DEMO_SOURCES, prefix: str = SECRETS_PREFIX
+    client: Any, sources: tuple[AnyDemoSource, ...] = DEMO_SOURCES, prefix: str = SECRETS_PREFIX
 ) -> None:
     for provider, token in PROVIDER_TOKENS.items():
         put_secret_json(client, f"{prefix}/providers/{provider}/default", {"api_key": token})
-    put_secret_json(client, f"{prefix}/sources", {"sources": {s.name: s.registry_entry() for s in sources}})
+    put_secret_json(client, f"{prefix}/sources", registry(sources))

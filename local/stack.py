@@ -6,6 +6,7 @@ and the API emulator in front of the real handler. Used by `make run` and by the
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -21,9 +22,19 @@ import boto3
 
 from local.dynamodb_local import DynamoDBLocal, start_dynamodb_local
 from local.emulator import ApiEmulator, start_emulator
+from local.form_page import FormPage, start_form_page
 from local.sandbox import PROVIDERS, SandboxProvider, start_sandbox
 from local.secrets_emulator import SecretsEmulator, start_secrets_emulator
-from local.seed import DEMO_SOURCES, PROVIDER_TOKENS, SECRETS_PREFIX, seed_secrets
+from local.seed import (
+    FORM_DEMO,
+    PROVIDER_TOKENS,
+    SECRETS_PREFIX,
+    AnyDemoSource,
+    demo_sources,
+    registry,
+    seed_secrets,
+)
+from local.sign_link import mint_link
 from local.tables import create_tables
 from local.template import REPO_ROOT, TEMPLATE_PATH
 
@@ -50,6 +61,9 @@ class Stack:
     sandboxes: dict[str, SandboxProvider]
     env: dict[str, str]
     api: ApiEmulator | None = None
+    # The demo form source's pages (its origin is the one the registry allows).
+    form_page: FormPage | None = None
+    sources: tuple[AnyDemoSource, ...] = ()
     _stopped: bool = field(default=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -66,15 +80,13 @@ class Stack:
         """What `.local/stack.json` holds: everything a caller needs to try the relay."""
         return {
             "api_url": self.api.url if self.api else None,
-            "sources": {
-                s.name: {"kind": "api_key", "api_key": s.api_key, "providers": sorted(s.providers)}
-                for s in DEMO_SOURCES
-            },
+            "sources": {s.name: s.caller_info() for s in self.sources},
             "providers": {
                 name: {"url": sb.url, "bookings": list(sb.bookings)} for name, sb in self.sandboxes.items()
             },
             "dynamodb_endpoint": self.dynamodb.endpoint,
             "secrets_endpoint": self.secrets.endpoint,
+            "secrets_prefix": SECRETS_PREFIX,
             "tables": dict(TABLE_NAMES),
         }
 
@@ -84,6 +96,7 @@ class Stack:
         self._stopped = True
         for stopper in (
             ([self.api.stop] if self.api else [])
+            + ([self.form_page.stop] if self.form_page else [])
             + [sb.stop for sb in self.sandboxes.values()]
             + [self.secrets.stop, self.dynamodb.stop]
         ):
@@ -125,8 +138,12 @@ def start_stack(
     workers: int = 4,
     extra_env: dict[str, str] | None = None,
     api_timeout_s: float | None = None,
+    form_port: int = 0,
 ) -> Stack:
-    """Start every component; `api_port=None` starts no API emulator (in-process tests)."""
+    """Start every component; `api_port=None` starts no API emulator (in-process tests).
+
+    The demo form page starts first: the form source's allowed origin is its address.
+    """
     started: list[Any] = []
     try:
         dynamodb = start_dynamodb_local(db_path=STATE_DIR / "dynamodb-data" if persist else None)
@@ -137,10 +154,13 @@ def start_stack(
         for name in PROVIDERS:
             sandboxes[name] = start_sandbox(name, token=PROVIDER_TOKENS[name])
             started.append(sandboxes[name])
+        form_page = start_form_page(honeypot=FORM_DEMO.honeypot, port=form_port)
+        started.append(form_page)
         env = relay_environment(dynamodb, secrets, sandboxes) | (extra_env or {})
-        stack = Stack(dynamodb, secrets, sandboxes, env)
+        sources = demo_sources(form_page.url)
+        stack = Stack(dynamodb, secrets, sandboxes, env, form_page=form_page, sources=sources)
         create_tables(stack.client("dynamodb"), TABLE_NAMES)
-        seed_secrets(stack.client("secretsmanager"))
+        seed_secrets(stack.client("secretsmanager"), sources)
         if api_port is not None:
             stack.api = start_emulator(
                 handler="app:lambda_handler",
@@ -151,6 +171,7 @@ def start_stack(
                 env=stack.env,
                 timeout_s=api_timeout_s,
             )
+            form_page.api_url = stack.api.url
         return stack
     except BaseException:
         for component in reversed(started):
@@ -159,25 +180,49 @@ def start_stack(
         raise
 
 
-def curl_examples(info: dict[str, Any]) -> str:
+def _first(info: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+    return next((name, s) for name, s in info["sources"].items() if s["kind"] == kind)
+
+
+def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
+    """Commands to paste, one per kind of caller; the form example carries a freshly minted link."""
     api = info["api_url"]
-    source = next(iter(info["sources"].values()))
-    key = source["api_key"]
-    iclosed = info["providers"]["iclosed"]["bookings"][0]
-    novacal = info["providers"]["novacal"]["bookings"][0]
+    _, keyed = _first(info, "api_key")
+    key = keyed["api_key"]
+    signer, signing = _first(info, "standard_webhooks")
+    hexkey = base64.b64decode(signing["secret"].removeprefix("whsec_")).hex()
+    form, _ = _first(info, "signed_link")
+    iclosed = info["providers"]["iclosed"]["bookings"]
+    novacal = info["providers"]["novacal"]["bookings"]
     day = (date.today() + timedelta(days=30)).isoformat()
+    link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
+    posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
     return f"""
-Reschedule an iClosed booking (JSON, as Zapier sends it):
+API key -- reschedule an iClosed booking (JSON, as Zapier sends it):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' \\
     -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \\
-    -d '{{"provider": "iclosed", "booking_id": {iclosed}, "start": "{day}T10:00:00",
+    -d '{{"provider": "iclosed", "booking_id": {iclosed[0]}, "start": "{day}T10:00:00",
          "timezone": "America/New_York"}}'
 
-Reschedule a NovaCal booking (a website form):
+API key -- reschedule a NovaCal booking (form fields from a server):
   curl -s -X POST {api}/v1/reschedules -H 'X-Api-Key: {key}' \\
-    --data-urlencode provider=novacal --data-urlencode booking_id={novacal} \\
+    --data-urlencode provider=novacal --data-urlencode booking_id={novacal[0]} \\
     --data-urlencode date={day} --data-urlencode time=15:30 \\
     --data-urlencode timezone=Europe/Berlin --data-urlencode duration_minutes=45
+
+Standard Webhooks -- a signed request from source {signer!r} (needs openssl):
+  body='{{"provider": "iclosed", "booking_id": {iclosed[1]}, "start": "{day}T11:00:00", "timezone": "UTC"}}'
+  id="msg_demo_$RANDOM$RANDOM"; ts=$(date +%s)
+  sig=$(printf '%s' "$id.$ts.$body" | openssl dgst -sha256 -mac HMAC -macopt hexkey:{hexkey} -binary | base64)
+  curl -s -X POST {api}/v1/reschedules -H 'Content-Type: application/json' \\
+    -H "webhook-id: $id" -H "webhook-timestamp: $ts" -H "webhook-signature: v1,$sig" -d "$body"
+
+Signed link -- the invitee's link to the demo form page of source {form!r} (valid 24 hours):
+  {link["url"]}
+Or post the link's fields yourself, as the form does:
+  curl -s -X POST {api}/v1/reschedules {posted} \\
+    --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
+Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
 
 Read a stored outcome:
   curl -s {api}/v1/reschedules/<reschedule_id> -H 'Authorization: Bearer {key}'
@@ -190,7 +235,9 @@ def main() -> int:
         "starting the local stack (DynamoDB Local, Secrets Manager emulator, sandbox providers, API)...",
         flush=True,
     )
-    stack = start_stack(persist=True, api_port=port)
+    # The demo form page listens next to the API (PORT+1), or on any free port when PORT is 0.
+    form_port = int(os.environ.get("FORM_PORT", port + 1 if port else 0))
+    stack = start_stack(persist=True, api_port=port, form_port=form_port)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -199,7 +246,7 @@ def main() -> int:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         (STATE_DIR / "stack.json").write_text(json.dumps(info, indent=2) + "\n")
         print(f"ready: API on {info['api_url']} (details in .local/stack.json)")
-        print(curl_examples(info), flush=True)
+        print(curl_examples(info, registry(stack.sources)), flush=True)
         print("Ctrl-C stops everything.", flush=True)
         stop.wait()
     finally:

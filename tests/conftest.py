@@ -16,13 +16,16 @@ import pytest
 
 from local.emulator import build_event
 from local.lambda_context import LambdaContext, function_arn
-from local.seed import DEMO_SOURCES
+from local.seed import DEMO_SOURCES, registry
+from local.sign_link import mint_link
 from local.stack import Stack, start_stack
 
 # A provider that is slower than this is a timeout; short so the timeout test is quick.
 TEST_PROVIDER_READ_TIMEOUT_SECONDS = "1.5"
 ZAPIER = DEMO_SOURCES[0]
-WEBSITE = DEMO_SOURCES[1]
+WEBSITE = DEMO_SOURCES[1]  # API key, NovaCal only
+SIGNING = DEMO_SOURCES[2]  # Standard Webhooks
+FORM = DEMO_SOURCES[3]  # signed links; its pages are wherever the stack serves them (stack.sources)
 
 
 @pytest.fixture(scope="session")
@@ -161,3 +164,17 @@ def future(days: int = 30, hour: int = 10, minute: int = 0) -> str:
 
 def new_key() -> str:
     return f"test-{uuid.uuid4()}"
+
+
+def link(
+    stack: Stack, provider: str, booking_id: str, expires_in: int = 600, **kwargs: Any
+) -> dict[str, str]:
+    """A signed link's hidden fields and url, minted from the stack's registry as `make sign-link` does."""
+    return mint_link(
+        registry(stack.sources),
+        source=FORM.name,
+        provider=provider,
+        booking_id=booking_id,
+        expires_in=expires_in,
+        **kwargs,
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -102,6 +104,17 @@ def test_problem_json_over_http(stack: Stack) -> None:
     assert httpx.get(f"{stack.api.url}/v1/nothing", timeout=30).status_code == 404
 
 
+def _command_groups(printed: str) -> list[str]:
+    """The runs of indented lines in `make run`'s examples: each a command (or a link) to paste."""
+    groups: list[list[str]] = [[]]
+    for line in printed.splitlines():
+        if line.startswith("  "):
+            groups[-1].append(line.strip())
+        elif groups[-1]:
+            groups.append([])
+    return ["\n".join(group) for group in groups if group]
+
+
 def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path) -> None:
     env = os.environ | {"PORT": "0", "LOCAL_STATE_DIR": str(tmp_path)}
     process = subprocess.Popen(
@@ -112,10 +125,19 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 90
-        while not (tmp_path / "stack.json").exists():
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        while not any(line.startswith("Ctrl-C stops everything") for line in lines):
+            assert process.poll() is None, "".join(lines)
             assert time.monotonic() < deadline
             time.sleep(0.2)
         info = json.loads((tmp_path / "stack.json").read_text())
@@ -131,11 +153,30 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
             },
         )
         assert answer.status_code == 200, answer.text
+        # Every kind of caller is described with what it needs
+        kinds = {name: s["kind"] for name, s in info["sources"].items()}
+        assert set(kinds.values()) == {"api_key", "standard_webhooks", "signed_link"}
+        assert info["sources"]["signing-demo"]["secret"].startswith("whsec_")
+        form = info["sources"]["form-demo"]
+        assert {"link_secret", "origins", "honeypot", "form_url", "success_url", "error_url"} <= set(form)
+        # The printed examples work as pasted: API key, Standard Webhooks (openssl) and the link's fields
+        printed = "".join(lines)
+        assert f"{form['form_url']}?source=form-demo&provider=novacal" in printed
+        assert "make sign-link SOURCE=form-demo" in printed
+        commands = [c for c in _command_groups(printed) if c.startswith(("curl -s -X POST", "body="))]
+        assert len(commands) == 4, commands
+        for command in commands:
+            if "openssl" in command and shutil.which("openssl") is None:
+                continue  # the example says it needs openssl
+            done = subprocess.run(  # noqa: S603 - the stack's own printed example, as a user pastes it
+                ["/bin/bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
+            )
+            assert json.loads(done.stdout).get("status") == "rescheduled", (command, done.stdout, done.stderr)
     finally:
         process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output
-    assert "curl" in output
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+    assert process.returncode == 0, "".join(lines)
     assert not (tmp_path / "stack.json").exists()
     assert (tmp_path / "dynamodb-data").is_dir()
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import ZAPIER, Sandbox, future, lambda_context, new_key
 
 from local.stack import TABLE_NAMES, Stack, start_stack
+from relay.admission import identify
 from relay.composition import build_service
 from relay.dal.clients import new_client
 from relay.errors import RelayError
@@ -63,7 +64,7 @@ def test_secrets_manager_down_on_a_cold_container_is_503_without_provider_call(o
     service = _service(own_stack)
     own_stack.secrets.stop()
     with pytest.raises(RelayError) as caught:
-        service.authenticate(AUTH)
+        identify(service.sources(), AUTH, now=time.time())
     assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
         503,
         "secrets_unavailable",
@@ -74,7 +75,7 @@ def test_secrets_manager_down_on_a_cold_container_is_503_without_provider_call(o
 
 def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stack: Stack) -> None:
     service = _service(own_stack)
-    caller = service.authenticate(AUTH)
+    caller = identify(service.sources(), AUTH, now=time.time())
     _reschedule(
         service, caller, {"provider": "iclosed", "id": 1001, "start": future(days=80), "timezone": "UTC"}
     )
@@ -83,7 +84,7 @@ def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stac
     with pytest.raises(RelayError) as caught:
         _reschedule(
             service,
-            service.authenticate(AUTH),
+            identify(service.sources(), AUTH, now=time.time()),
             {"provider": "novacal", "booking_id": novacal.bookings[0], "start": future(days=80) + "Z"},
         )
     assert (caught.value.status, caught.value.code) == (503, "secrets_unavailable")
@@ -94,7 +95,7 @@ def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stac
 
 def test_dynamodb_down_before_the_provider_call_is_503_without_provider_call(own_stack: Stack) -> None:
     service = _service(own_stack)
-    caller = service.authenticate(AUTH)
+    caller = identify(service.sources(), AUTH, now=time.time())
     own_stack.dynamodb.stop()
     with pytest.raises(RelayError) as caught:
         _reschedule(
@@ -112,7 +113,7 @@ def test_provider_success_then_storage_failure_still_answers_success_and_logs_th
     own_stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = _service(own_stack)
-    caller = service.authenticate(AUTH)
+    caller = identify(service.sources(), AUTH, now=time.time())
     iclosed = _sandbox(own_stack, "iclosed")
     iclosed.fault(delay_ms=1500, times=1)
     # DynamoDB goes away while the provider is working: after the lock, before the outcome is stored

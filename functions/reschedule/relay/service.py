@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +29,7 @@ from relay.deadline import Deadline
 from relay.errors import RelayError, invalid_field, not_found
 from relay.models import RescheduleCommand, normalise, parse_request
 from relay.outbound import ProviderClient, ProviderError
-from relay.sources import Caller, authenticate, parse_registry
+from relay.sources import Caller, Registry, parse_registry
 from relay.times import utc_now
 
 if TYPE_CHECKING:
@@ -80,6 +80,8 @@ class RescheduleService:
         self._persistence = persistence
         self._providers = providers
         self._new_id = new_id
+        self._registry: Registry | None = None
+        self._registry_raw: dict[str, Any] | None = None
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="payload",
@@ -97,9 +99,17 @@ class RescheduleService:
 
     # -- callers -----------------------------------------------------------------------------------
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def sources(self) -> Registry:
+        """The sources registry, read through the container's secret cache (relay/admission.py uses it).
+
+        Parsed once per fetched value: the cache hands back the same object until it is refreshed.
+        """
         raw = self._secrets.get_json(f"{self._settings.secrets_prefix}/sources")
-        return authenticate(parse_registry(raw), headers)
+        if raw is not self._registry_raw:
+            self._registry = parse_registry(raw)
+            self._registry_raw = raw
+        assert self._registry is not None  # noqa: S101 - set together with _registry_raw
+        return self._registry
 
     # -- POST /v1/reschedules ----------------------------------------------------------------------
 
@@ -319,6 +329,31 @@ class RescheduleService:
             )
             return
         logger.info("reschedule attempt recorded", extra=_summary(record))
+
+    # -- spam ---------------------------------------------------------------------------------------
+
+    def record_spam(self, caller: Caller, *, provider: str, account: str, booking_id: str) -> str:
+        """A form post that filled the honeypot: recorded without personal data, no provider called."""
+        reschedule_id = self._new_id()
+        attempted_at = utc_now()
+        self._save_record(
+            {
+                "reschedule_id": reschedule_id,
+                "source": caller.name,
+                "provider": provider,
+                "account": account,
+                "booking_id": booking_id,
+                "booking_key": booking_key(provider, booking_id),
+                "status": "rejected_spam",
+                "http_status": 202,
+                "reason": "honeypot",
+                "attempted_at": attempted_at.isoformat(timespec="milliseconds"),
+                "expires_at": int(
+                    (attempted_at + timedelta(days=self._settings.record_retention_days)).timestamp()
+                ),
+            }
+        )
+        return reschedule_id
 
     # -- GET /v1/reschedules/{id} ------------------------------------------------------------------
 

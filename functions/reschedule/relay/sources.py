@@ -1,46 +1,187 @@
 """Callers ("sources"): who may call the relay, how they prove it, and what they may move.
 
-The registry is one JSON secret, `<prefix>/sources`:
+The registry is one JSON secret, `<prefix>/sources`; each source names its `kind` of proof:
 
-    {"sources": {"zapier-demo": {"kind": "api_key",
-                                 "api_key_sha256": ["<hex sha-256 of each valid key>"],
-                                 "providers": {"iclosed": ["default"], "novacal": ["default"]}}}}
+    {"sources": {
+      "zapier-demo":  {"kind": "api_key", "api_key_sha256": ["<hex sha-256 of each valid key>"],
+                       "providers": {"iclosed": ["default"], "novacal": ["default"]}},
+      "signing-demo": {"kind": "standard_webhooks", "secrets": ["whsec_<base64>", ...],
+                       "providers": {"iclosed": ["default"]}},
+      "form-demo":    {"kind": "signed_link", "link_secrets": ["<at least 32 characters>", ...],
+                       "providers": {"novacal": ["default"]},
+                       "origins": ["https://www.example.com"], "honeypot": "website",
+                       "form_url": "https://www.example.com/reschedule",
+                       "success_url": "https://www.example.com/rescheduled",
+                       "error_url": "https://www.example.com/reschedule-failed"}}}
 
-Only hashes of API keys are stored; several at once allow rotation. `kind` selects the proof;
-signed webhooks and signed form links are further kinds of the same registry.
+Every kind takes several secrets at once, for rotation. API keys are stored as hashes only; the
+other kinds need the secret itself (an HMAC key), which is why the registry is a secret.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from relay.errors import RelayError, forbidden, unauthenticated
+from relay.intake import CANONICAL_BY_NAME
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_API_KEY_LENGTH = 512
 RETRY_AFTER_MISCONFIGURED_SECONDS = 60
+WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's marker, not a secret
+# Standard Webhooks: symmetric signing secrets are random, at least 24 bytes; 64 is plenty.
+MIN_WEBHOOK_SECRET_BYTES = 24
+MAX_WEBHOOK_SECRET_BYTES = 64
+# Link secrets are typed by operators: long enough to be a real HMAC key.
+MIN_LINK_SECRET_LENGTH = 32
+MAX_SECRETS_PER_SOURCE = 5
+MAX_ORIGINS_PER_SOURCE = 20
+# Form fields that carry a signed link's proof; the relay removes them before validating the rest.
+LINK_FIELDS = ("source", "expires", "token")
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Providers = dict[str, list[Annotated[str, Field(min_length=1)]]]
 
 
-class ApiKeySource(BaseModel):
+def webhook_secret_bytes(secret: str) -> bytes:
+    """`whsec_<base64>` -> the HMAC key (padding optional, as in the reference implementation)."""
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError(f"a signing secret starts with {WEBHOOK_SECRET_PREFIX!r}")
+    encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX).rstrip("=")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("a signing secret is base64 after its prefix") from None
+    if not MIN_WEBHOOK_SECRET_BYTES <= len(key) <= MAX_WEBHOOK_SECRET_BYTES:
+        raise ValueError(
+            f"a signing secret decodes to {MIN_WEBHOOK_SECRET_BYTES} to {MAX_WEBHOOK_SECRET_BYTES} bytes"
+        )
+    return key
+
+
+def _webhook_secret(value: str) -> str:
+    webhook_secret_bytes(value)
+    return value
+
+
+def _origin(value: str) -> str:
+    """An exact origin, as browsers send it: scheme://host[:port], lower case, no path, never `*`."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or value != f"{parts.scheme}://{parts.netloc}"
+        or value != value.lower()
+        or "@" in parts.netloc
+    ):
+        raise ValueError("an origin is scheme://host[:port] in lower case, without a path")
+    return value
+
+
+def _page_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ValueError("use an absolute http(s) URL")
+    return value
+
+
+Origin = Annotated[str, AfterValidator(_origin)]
+PageUrl = Annotated[str, Field(max_length=2000), AfterValidator(_page_url)]
+
+
+class _Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["api_key"]
-    api_key_sha256: Annotated[list[Sha256Hex], Field(min_length=1)]
     # provider -> the accounts this source may use with it
-    providers: dict[str, list[Annotated[str, Field(min_length=1)]]]
+    providers: Providers
+
+
+class ApiKeySource(_Source):
+    kind: Literal["api_key"]
+    api_key_sha256: Annotated[list[Sha256Hex], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+
+
+class StandardWebhooksSource(_Source):
+    """A sender that signs each request (Svix, Hookdeck, scripts): https://www.standardwebhooks.com."""
+
+    kind: Literal["standard_webhooks"]
+    secrets: Annotated[
+        list[Annotated[str, AfterValidator(_webhook_secret)]],
+        Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE),
+    ]
+
+    def signing_keys(self) -> list[bytes]:
+        return [webhook_secret_bytes(secret) for secret in self.secrets]
+
+
+class SignedLinkSource(_Source):
+    """A public web form: the page carries a link token minted with `link_secrets[0]`."""
+
+    kind: Literal["signed_link"]
+    link_secrets: Annotated[
+        list[Annotated[str, Field(min_length=MIN_LINK_SECRET_LENGTH, max_length=256)]],
+        Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE),
+    ]
+    # Browser origins allowed to post (CORS and the Origin check); exact matches only.
+    origins: Annotated[list[Origin], Field(min_length=1, max_length=MAX_ORIGINS_PER_SOURCE)]
+    # A hidden field humans leave empty; a filled one marks the post as spam.
+    honeypot: Annotated[str | None, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")] = None
+    # The page that shows the form: signed links point here.
+    form_url: PageUrl
+    # Where plain HTML form posts are sent afterwards (303); never a URL from the request.
+    success_url: PageUrl | None = None
+    error_url: PageUrl | None = None
+
+    @model_validator(mode="after")
+    def _honeypot_is_not_a_real_field(self) -> SignedLinkSource:
+        if self.honeypot in CANONICAL_BY_NAME or self.honeypot in LINK_FIELDS:
+            raise ValueError("the honeypot must not be a request field")
+        return self
+
+
+SourceKind = TypeVar("SourceKind", bound=_Source)
+
+Source = Annotated[ApiKeySource | StandardWebhooksSource | SignedLinkSource, Field(discriminator="kind")]
 
 
 class Registry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sources: dict[Annotated[str, Field(pattern=SOURCE_NAME_PATTERN)], ApiKeySource]
+    sources: dict[Annotated[str, Field(pattern=SOURCE_NAME_PATTERN)], Source]
+
+    @model_validator(mode="after")
+    def _secrets_belong_to_one_source(self) -> Registry:
+        # A secret shared by two sources would make "who is calling" ambiguous.
+        seen: set[str] = set()
+        for source in self.sources.values():
+            for secret in _secrets_of(source):
+                if secret in seen:
+                    raise ValueError("a key or secret appears in more than one source")
+                seen.add(secret)
+        return self
+
+    def of_kind(self, kind: type[SourceKind]) -> list[tuple[str, SourceKind]]:
+        return [(name, source) for name, source in self.sources.items() if isinstance(source, kind)]
+
+    @property
+    def browser_origins(self) -> frozenset[str]:
+        return frozenset(o for _, source in self.of_kind(SignedLinkSource) for o in source.origins)
+
+
+def _secrets_of(source: ApiKeySource | StandardWebhooksSource | SignedLinkSource) -> list[str]:
+    if isinstance(source, ApiKeySource):
+        return list(source.api_key_sha256)
+    if isinstance(source, StandardWebhooksSource):
+        return [base64.b64encode(key).decode() for key in source.signing_keys()]
+    return list(source.link_secrets)
 
 
 class Caller(BaseModel):
@@ -50,6 +191,7 @@ class Caller(BaseModel):
 
     name: str
     providers: dict[str, list[str]]
+    kind: str = "api_key"
 
     def authorise(self, provider: str, account: str) -> None:
         accounts = self.providers.get(provider)
@@ -97,7 +239,7 @@ def presented_api_key(headers: Mapping[str, str]) -> str | None:
 
 
 def authenticate(registry: Registry, headers: Mapping[str, str]) -> Caller:
-    """Find the source whose key matches; compare every stored hash in constant time."""
+    """Find the API-key source whose key matches; compare every stored hash in constant time."""
     key = presented_api_key(headers)
     if key is None:
         raise unauthenticated(
@@ -107,7 +249,7 @@ def authenticate(registry: Registry, headers: Mapping[str, str]) -> Caller:
         raise unauthenticated("The API key is not valid.", "invalid_api_key")
     presented = hash_api_key(key)
     found: Caller | None = None
-    for name, source in registry.sources.items():
+    for name, source in registry.of_kind(ApiKeySource):
         for stored in source.api_key_sha256:
             if hmac.compare_digest(presented, stored) and found is None:
                 found = Caller(name=name, providers=source.providers)

@@ -1,0 +1,99 @@
+"""Who is calling: the proof a request carries picks the one check it gets.
+
+1. Any `webhook-id` / `webhook-timestamp` / `webhook-signature` header: a Standard Webhooks
+   signature, verified over the raw body before it is parsed (relay/signatures.py).
+2. Else `Authorization` or `X-Api-Key`: an API key (relay/sources.py).
+3. Else a body with `source`, `token` or `expires`: a signed form link (relay/links.py); the form's
+   Origin, when the browser sends one, must be one the source allows.
+4. Else 401 `missing_credentials`.
+
+Reads (`GET`) take a header proof only: an API key, or a signature over the empty body.
+
+One request gets one check: a wrong signature is not retried as an API key. Nothing is stored for a
+request that fails here; the handler logs one line (status and reason code, never the body).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from relay import intake, links, signatures
+from relay.errors import RelayError, forbidden, unauthenticated
+from relay.links import LinkAdmission
+from relay.sources import LINK_FIELDS, Caller, Registry, SignedLinkSource, authenticate
+
+
+@dataclass(frozen=True)
+class Admission:
+    caller: Caller
+    # The decoded body, without any proof fields: what validation gets.
+    fields: dict[str, Any]
+    # The caller's Idempotency-Key, else a signed request's webhook-id.
+    idempotency_key: str | None
+    link: LinkAdmission | None = None
+
+
+@dataclass
+class Attempt:
+    """What is known about a request so far, for answering (and logging) a failure that comes later."""
+
+    # The form source the body names, even before its link is checked: its error page is the answer.
+    form_source: SignedLinkSource | None = None
+    # The authenticated caller, once known (a body that fails to decode after that is still theirs).
+    caller: Caller | None = None
+
+
+def _missing() -> RelayError:
+    return unauthenticated(
+        "Authenticate with 'Authorization: Bearer <key>', a Standard Webhooks signature, "
+        "or the fields of a signed reschedule link.",
+        "missing_credentials",
+    )
+
+
+def _presents_api_key(headers: Mapping[str, str]) -> bool:
+    return bool(headers.get("authorization", "").strip() or headers.get("x-api-key", "").strip())
+
+
+def admit(
+    registry: Registry,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float,
+    attempt: Attempt | None = None,
+) -> Admission:
+    attempt = attempt or Attempt()
+    content_type = headers.get("content-type")
+    if signatures.carries_signature(headers):
+        signed = signatures.verify(registry, headers, body, now=now)
+        attempt.caller = signed.caller
+        fields = intake.decode_body(body, content_type)
+        return Admission(signed.caller, fields, headers.get("idempotency-key") or signed.webhook_id)
+    if _presents_api_key(headers):
+        attempt.caller = authenticate(registry, headers)
+        fields = intake.decode_body(body, content_type)
+        return Admission(attempt.caller, fields, headers.get("idempotency-key"))
+    try:
+        fields = intake.decode_body(body, content_type)
+    except RelayError:
+        raise _missing() from None  # not a body a signed link could be in
+    if not any(name in fields for name in LINK_FIELDS):
+        raise _missing()
+    named = links.named_source(registry, fields)
+    attempt.form_source = named[1] if named else None
+    link = links.verify(registry, fields, now=now)
+    attempt.caller = link.caller
+    origin = headers.get("origin")
+    if origin is not None and origin not in link.source.origins:
+        raise forbidden("This page's origin may not post this source's form.", "origin_not_allowed")
+    return Admission(link.caller, link.fields, headers.get("idempotency-key"), link)
+
+
+def identify(registry: Registry, headers: Mapping[str, str], *, now: float) -> Caller:
+    """For reads: a header proof only (a signed link moves one booking; it reads nothing)."""
+    if signatures.carries_signature(headers):
+        return signatures.verify(registry, headers, b"", now=now).caller
+    return authenticate(registry, headers)

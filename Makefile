@@ -19,6 +19,8 @@ help:
 	@echo "make bench  - cold start, warm latency, remote calls, layer size vs budgets -> bench/results.json"
 	@echo "make sign-link SOURCE=form-demo PROVIDER=novacal BOOKING=<id> [EXPIRES_IN=86400] [ACCOUNT=default]"
 	@echo "             - a signed reschedule link for a form source (needs 'make run' running)"
+	@echo "make package        - build/layer.zip, build/function.zip and build/sizes.json, reproducibly"
+	@echo "make check-template - cfn-lint, sam validate --lint and checkov on template.yaml, offline"
 
 $(STAMP): pyproject.toml
 	@test -x "$(PY)" || "$(PYTHON)" -m venv $(VENV)
@@ -63,7 +65,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-test: prereqs browser lint typecheck
+test: prereqs browser lint typecheck check-template
 	$(PY) -m pytest -q
 
 # Starts and stops its own stack; prints a table and writes bench/results.json (exit 0 even over budget).
@@ -72,3 +74,44 @@ bench: prereqs
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+
+# ---- Deploying (README "Deploying to AWS"): artifacts and offline checks of template.yaml ----------
+REPO_DIR := $(patsubst %/,%,$(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
+# Each checker in its own virtual environment (checkov pins its own boto3), pinned, made on first use.
+TOOLS := .local/tools
+CFN_LINT := cfn-lint-1.58.0
+SAM_CLI := aws-sam-cli-1.170.0
+CHECKOV := checkov-3.3.30
+# Offline and self-contained: no AWS profile or credentials reach the tools, and their state stays in .local/.
+TOOL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null \
+	AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline \
+	SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(CURDIR)/.local/sam XDG_CACHE_HOME=$(CURDIR)/.local/cache \
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true
+
+.PHONY: package lock-layer check-template build-DependenciesLayer
+
+# .local/tools/<name>-<version>.installed stands for .local/tools/<name>/ holding exactly that version.
+$(TOOLS)/%.installed:
+	@stem='$*'; name="$${stem%-*}"; version="$${stem##*-}"; \
+	rm -rf "$(TOOLS)/$$name" "$(TOOLS)/$$name"-[0-9]*.installed; \
+	echo "installing $$name $$version into $(TOOLS)/$$name"; \
+	"$(PYTHON)" -m venv "$(TOOLS)/$$name" && \
+	"$(TOOLS)/$$name/bin/python" -m pip install -q "$$name==$$version" && touch "$@"
+
+check-template: $(TOOLS)/$(CFN_LINT).installed $(TOOLS)/$(SAM_CLI).installed $(TOOLS)/$(CHECKOV).installed
+	@echo "cfn-lint template.yaml" && $(TOOL_ENV) $(TOOLS)/cfn-lint/bin/cfn-lint template.yaml
+	@echo "sam validate" && $(TOOL_ENV) $(TOOLS)/aws-sam-cli/bin/sam validate --region us-east-1
+	@echo "sam validate --lint" && $(TOOL_ENV) $(TOOLS)/aws-sam-cli/bin/sam validate --lint --region us-east-1
+	@echo "checkov" && $(TOOL_ENV) $(TOOLS)/checkov/bin/checkov --file template.yaml \
+		--framework cloudformation --skip-download --quiet --compact
+
+package:
+	"$(PYTHON)" -m local.package
+
+# Re-pin every distribution of the layer (layers/constraints.txt) after changing layers/requirements.txt.
+lock-layer:
+	"$(PYTHON)" -m local.package --lock
+
+# `sam build` runs this (template.yaml: DependenciesLayer, BuildMethod makefile) from a scratch folder.
+build-DependenciesLayer:
+	cd "$(REPO_DIR)" && "$(PYTHON)" -m local.package --layer-dir "$(ARTIFACTS_DIR)"

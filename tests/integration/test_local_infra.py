@@ -19,7 +19,9 @@ from local.secrets_emulator import (
     secretsmanager_client,
     start_secrets_emulator,
 )
-from local.tables import TTL_ATTRIBUTE_KEY, TableDrift, create_tables, table_definitions
+from local.stack import TABLE_NAMES as STACK_TABLE_NAMES
+from local.tables import TableDrift, create_tables
+from local.template import load_template
 
 TABLE_NAMES = {"IdempotencyTable": "test-idempotency", "ReschedulesTable": "test-reschedules"}
 
@@ -60,13 +62,14 @@ def _key_set(key_schema: list[dict[str, str]]) -> set[tuple[str, str]]:
 
 @pytest.mark.parametrize("logical_id", sorted(TABLE_NAMES))
 def test_tables_match_the_template(dynamodb_with_tables: Any, logical_id: str) -> None:
-    expected = table_definitions()[logical_id]
+    # Compared with template.yaml's own text, not with what local.tables derived from it.
+    expected = load_template()["Resources"][logical_id]["Properties"]
 
     table = dynamodb_with_tables.describe_table(TableName=TABLE_NAMES[logical_id])["Table"]
     ttl = dynamodb_with_tables.describe_time_to_live(TableName=TABLE_NAMES[logical_id])
 
     assert table["TableStatus"] == "ACTIVE"
-    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["BillingModeSummary"]["BillingMode"] == expected["BillingMode"] == "PAY_PER_REQUEST"
     assert _key_set(table["KeySchema"]) == _key_set(expected["KeySchema"])
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         (a["AttributeName"], a["AttributeType"]) for a in expected["AttributeDefinitions"]
@@ -80,10 +83,18 @@ def test_tables_match_the_template(dynamodb_with_tables: Any, logical_id: str) -
         for index in expected.get("GlobalSecondaryIndexes", [])
     }
     assert actual_indexes == expected_indexes
+    assert "LocalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in expected
+    assert expected["TimeToLiveSpecification"]["Enabled"] is True
     assert ttl["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED",
-        "AttributeName": expected[TTL_ATTRIBUTE_KEY],
+        "AttributeName": expected["TimeToLiveSpecification"]["AttributeName"],
     }
+
+
+def test_every_template_table_is_created_locally() -> None:
+    tables = {n for n, r in load_template()["Resources"].items() if r["Type"] == "AWS::DynamoDB::Table"}
+
+    assert tables == set(TABLE_NAMES) == set(STACK_TABLE_NAMES)
 
 
 def test_create_tables_is_idempotent(dynamodb_with_tables: Any) -> None:

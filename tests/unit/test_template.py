@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,42 @@ SECRET_LOOKING_NAME = re.compile(r"TOKEN|SECRET(?!S_PREFIX)|PASSWORD|API_KEY|PRI
 SECRETS_ARN = (
     "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/*"
 )
+REPO = Path(__file__).resolve().parents[2]
+RECORDS_DAL = REPO / "functions" / "reschedule" / "relay" / "dal" / "records.py"
+
+# What the function may do in DynamoDB: the one place to change when the relay's calls change
+# (e.g. one TransactWriteItems over both tables needs PutItem/UpdateItem/ConditionCheckItem per table).
+ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
+    # Powertools' DynamoDBPersistenceLayer: get, conditional put, update, delete of one lock item.
+    "IdempotencyTable": {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    },
+    # relay/dal/records.py: conditional put of each attempt, get by id.
+    "ReschedulesTable": {"dynamodb:PutItem", "dynamodb:GetItem"},
+    # relay/dal/records.py: a booking's history.
+    "ReschedulesTable/index/ByBooking": {"dynamodb:Query"},
+}
+# How template.yaml names each of those resources in a policy.
+DYNAMODB_RESOURCES: dict[str, Any] = {
+    "IdempotencyTable": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
+    "ReschedulesTable": {"Fn::GetAtt": ["ReschedulesTable", "Arn"]},
+    "ReschedulesTable/index/ByBooking": {"Fn::Sub": "${ReschedulesTable.Arn}/index/ByBooking"},
+}
+# boto3 client method in relay/dal/records.py -> (resource key above, IAM action it needs).
+BOTO3_CALL_ACTIONS = {
+    "put_item": ("ReschedulesTable", "dynamodb:PutItem"),
+    "get_item": ("ReschedulesTable", "dynamodb:GetItem"),
+    "update_item": ("ReschedulesTable", "dynamodb:UpdateItem"),
+    "delete_item": ("ReschedulesTable", "dynamodb:DeleteItem"),
+    "query": ("ReschedulesTable/index/ByBooking", "dynamodb:Query"),
+}
+# "*" as a resource only where AWS accepts nothing narrower: X-Ray has no resource-level permissions.
+WILDCARD_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+FUNCTION_LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+API_GATEWAY_TIMEOUT_SECONDS = 30
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +79,14 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def statements(resources: dict[str, Any]) -> list[dict[str, Any]]:
-    policies = resources["RescheduleFunction"]["Properties"]["Policies"]
-    # Inline policy documents only: no SAM policy templates, no managed policy names.
-    assert all(isinstance(policy, dict) and "Statement" in policy for policy in policies)
-    return [statement for policy in policies for statement in policy["Statement"]]
+def role(resources: dict[str, Any]) -> dict[str, Any]:
+    role: dict[str, Any] = resources["RescheduleFunctionRole"]["Properties"]
+    return role
+
+
+@pytest.fixture(scope="module")
+def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -59,6 +99,10 @@ def _statements_on(statements: list[dict[str, Any]], resource: Any) -> list[dict
 
 def _actions(statements: list[dict[str, Any]]) -> set[str]:
     return {action for statement in statements for action in _as_list(statement["Action"])}
+
+
+def _key(expression: Any) -> str:
+    return repr(expression)
 
 
 def test_function_runtime_settings(template: dict[str, Any]) -> None:
@@ -76,7 +120,7 @@ def test_layer_matches_function_runtime(resources: dict[str, Any]) -> None:
 
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert resources["RescheduleFunction"]["Properties"]["Layers"] == [{"Ref": "DependenciesLayer"}]
 
 
@@ -117,23 +161,68 @@ def test_environment_holds_no_secret_values(template: dict[str, Any]) -> None:
             assert "resolve:" not in value, name
 
 
-def test_idempotency_table_access_is_exactly_item_crud(statements: list[dict[str, Any]]) -> None:
-    on_table = _statements_on(statements, {"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+def test_the_function_has_one_role_written_out_in_the_template(
+    template: dict[str, Any], resources: dict[str, Any], role: dict[str, Any]
+) -> None:
+    function = resources["RescheduleFunction"]["Properties"]
 
-    assert _actions(on_table) == {
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
+    # Our own role: SAM generates none (its default attaches AWSLambdaBasicExecutionRole, logs on "*").
+    assert function["Role"] == {"Fn::GetAtt": ["RescheduleFunctionRole", "Arn"]}
+    assert "Policies" not in function
+    assert "Policies" not in template["Globals"]["Function"]
+    iam_types = {r["Type"] for r in resources.values() if r["Type"].startswith("AWS::IAM::")}
+    assert iam_types == {"AWS::IAM::Role"}
+    roles = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
+    assert roles == ["RescheduleFunctionRole"]
+    # Inline statements only: no managed policies, nothing granted from elsewhere.
+    assert set(role) <= {"Description", "AssumeRolePolicyDocument", "Policies"}
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    ]
+
+
+def test_statements_allow_named_actions_only(statements: list[dict[str, Any]]) -> None:
+    for statement in statements:
+        # No NotAction / NotResource: each grant names what it allows.
+        assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
+        assert statement["Effect"] == "Allow"
+        assert all("*" not in action for action in _as_list(statement["Action"])), statement
+
+
+def test_dynamodb_access_is_exactly_the_allowed_actions(statements: list[dict[str, Any]]) -> None:
+    granted: dict[str, set[str]] = {}
+    known = {_key(expression): name for name, expression in DYNAMODB_RESOURCES.items()}
+    for statement in statements:
+        actions = {a for a in _as_list(statement["Action"]) if a.startswith("dynamodb:")}
+        if not actions:
+            continue
+        # A DynamoDB statement grants nothing else.
+        assert actions == set(_as_list(statement["Action"])), statement
+        for resource in _as_list(statement["Resource"]):
+            assert _key(resource) in known, f"DynamoDB access on an unexpected resource: {resource}"
+            granted.setdefault(known[_key(resource)], set()).update(actions)
+
+    assert granted == ALLOWED_DYNAMODB_ACTIONS
+
+
+def test_the_records_dal_makes_exactly_the_allowed_calls() -> None:
+    # Every boto3 call in relay/dal/records.py needs its action granted, and nothing more is granted.
+    calls = {
+        node.func.attr
+        for node in ast.walk(ast.parse(RECORDS_DAL.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Attribute)
+        and node.func.value.attr == "_client"
     }
+    unknown = calls - set(BOTO3_CALL_ACTIONS)
+    assert not unknown, f"map {sorted(unknown)} to IAM actions in BOTO3_CALL_ACTIONS"
 
-
-def test_reschedules_table_access_is_write_read_and_index_query(statements: list[dict[str, Any]]) -> None:
-    on_table = _statements_on(statements, {"Fn::GetAtt": ["ReschedulesTable", "Arn"]})
-    on_index = _statements_on(statements, {"Fn::Sub": "${ReschedulesTable.Arn}/index/ByBooking"})
-
-    assert _actions(on_table) == {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"}
-    assert _actions(on_index) == {"dynamodb:Query"}
+    needed: dict[str, set[str]] = {}
+    for call in calls:
+        resource, action = BOTO3_CALL_ACTIONS[call]
+        needed.setdefault(resource, set()).add(action)
+    assert needed == {k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "IdempotencyTable"}
 
 
 def test_secrets_access_is_get_value_under_the_prefix(statements: list[dict[str, Any]]) -> None:
@@ -145,20 +234,117 @@ def test_secrets_access_is_get_value_under_the_prefix(statements: list[dict[str,
     assert [s["Resource"] for s in secrets_statements] == [{"Fn::Sub": SECRETS_ARN}]
 
 
-def test_no_wildcards_beyond_xray(statements: list[dict[str, Any]]) -> None:
+def test_logs_go_to_the_functions_own_log_group(
+    resources: dict[str, Any], statements: list[dict[str, Any]]
+) -> None:
+    function = resources["RescheduleFunction"]["Properties"]
+    log_statements = [s for s in statements if any(a.startswith("logs:") for a in _as_list(s["Action"]))]
+
+    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "RescheduleFunctionLogGroup"}}
+    assert _actions(log_statements) == FUNCTION_LOG_ACTIONS  # the group exists: no logs:CreateLogGroup
+    assert [s["Resource"] for s in log_statements] == [{"Fn::GetAtt": ["RescheduleFunctionLogGroup", "Arn"]}]
+
+
+def test_wildcard_resources_only_where_aws_allows_nothing_narrower(statements: list[dict[str, Any]]) -> None:
     for statement in statements:
-        assert statement["Effect"] == "Allow"
-        actions = _as_list(statement["Action"])
-        assert all(not action.endswith(":*") and action != "*" for action in actions), actions
-        if "*" in _as_list(statement["Resource"]):
-            # X-Ray accepts no narrower resource; everything else names its ARN.
-            assert all(action.startswith("xray:") for action in actions), actions
+        resources = _as_list(statement["Resource"])
+        assert all(not (isinstance(r, str) and "*" in r and r != "*") for r in resources), statement
+        if "*" in resources:
+            assert set(_as_list(statement["Action"])) <= WILDCARD_RESOURCE_ACTIONS, statement
+    wildcard = [s for s in statements if "*" in _as_list(s["Resource"])]
+    assert _actions(wildcard) == WILDCARD_RESOURCE_ACTIONS
+
+
+def test_wildcard_statements_say_why_in_the_template() -> None:
+    # Each Resource: "*" carries a one-line comment right above its statement.
+    lines = (REPO / "template.yaml").read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        if line.strip() == 'Resource: "*"':
+            sid_line = max(i for i in range(number) if lines[i].strip().startswith("- Sid:"))
+            assert lines[sid_line - 1].strip().startswith("#"), f"template.yaml:{number + 1} needs a comment"
 
 
 def test_only_the_expected_services_are_granted(statements: list[dict[str, Any]]) -> None:
     services = {action.split(":")[0] for action in _actions(statements)}
 
-    assert services <= {"dynamodb", "secretsmanager", "xray"}
+    assert services == {"dynamodb", "secretsmanager", "xray", "logs"}
+
+
+def test_reserved_concurrency_is_optional(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ReservedConcurrency"]
+
+    # New accounts (10 concurrent executions) cannot reserve any: the default reserves none.
+    assert parameter["Default"] == 0
+    assert parameter["MinValue"] == 0
+    # 0 must mean "unset", never ReservedConcurrentExecutions: 0 (which throttles every call).
+    assert template["Conditions"]["HasReservedConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrency"}, 0]}]
+    }
+    assert resources["RescheduleFunction"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+
+
+def test_powertools_settings_match_the_alarms(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    environment = function_environment(template)
+    alarm = resources["ProviderFailuresAlarm"]["Properties"]
+
+    assert environment["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    # The alarm watches the metric the relay emits: same namespace, same service dimension.
+    assert alarm["Namespace"] == environment["POWERTOOLS_METRICS_NAMESPACE"] == "RescheduleRelay"
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+
+
+def test_duration_alarm_fires_before_the_timeout(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    alarm = resources["FunctionDurationAlarm"]["Properties"]
+    timeout_ms = function_timeout_seconds(template) * 1000
+
+    assert alarm["ExtendedStatistic"] == "p99"
+    assert 0.5 * timeout_ms <= alarm["Threshold"] < timeout_ms
+
+
+def test_api_is_throttled_logged_and_published(template: dict[str, Any], resources: dict[str, Any]) -> None:
+    api = resources["HttpApi"]["Properties"]
+
+    assert resources["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+    }
+    for log_group in ("ApiAccessLogGroup", "RescheduleFunctionLogGroup"):
+        assert resources[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert "${HttpApi}" in template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+    assert function_timeout_seconds(template) < API_GATEWAY_TIMEOUT_SECONDS
+
+
+def test_sources_secret_is_created_with_a_generated_placeholder(resources: dict[str, Any]) -> None:
+    secret = resources["SourcesSecret"]["Properties"]
+
+    assert secret["Name"] == {"Fn::Sub": "${SecretsPrefix}/sources"}
+    assert "SecretString" not in secret  # no value in the template: generated, then put by the operator
+    assert "GenerateSecretString" in secret
+
+
+def test_every_checkov_skip_gives_a_one_line_reason(resources: dict[str, Any]) -> None:
+    skips = [
+        (name, skip)
+        for name, resource in resources.items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+
+    assert skips
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), (name, skip)
+        assert skip["comment"].strip() and "\n" not in skip["comment"].strip(), (name, skip)
+
+
+def test_layer_is_built_by_the_packager(resources: dict[str, Any]) -> None:
+    metadata = resources["DependenciesLayer"]["Metadata"]
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+
+    # sam build runs the root Makefile's target, which runs local/package.py (the same layer as make package).
+    assert metadata == {"BuildMethod": "makefile", "BuildArchitecture": "arm64", "ContextPath": "."}
+    assert re.search(r"^build-DependenciesLayer:\n\t.*-m local\.package --layer-dir", makefile, re.MULTILINE)
 
 
 @pytest.mark.parametrize("table", ["IdempotencyTable", "ReschedulesTable"])

@@ -34,7 +34,7 @@ from typing import Any
 
 from local.emulator import build_event
 from local.lambda_context import LambdaContext, function_arn
-from local.seed import DEMO_SOURCES
+from local.seed import ZAPIER_DEMO
 from local.stack import CODE_DIR, TABLE_NAMES, start_stack
 
 WARM_UP_CALLS = 20
@@ -162,7 +162,7 @@ def run(calls: int) -> tuple[list[Timing], dict[str, float]]:
         os.environ.update(stack.env | {"POWERTOOLS_LOG_LEVEL": "INFO"})
         sys.path.insert(0, str(CODE_DIR))
         app = importlib.import_module("app")
-        api_key = DEMO_SOURCES[0].api_key
+        api_key = ZAPIER_DEMO.api_key
         booking = stack.sandboxes["iclosed"].bookings[0]
         day = date.today() + timedelta(days=60)
 

@@ -1,9 +1,7 @@
 """The dependency layer: its size, and a Lambda-like set of packages for cold starts on this machine.
 
-Size: `python -m local.package` builds build/layer.zip and writes build/sizes.json when the repository
-has it; until then (FALLBACK, to be replaced by local.package when merging) the layer is built here
-the way Lambda would get it: layers/requirements.txt installed for python3.13 / arm64 into
-`python/`, minus the packages the Lambda runtime already ships, zipped.
+Size: `python -m local.package` (what `make package` runs) builds build/layer.zip and writes
+build/sizes.json; the bench reads that, so it measures exactly what is deployed.
 
 Cold starts: the dev virtualenv holds many packages the layer does not (rich, click, trio, ...)
 and some libraries import whatever is installed (httpx imports its CLI when rich and click are
@@ -20,8 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,15 +32,6 @@ PACKAGE_TIMEOUT_SECONDS = 900
 # The Lambda python3.13 runtime ships these (boto3 and what it needs): a layer must not carry them.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
 _RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python_dateutil", "six")
-LAMBDA_PLATFORM_ARGS = (
-    "--platform",
-    "manylinux2014_aarch64",
-    "--implementation",
-    "cp",
-    "--python-version",
-    "3.13",
-    "--only-binary=:all:",
-)
 MIB = 1024 * 1024
 
 
@@ -65,14 +52,6 @@ def _tree_bytes(root: Path) -> int:
     return sum(path.stat().st_size for path in root.rglob("*") if path.is_file() and not path.is_symlink())
 
 
-def _zip_tree(root: Path, archive: Path) -> None:
-    """Zip `root`'s contents (deflate, level 6 as `zip -r` does), paths relative to root's parent."""
-    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as out:
-        for path in sorted(root.rglob("*")):
-            if path.is_file():
-                out.write(path, path.relative_to(root.parent))
-
-
 def _remove_runtime_provided(site: Path) -> None:
     names = {name.lower() for name in RUNTIME_PROVIDED}
     distributions = {name.lower() for name in _RUNTIME_DISTRIBUTIONS}
@@ -84,32 +63,6 @@ def _remove_runtime_provided(site: Path) -> None:
             doomed = stem.removesuffix(".py") in names
         if doomed:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-
-
-def _largest_packages(site: Path, count: int = 8) -> dict[str, float]:
-    sizes = {
-        entry.name: (_tree_bytes(entry) if entry.is_dir() else entry.stat().st_size)
-        for entry in site.iterdir()
-        if not entry.name.endswith(".dist-info")
-    }
-    largest = sorted(sizes.items(), key=lambda item: -item[1])[:count]
-    return {name: round(size / MIB, 2) for name, size in largest}
-
-
-def fallback_layer_sizes() -> dict[str, Any]:
-    """FALLBACK until local.package exists: build the arm64 layer in a temporary directory."""
-    with tempfile.TemporaryDirectory(prefix="bench-layer-") as tmp:
-        site = Path(tmp) / "python"
-        _pip_install(site, ["-r", str(LAYER_REQUIREMENTS), *LAMBDA_PLATFORM_ARGS])
-        _remove_runtime_provided(site)
-        archive = Path(tmp) / "layer.zip"
-        _zip_tree(site, archive)
-        return {
-            "layer_source": "FALLBACK bench.layer: pip for manylinux2014_aarch64, minus runtime packages",
-            "layer_unzipped_bytes": _tree_bytes(site),
-            "layer_zipped_bytes": archive.stat().st_size,
-            "layer_largest_mib": _largest_packages(site),
-        }
 
 
 def packaged_sizes() -> dict[str, Any]:
@@ -129,8 +82,7 @@ def packaged_sizes() -> dict[str, Any]:
 
 
 def layer_sizes() -> dict[str, Any]:
-    has_packager = (REPO_ROOT / "local" / "package.py").exists()
-    sizes = packaged_sizes() if has_packager else fallback_layer_sizes()
+    sizes = packaged_sizes()
     sizes["layer_unzipped_mib"] = sizes["layer_unzipped_bytes"] / MIB
     sizes["layer_zipped_mib"] = sizes["layer_zipped_bytes"] / MIB
     return sizes

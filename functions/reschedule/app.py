@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# isort: off
+import relay.startup  # first: no garbage collection during init (see the module)
+
+# isort: on
 import base64
 import binascii
 import json
@@ -36,6 +40,7 @@ JSON = "application/json"
 
 settings = get_settings()
 service = build_service(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
+relay.startup.finished()
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:

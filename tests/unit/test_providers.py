@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -274,3 +275,23 @@ def test_iclosed_token_without_prefix_is_warned_about_not_refused() -> None:
     warning = PROVIDERS["iclosed"].warnings("sandbox-abc")
     assert warning
     assert "sandbox-abc" not in warning[0]
+
+
+def _verify_mode(client: ProviderClient) -> ssl.VerifyMode:
+    return client._client._transport._pool._ssl_context.verify_mode  # type: ignore[attr-defined,no-any-return]
+
+
+def test_tls_verification_is_on_whenever_a_provider_is_reached_over_https() -> None:
+    # The production defaults are HTTPS: certificates are always verified.
+    assert _verify_mode(
+        ProviderClient(Settings(idempotency_table_name="idem", reschedules_table_name="resch"))
+    ) == (ssl.CERT_REQUIRED)
+    plain = Settings(
+        idempotency_table_name="idem",
+        reschedules_table_name="resch",
+        iclosed_base_url="http://127.0.0.1:1",
+        novacal_base_url="http://127.0.0.1:2",
+    )
+    assert _verify_mode(ProviderClient(plain)) == ssl.CERT_NONE  # no TLS in use: nothing to verify
+    mixed = plain.model_copy(update={"novacal_base_url": "https://novacal.invalid"})
+    assert _verify_mode(ProviderClient(mixed)) == ssl.CERT_REQUIRED

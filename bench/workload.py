@@ -8,20 +8,19 @@ from the contract, so the floor never imports the relay.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 from local.emulator import build_event
-from local.lambda_context import LambdaContext, function_arn
+from local.lambda_context import LambdaContext, invocation_context
 from local.sandbox.iclosed import RESCHEDULE_PATH
-from local.seed import DEMO_SOURCES, PROVIDER_TOKENS, SECRETS_PREFIX
+from local.seed import PROVIDER_TOKENS, SECRETS_PREFIX, ZAPIER_DEMO
 from local.stack import REGION
 
 FUNCTION_NAME = "reschedule-relay-bench"
-CALLER = DEMO_SOURCES[0]  # the Zapier demo source: may use iClosed
+CALLER = ZAPIER_DEMO  # an API-key source that may use iClosed
 PROVIDER = "iclosed"
 BOOKING_ID = 1001
 TIMEZONE = "UTC"
@@ -83,15 +82,8 @@ class Workload:
 
 
 def lambda_context(timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS) -> LambdaContext:
-    return LambdaContext(
-        aws_request_id=str(uuid.uuid4()),
-        function_name=FUNCTION_NAME,
-        function_version="$LATEST",
-        invoked_function_arn=function_arn(FUNCTION_NAME, REGION),
-        memory_limit_in_mb="512",
-        log_group_name=f"/aws/lambda/{FUNCTION_NAME}",
-        log_stream_name="bench",
-        deadline_ms=int(time.time() * 1000) + timeout_seconds * 1000,
+    return invocation_context(
+        timeout_seconds=timeout_seconds, function_name=FUNCTION_NAME, region=REGION, log_stream_name="bench"
     )
 
 

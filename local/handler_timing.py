@@ -33,7 +33,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from local.emulator import build_event
-from local.lambda_context import LambdaContext, function_arn
+from local.lambda_context import LambdaContext, invocation_context
 from local.seed import ZAPIER_DEMO
 from local.stack import CODE_DIR, TABLE_NAMES, start_stack
 
@@ -85,16 +85,7 @@ def _captured_stdout() -> Iterator[list[bytes]]:
 
 
 def _context() -> LambdaContext:
-    return LambdaContext(
-        aws_request_id=str(uuid.uuid4()),
-        function_name="reschedule-relay-local",
-        function_version="$LATEST",
-        invoked_function_arn=function_arn("reschedule-relay-local", "us-east-1"),
-        memory_limit_in_mb="1024",
-        log_group_name="/aws/lambda/reschedule-relay-local",
-        log_stream_name="local",
-        deadline_ms=int(time.time() * 1000) + TIMEOUT_SECONDS * 1000,
-    )
+    return invocation_context(timeout_seconds=TIMEOUT_SECONDS)
 
 
 def _event(

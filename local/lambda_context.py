@@ -8,6 +8,7 @@ they are strings), and a remaining time that counts down to an absolute deadline
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,3 +36,24 @@ class LambdaContext:
 
 def function_arn(function_name: str, region: str) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function_name}"
+
+
+def invocation_context(
+    *,
+    timeout_seconds: float,
+    function_name: str = "reschedule-relay-local",
+    memory_mb: int = 1024,
+    region: str = DEFAULT_REGION,
+    log_stream_name: str = "local",
+) -> LambdaContext:
+    """A context for calling the handler in-process (tests, bench, timing), `timeout_seconds` left."""
+    return LambdaContext(
+        aws_request_id=str(uuid.uuid4()),
+        function_name=function_name,
+        function_version="$LATEST",
+        invoked_function_arn=function_arn(function_name, region),
+        memory_limit_in_mb=str(memory_mb),
+        log_group_name=f"/aws/lambda/{function_name}",
+        log_stream_name=log_stream_name,
+        deadline_ms=int(time.time() * 1000 + timeout_seconds * 1000),
+    )

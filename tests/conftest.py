@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from local.emulator import build_event
-from local.lambda_context import LambdaContext, function_arn
+from local.lambda_context import LambdaContext, invocation_context
 from local.seed import DEMO_SOURCES, registry
 from local.sign_link import mint_link
 from local.stack import Stack, start_stack
@@ -127,16 +126,7 @@ class Invoker:
 
 
 def lambda_context(timeout_seconds: int = 25) -> LambdaContext:
-    return LambdaContext(
-        aws_request_id=str(uuid.uuid4()),
-        function_name="reschedule-relay-local",
-        function_version="$LATEST",
-        invoked_function_arn=function_arn("reschedule-relay-local", "us-east-1"),
-        memory_limit_in_mb="512",
-        log_group_name="/aws/lambda/reschedule-relay-local",
-        log_stream_name="local",
-        deadline_ms=int(time.time() * 1000) + timeout_seconds * 1000,
-    )
+    return invocation_context(timeout_seconds=timeout_seconds)
 
 
 @pytest.fixture

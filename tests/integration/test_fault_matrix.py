@@ -76,6 +76,8 @@ def test_fault_matrix(
     assert answer.status == status, answer.body
     assert answer.body.get("code") == code
     assert answer.headers.get("retry-after") == retry_after
+    if code == "provider_rejected":  # the provider's own field errors are passed on
+        assert answer.body["errors"]
     assert len(sandboxes["novacal"].calls()) == calls
     record = stored_record(stack, answer.body["reschedule_id"])
     assert record["status"] == ("succeeded" if status == 200 else "failed")

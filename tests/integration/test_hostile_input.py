@@ -37,6 +37,16 @@ FIELDS = [
 ]
 
 
+def fuzz(examples: int) -> Any:
+    """Hypothesis settings for driving the handler: no deadline (it does real I/O), no example database."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        database=None,
+    )
+
+
 def _assert_clear_answer(status: int, headers: dict[str, str], body: Any) -> None:
     assert status < 500 or status in (502, 503, 504), body
     if status >= 400:
@@ -54,24 +64,14 @@ json_values = st.recursive(
 )
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-    database=None,
-)
+@fuzz(150)
 @given(body=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=12), json_values, max_size=8))
 def test_any_json_object_gets_a_2xx_or_a_4xx_problem(invoke: Invoker, body: dict[str, Any]) -> None:
     answer = invoke("POST", "/v1/reschedules", body=json.dumps(body), content_type=JSON_TYPE)
     _assert_clear_answer(answer.status, answer.headers, answer.body)
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-    database=None,
-)
+@fuzz(150)
 @given(
     pairs=st.lists(
         st.tuples(st.sampled_from(FIELDS) | st.text(max_size=12), st.text(max_size=30)), max_size=8
@@ -82,12 +82,7 @@ def test_any_form_gets_a_2xx_or_a_4xx_problem(invoke: Invoker, pairs: list[tuple
     _assert_clear_answer(answer.status, answer.headers, answer.body)
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-    database=None,
-)
+@fuzz(100)
 @given(
     parts=st.lists(
         st.tuples(st.sampled_from(FIELDS), st.text(alphabet=string.printable, max_size=30)), max_size=6
@@ -108,12 +103,7 @@ def test_any_multipart_gets_a_2xx_or_a_4xx_problem(
     _assert_clear_answer(answer.status, answer.headers, answer.body)
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-    database=None,
-)
+@fuzz(100)
 @given(
     raw=st.binary(max_size=200),
     content_type=st.sampled_from([JSON_TYPE, FORM, "multipart/form-data; boundary=x"]),

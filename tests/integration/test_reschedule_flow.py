@@ -188,24 +188,6 @@ def test_failed_provider_call_leaves_no_lock_and_a_failure_record(
     assert len(sandboxes["iclosed"].calls()) == 2
 
 
-def test_provider_validation_errors_become_422_with_fields(
-    invoke: Invoker, sandboxes: dict[str, Sandbox]
-) -> None:
-    sandboxes["novacal"].fault(status=422, times=1)
-    answer = invoke(
-        "POST",
-        "/v1/reschedules",
-        headers={"idempotency-key": new_key()},
-        body={
-            "provider": "novacal",
-            "booking_id": sandboxes["novacal"].bookings[2],
-            "start": future(days=49) + "Z",
-        },
-    )
-    assert (answer.status, answer.body["code"]) == (422, "provider_rejected")
-    assert answer.body["errors"]
-
-
 def test_unknown_booking_is_404(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
     answer = invoke(
         "POST",

@@ -1160,34 +1160,9 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def start_emulator(
-    *,
-    handler: str = DEFAULT_HANDLER,
-    code_dir: Path = DEFAULT_CODE_DIR,
-    template: Path = DEFAULT_TEMPLATE,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    workers: int = 4,
-    env: Mapping[str, str] | None = None,
-    prestart: int = 1,
-    function: str | None = None,
-    timeout_s: float | None = None,
-    access_log: bool = True,
-) -> ApiEmulator:
-    """Build and start an emulator; returns once it listens (``emu.url``)."""
-    return ApiEmulator(
-        handler=handler,
-        code_dir=code_dir,
-        template=template,
-        host=host,
-        port=port,
-        workers=workers,
-        env=env,
-        prestart=prestart,
-        function=function,
-        timeout_s=timeout_s,
-        access_log=access_log,
-    ).start()
+def start_emulator(**options: Any) -> ApiEmulator:
+    """Build and start an emulator (options as for `ApiEmulator`); returns once it listens (``emu.url``)."""
+    return ApiEmulator(**options).start()
 
 
 def serve_forever(emulator: ApiEmulator) -> None:

@@ -77,6 +77,21 @@ def unsupported_media_type(detail: str) -> RelayError:
     return RelayError(detail, 415, "unsupported_media_type", "Unsupported media type")
 
 
+# A configuration fault is not transient, but it is the operator's to fix, not the caller's: retry later.
+NOT_CONFIGURED_RETRY_AFTER_SECONDS = 60
+
+
+def not_configured(detail: str) -> RelayError:
+    """503: a secret or setting the relay needs is missing or malformed (`detail` names where, never what)."""
+    return RelayError(
+        f"The relay is not configured: {detail}",
+        503,
+        "not_configured",
+        "Relay not configured",
+        retry_after=NOT_CONFIGURED_RETRY_AFTER_SECONDS,
+    )
+
+
 def invalid(errors: list[FieldProblem], detail: str = "The request has invalid fields.") -> RelayError:
     return RelayError(detail, 422, "validation_failed", "Invalid request", errors=errors)
 

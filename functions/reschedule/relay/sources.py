@@ -30,12 +30,11 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from relay.errors import RelayError, forbidden, unauthenticated
+from relay.errors import forbidden, not_configured, unauthenticated
 from relay.intake import CANONICAL_BY_NAME
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_API_KEY_LENGTH = 512
-RETRY_AFTER_MISCONFIGURED_SECONDS = 60
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's marker, not a secret
 # Standard Webhooks: symmetric signing secrets are random, at least 24 bytes; 64 is plenty.
 MIN_WEBHOOK_SECRET_BYTES = 24
@@ -216,13 +215,7 @@ def parse_registry(raw: dict[str, Any]) -> Registry:
         return Registry.model_validate(raw)
     except ValidationError:
         # The registry's content may hold secrets: name only where it is, never what is in it.
-        raise RelayError(
-            "The relay is not configured: the sources registry secret does not have the expected shape.",
-            503,
-            "not_configured",
-            "Relay not configured",
-            retry_after=RETRY_AFTER_MISCONFIGURED_SECONDS,
-        ) from None
+        raise not_configured("the sources registry secret does not have the expected shape.") from None
 
 
 def presented_api_key(headers: Mapping[str, str]) -> str | None:

@@ -8,14 +8,9 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from relay.errors import RelayError
+from relay.errors import RelayError, not_configured
 
 RETRY_AFTER_UNAVAILABLE_SECONDS = 5
-RETRY_AFTER_MISCONFIGURED_SECONDS = 60
-
-
-class SecretMissing(RelayError):
-    """The secret does not exist (or is not a JSON object)."""
 
 
 class SecretStore:
@@ -48,12 +43,6 @@ class SecretStore:
         return value
 
 
-def _missing(name: str, why: str) -> SecretMissing:
+def _missing(name: str, why: str) -> RelayError:
     # The secret's name is configuration, not a secret: naming it tells the operator what to fix.
-    return SecretMissing(
-        f"The relay is not configured: secret {name!r} {why}.",
-        503,
-        "not_configured",
-        "Relay not configured",
-        retry_after=RETRY_AFTER_MISCONFIGURED_SECONDS,
-    )
+    return not_configured(f"secret {name!r} {why}.")

@@ -26,7 +26,7 @@ from relay.dal.idempotency import RecordingPersistenceLayer
 from relay.dal.records import RecordStore, RecordWriteFailed, booking_key
 from relay.dal.secrets import SecretStore
 from relay.deadline import Deadline
-from relay.errors import RelayError, invalid_field, not_found
+from relay.errors import RelayError, invalid_field, not_configured, not_found
 from relay.models import RescheduleCommand, normalise, parse_request
 from relay.outbound import ProviderClient, ProviderError
 from relay.sources import Caller, Registry, parse_registry
@@ -43,7 +43,6 @@ logger = Logger(child=True)
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 STORAGE_RETRY_AFTER_SECONDS = 2
-NOT_CONFIGURED_RETRY_AFTER_SECONDS = 60
 IDEMPOTENCY_KEY_PREFIX = "reschedule"
 
 
@@ -56,8 +55,7 @@ class _Outcome:
     """What `_run` did, kept for the case where Powertools cannot store it afterwards."""
 
     record: dict[str, Any]
-    result: dict[str, Any] | None = None
-    error: RelayError | None = None
+    answer: dict[str, Any] | RelayError  # the success result, or the failure to raise
 
 
 _outcome: ContextVar[_Outcome | None] = ContextVar("outcome", default=None)
@@ -80,8 +78,8 @@ class RescheduleService:
         self._persistence = persistence
         self._providers = providers
         self._new_id = new_id
-        self._registry: Registry | None = None
-        self._registry_raw: dict[str, Any] | None = None
+        # The registry parsed from the secret value it came from (the cache returns that same object).
+        self._registry: tuple[dict[str, Any], Registry] | None = None
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="payload",
@@ -105,11 +103,9 @@ class RescheduleService:
         Parsed once per fetched value: the cache hands back the same object until it is refreshed.
         """
         raw = self._secrets.get_json(f"{self._settings.secrets_prefix}/sources")
-        if raw is not self._registry_raw:
-            self._registry = parse_registry(raw)
-            self._registry_raw = raw
-        assert self._registry is not None  # noqa: S101 - set together with _registry_raw
-        return self._registry
+        if self._registry is None or self._registry[0] is not raw:
+            self._registry = (raw, parse_registry(raw))
+        return self._registry[1]
 
     # -- POST /v1/reschedules ----------------------------------------------------------------------
 
@@ -176,10 +172,9 @@ class RescheduleService:
         # The provider call happened; only storing its outcome failed. The outcome stands: try the
         # record once more on its own, and failing that, log it where an operator will find it.
         self._save_record(outcome.record)
-        if outcome.error is not None:
-            raise outcome.error from None
-        assert outcome.result is not None  # noqa: S101 - set together with the record
-        return outcome.result
+        if isinstance(outcome.answer, RelayError):
+            raise outcome.answer from None
+        return outcome.answer
 
     def _idempotency_data(
         self, caller: Caller, command: RescheduleCommand, idempotency_key: str | None
@@ -212,7 +207,7 @@ class RescheduleService:
         except RelayError as error:
             record = base | self._failure(error)
             error.extra.setdefault("reschedule_id", reschedule_id)
-            self._finish(_Outcome(record, error=error))
+            self._finish(_Outcome(record, error))
             raise
         result = {
             "reschedule_id": reschedule_id,
@@ -233,7 +228,7 @@ class RescheduleService:
             "latency_ms": reply.latency_ms,
             "provider_result": result["provider_result"],
         }
-        self._finish(_Outcome(record, result=result))
+        self._finish(_Outcome(record, result))
         return result
 
     def _finish(self, outcome: _Outcome) -> None:
@@ -263,13 +258,7 @@ class RescheduleService:
         secret = self._secrets.get_json(name, force_fetch=force_fetch)
         token = secret.get("api_key")
         if not isinstance(token, str) or not token.strip():
-            raise RelayError(
-                f"The relay is not configured: secret {name!r} has no 'api_key'.",
-                503,
-                "not_configured",
-                "Relay not configured",
-                retry_after=NOT_CONFIGURED_RETRY_AFTER_SECONDS,
-            )
+            raise not_configured(f"secret {name!r} has no 'api_key'.")
         for warning in command.adapter.warnings(token):
             logger.warning(warning, extra={"provider": command.provider, "account": command.account})
         return token

@@ -21,7 +21,7 @@ from relay.composition import build_service
 from relay.dal.clients import new_client
 from relay.errors import RelayError
 from relay.service import RescheduleService
-from relay.settings import Settings
+from relay.settings import settings_from
 from relay.sources import Caller
 
 AUTH = {"authorization": f"Bearer {ZAPIER.api_key}"}
@@ -34,10 +34,7 @@ def own_stack() -> Iterator[Stack]:
 
 
 def _service(stack: Stack) -> RescheduleService:
-    env = stack.env
-    settings = Settings.model_validate(
-        {k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
-    )
+    settings = settings_from(stack.env)
     options = {"region_name": "us-east-1", "aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
     return build_service(
         settings,

@@ -6,11 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from relay import intake
 from relay.errors import RelayError
 from relay.models import RescheduleCommand, normalise, parse_request
-from relay.settings import Settings
+from relay.settings import Settings, settings_from
 
 SETTINGS = Settings(
     idempotency_table_name="idem", reschedules_table_name="resch", default_duration_minutes=30
@@ -274,3 +275,10 @@ def test_every_problem_is_listed_at_once() -> None:
         }
     )
     assert set(found) == {"booking_id", "timezone"}
+
+
+def test_settings_bound_the_default_time_format_and_read_upper_cased_names() -> None:
+    env = {"IDEMPOTENCY_TABLE_NAME": "idem", "RESCHEDULES_TABLE_NAME": "resch", "DEFAULT_TIME_FORMAT": "12"}
+    assert settings_from(env).default_time_format == 12
+    with pytest.raises(ValidationError):
+        settings_from(env | {"DEFAULT_TIME_FORMAT": "13"})

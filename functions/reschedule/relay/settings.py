@@ -8,9 +8,17 @@ so the relay has no "if local" branch.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
+
+
+def _time_format(value: int) -> int:
+    if value not in (12, 24):
+        raise ValueError("DEFAULT_TIME_FORMAT is 12 or 24")
+    return value
 
 
 class Settings(BaseModel):
@@ -24,7 +32,7 @@ class Settings(BaseModel):
     # NovaCal needs an end: when the caller gives neither end nor duration, the booking lasts this long.
     default_duration_minutes: int = Field(default=30, ge=1, le=1440)
     # NovaCal's time_format when the caller gives none.
-    default_time_format: int = Field(default=24)
+    default_time_format: Annotated[int, AfterValidator(_time_format)] = 24
     record_retention_days: int = Field(default=90, ge=1, le=3650)
     # How long a success is kept as the answer to repeats of the same key.
     idempotency_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
@@ -36,8 +44,12 @@ class Settings(BaseModel):
     deadline_safety_margin_seconds: float = Field(default=2.0, ge=0.5, le=10)
 
 
+def settings_from(environ: Mapping[str, str]) -> Settings:
+    """Settings from an environment mapping: each field is the upper-cased variable of its name."""
+    values = {name: environ[name.upper()] for name in Settings.model_fields if name.upper() in environ}
+    return Settings.model_validate(values)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    names = Settings.model_fields.keys()
-    values = {name: os.environ[name.upper()] for name in names if name.upper() in os.environ}
-    return Settings.model_validate(values)
+    return settings_from(os.environ)

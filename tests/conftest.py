@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from local.emulator import build_event
 from local.lambda_context import LambdaContext, invocation_context
 from local.seed import DEMO_SOURCES, registry
 from local.sign_link import mint_link
-from local.stack import Stack, start_stack
+from local.stack import TABLE_NAMES, Stack, start_stack
 
 # A provider that is slower than this is a timeout; short so the timeout test is quick.
 TEST_PROVIDER_READ_TIMEOUT_SECONDS = "1.5"
@@ -136,8 +137,6 @@ def invoke(relay_module: Any) -> Invoker:
 
 def stored_record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
     """The reschedules table item, read straight from DynamoDB Local (values as their wire strings)."""
-    from local.stack import TABLE_NAMES  # noqa: PLC0415
-
     item = stack.client("dynamodb").get_item(
         TableName=TABLE_NAMES["ReschedulesTable"], Key={"reschedule_id": {"S": reschedule_id}}
     )["Item"]
@@ -146,8 +145,6 @@ def stored_record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
 
 def future(days: int = 30, hour: int = 10, minute: int = 0) -> str:
     """A wall time `days` ahead at hh:mm (no offset), unique per call to keep implicit keys apart."""
-    from datetime import date, timedelta  # noqa: PLC0415
-
     day = date.today() + timedelta(days=days)
     return f"{day.isoformat()}T{hour:02d}:{minute:02d}:00"
 

@@ -1,7 +1,7 @@
-"""Time the warm handler in-process against the local stack (the numbers behind README "Operating").
+"""The inputs of README "What it costs": warm handler time, log bytes per call, stored item sizes.
 
-    python -m local.handler_timing            # 200 new reschedules, 200 replays, 200 lookups
-    python -m local.handler_timing -n 500
+    python -m bench.costs            # 200 new reschedules, 200 replays, 200 lookups
+    python -m bench.costs -n 500
 
 Also times a cold start's imports (``import app`` in a fresh interpreter, tracer on, as in Lambda)
 twice: with every module's bytecode cached, and with none (the layer ships no .pyc, so Lambda
@@ -203,7 +203,7 @@ def cold_import_cpu_seconds(*, bytecode_cached: bool) -> float:
         with tempfile.TemporaryDirectory() as empty_cache:
             # An empty pycache_prefix (and no writing) makes every import compile from source.
             flags = [] if bytecode_cached else ["-X", f"pycache_prefix={empty_cache}", "-B"]
-            result = subprocess.run(
+            result = subprocess.run(  # noqa: S603 - our own interpreter importing our own module
                 [sys.executable, *flags, "-c", _COLD_IMPORT],
                 cwd=CODE_DIR,
                 env=env,

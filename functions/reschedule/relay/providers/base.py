@@ -36,6 +36,8 @@ class Provider(ABC):
     needs_end: ClassVar[bool]
     # The setting (relay.settings.Settings field) that holds this provider's base URL.
     base_url_setting: ClassVar[str]
+    # A booking id in this provider's format, as messages show it (so it can be copied).
+    example_booking_id: ClassVar[str]
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")

@@ -30,6 +30,8 @@ class RescheduleCommand(BaseModel):
     user_id: int | None = None
     time_format: int | None = None
     answers: dict[str, str] | None = None
+    # Checked and answered, never sent (relay.reschedule.dry_run); not part of what makes two the same.
+    dry_run: bool = False
 
     def local(self, instant: datetime) -> datetime:
         """The instant as wall time in the booking's zone."""

@@ -1,9 +1,14 @@
 """The attempt record: one shape (`AttemptRecord`), one builder, and the views taken of it.
 
-Every refused, failed, succeeded or spam-trapped request of a known caller is one record, keyed by
-`reschedule_id`, with a `booking_key` for the by-booking history. Records hold the relay's own words
-(reason codes, its detail text) and the provider's trimmed scheduling facts, never the caller's
-values or anyone's personal data.
+Every refused, failed, succeeded, validated (dry run) or spam-trapped request of a known caller is
+one record, keyed by `reschedule_id`, with a `booking_key` for the by-booking history whenever the
+booking is known. A replay (the stored answer to a repeat) is not a new attempt and is not recorded.
+Records hold the relay's own words (reason codes, its detail text, its field problems) and the
+provider's trimmed scheduling facts, never the caller's values or anyone's personal data.
+
+One vocabulary for the record and the POST answer: `status` is one of STATUSES, times are `start`
+and `end`. GET answers also carry `requested_start`/`requested_end`, deprecated aliases kept for
+one version.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ if TYPE_CHECKING:
     from relay.errors import RelayError
 
 
+Status = Literal["succeeded", "failed", "validated", "queued", "cancelled", "rejected_spam"]
+STATUSES: tuple[Status, ...] = ("succeeded", "failed", "validated", "queued", "cancelled", "rejected_spam")
+# Field problems stored with a refusal: the provider's own texts may echo the caller's values.
+_UNSTORED_PROBLEM_MESSAGES = frozenset({"provider_rejected"})
+
+
 class AttemptRecord(TypedDict, total=False):
     """One stored attempt (the reschedules table's item)."""
 
@@ -34,13 +45,14 @@ class AttemptRecord(TypedDict, total=False):
     account: str
     booking_id: str
     booking_key: str
-    requested_start: str
-    requested_end: str | None
+    start: str
+    end: str | None
     timezone: str
-    status: Literal["succeeded", "failed", "rejected_spam"]
+    status: Status
     http_status: int
     reason: str
     detail: str
+    problems: list[dict[str, str]]
     provider_status: int | None
     latency_ms: int
     provider_result: dict[str, Any]
@@ -72,7 +84,23 @@ class Spam:
     """A form post that filled the honeypot: answered as accepted, nothing sent."""
 
 
-Outcome = Succeeded | Failed | Spam
+@dataclass(frozen=True)
+class Validated:
+    """A dry run: checked exactly as live, nothing sent to the provider."""
+
+
+Outcome = Succeeded | Failed | Spam | Validated
+
+
+def stored_problems(error: RelayError) -> list[dict[str, str]]:
+    """An error's field problems as stored: field name, code, the relay's own message (never a value)."""
+    problems = []
+    for problem in error.errors:
+        item = {"field": problem.field, "code": problem.code}
+        if problem.code not in _UNSTORED_PROBLEM_MESSAGES:
+            item["message"] = problem.message
+        problems.append(item)
+    return problems
 
 
 def attempt_record(
@@ -103,8 +131,8 @@ def attempt_record(
         )
     if command is not None:
         record |= AttemptRecord(
-            requested_start=command.local(command.start).isoformat(),
-            requested_end=command.local(command.end).isoformat() if command.end else None,
+            start=command.local(command.start).isoformat(),
+            end=command.local(command.end).isoformat() if command.end else None,
             timezone=command.timezone,
         )
     match outcome:
@@ -120,10 +148,14 @@ def attempt_record(
             record |= AttemptRecord(
                 status="failed", http_status=error.status, reason=error.code, detail=error.detail
             )
+            if error.errors:
+                record |= AttemptRecord(problems=stored_problems(error))
             if isinstance(error, ProviderError):
                 record |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
         case Spam():
             record |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
+        case Validated():
+            record |= AttemptRecord(status="validated", http_status=200)
     return record
 
 
@@ -133,7 +165,7 @@ _SUMMARY_KEYS = (
     "provider",
     "account",
     "booking_id",
-    "requested_start",
+    "start",
     "status",
     "reason",
     "http_status",
@@ -147,23 +179,38 @@ def summary(record: AttemptRecord | Mapping[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _SUMMARY_KEYS if record.get(k) is not None}  # type: ignore[literal-required]
 
 
+class StoredProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    field: str
+    code: str
+    message: str | None = None
+
+
 class RescheduleRecord(BaseModel):
-    """One stored attempt, as `GET /v1/reschedules/{id}` returns it."""
+    """One stored attempt, as `GET /v1/reschedules/{id}` and a booking's history return it."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)  # built only for the OpenAPI document
 
     reschedule_id: str
-    status: str = Field(description="'succeeded' or 'failed'")
+    status: Status = Field(description="What happened: " + ", ".join(STATUSES) + ".")
     provider: str | None = None
     account: str | None = None
     booking_id: str | None = None
-    requested_start: str | None = None
-    requested_end: str | None = None
+    start: str | None = Field(
+        None, description="The requested start, ISO 8601 with the offset of `timezone`."
+    )
+    end: str | None = None
+    requested_start: str | None = Field(None, description="Deprecated alias of `start` (removed in v2).")
+    requested_end: str | None = Field(None, description="Deprecated alias of `end` (removed in v2).")
     timezone: str | None = None
     attempted_at: str
     http_status: int | None = None
     reason: str | None = None
     detail: str | None = None
+    problems: list[StoredProblem] | None = Field(
+        None, description="A refusal's field problems: field, code and the relay's message."
+    )
     provider_status: int | None = None
     latency_ms: int | None = None
     provider_result: dict[str, Any] | None = None
@@ -173,7 +220,16 @@ _PUBLIC_FIELDS = tuple(RescheduleRecord.model_fields)
 
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as its source may see it: the public fields, in their documented order."""
+    """A stored record as its source may see it: the public fields, in their documented order.
+
+    Items stored before the one vocabulary have `requested_start`/`requested_end` only.
+    """
+    times = {
+        "start": record.get("start", record.get("requested_start")),
+        "end": record.get("end", record.get("requested_end")),
+    }
+    if times["start"] is not None:
+        record = {**record, **times, "requested_start": times["start"], "requested_end": times["end"]}
     return {k: record[k] for k in _PUBLIC_FIELDS if k in record}
 
 
@@ -183,7 +239,7 @@ class RescheduleResult(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     reschedule_id: str
-    status: str = Field(description="'rescheduled'")
+    status: Literal["succeeded"] = Field(description="'succeeded': the provider moved the booking.")
     provider: str
     account: str
     booking_id: str
@@ -200,7 +256,7 @@ def result_of(
     """The success answer, with exactly RescheduleResult's fields (a unit test holds them together)."""
     return {
         "reschedule_id": reschedule_id,
-        "status": "rescheduled",
+        "status": "succeeded",
         "provider": command.provider,
         "account": command.account,
         "booking_id": command.booking_id,

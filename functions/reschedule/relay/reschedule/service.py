@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ConfigDict
 
 from relay.command import RescheduleCommand
+from relay.dal.idempotency import MoveScope
 from relay.dal.records import RecordStore, RecordWriteFailed
 from relay.errors import (
     RelayError,
@@ -45,11 +46,14 @@ from relay.reschedule.attempts import (
     Outcome,
     Spam,
     Succeeded,
+    Validated,
     attempt_record,
     public_view,
     result_of,
     summary,
 )
+from relay.reschedule.dry_run import dry_run_answer
+from relay.reschedule.history import booking_history
 from relay.times import utc_now
 
 if TYPE_CHECKING:
@@ -141,7 +145,10 @@ class RescheduleService:
         if deadline.invocation_remaining() is not None:
             # Powertools reads only get_remaining_time_in_millis() of the context it is given.
             self.idempotency.register_lambda_context(_InvocationClock(deadline))  # type: ignore[arg-type]
-        self._persistence.begin()
+        # Without an Idempotency-Key, a stored answer stands only while it is the booking's last move.
+        self._persistence.begin(
+            MoveScope(source, command.provider, command.booking_id, idempotency_key is None)
+        )
         try:
             result: dict[str, Any] = self._run_once(run=run, deadline=deadline)
         except IdempotencyAlreadyInProgressError:
@@ -283,15 +290,38 @@ class RescheduleService:
 
     # -- refusals and spam --------------------------------------------------------------------------
 
-    def refuse(self, source: str, error: RelayError, command: RescheduleCommand | None = None) -> RelayError:
+    def refuse(
+        self,
+        source: str,
+        error: RelayError,
+        command: RescheduleCommand | None = None,
+        *,
+        booking: Booking | None = None,
+    ) -> RelayError:
         """Record a refused request of a known caller (its reason; no body, no personal data).
 
-        Returns the error, now carrying the record's id for the answer, so the door can raise it.
+        `booking`, when the command could not be built but its booking is known, puts the refusal
+        in that booking's history. Returns the error, now carrying the record's id, to raise.
         """
         reschedule_id = self._new_id()
         error.extra["reschedule_id"] = reschedule_id
-        self._save_record(self._record(reschedule_id, source, Failed(error), command=command))
+        self._save_record(
+            self._record(reschedule_id, source, Failed(error), command=command, booking=booking)
+        )
         return error
+
+    def dry_run(
+        self, command: RescheduleCommand, *, source: str, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        """Checked as live (the key's format too); no lock, no provider call; recorded as `validated`."""
+        try:
+            self._idempotent_run(source, command, idempotency_key)
+        except RelayError as error:
+            raise self.refuse(source, error, command) from None
+        request = self._adapters[command.provider].build_request(command)
+        reschedule_id = self._new_id()
+        self._save_record(self._record(reschedule_id, source, Validated(), command=command))
+        return dry_run_answer(reschedule_id, command, request)
 
     def record_spam(self, source: str, booking: Booking) -> str:
         """A form post that filled the honeypot: recorded without personal data, no provider called."""
@@ -317,6 +347,13 @@ class RescheduleService:
         if record is None or record.get("source") != source:  # another source's record: not found
             raise not_found("No reschedule with this id.", "reschedule_not_found")
         return public_view(record)
+
+    # -- GET /v1/bookings/{provider}/{booking_id}/reschedules -------------------------------------
+
+    def history(
+        self, source: str, provider: str, booking_id: str, *, limit: str | None, cursor: str | None
+    ) -> dict[str, Any]:
+        return booking_history(self._records, source, provider, booking_id, limit=limit, cursor=cursor)
 
 
 def _looks_like_id(value: str) -> bool:

@@ -110,6 +110,16 @@ def test_dynamodb_down_before_the_provider_call_is_503_without_provider_call(own
     assert _sandbox(own_stack, "iclosed").calls() == []
 
 
+PROVIDER_CALL_WAIT_SECONDS = 20
+
+
+def _stop_when_called(provider: Sandbox, stack: Stack) -> None:
+    waited_until = time.monotonic() + PROVIDER_CALL_WAIT_SECONDS
+    while not provider.calls() and time.monotonic() < waited_until:
+        time.sleep(0.05)
+    stack.dynamodb.stop()
+
+
 def test_provider_success_then_storage_failure_still_answers_success_and_logs_the_outcome(
     own_stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -118,7 +128,8 @@ def test_provider_success_then_storage_failure_still_answers_success_and_logs_th
     iclosed = _sandbox(own_stack, "iclosed")
     iclosed.fault(delay_ms=1500, times=1)
     # DynamoDB goes away while the provider is working: after the lock, before the outcome is stored
-    threading.Timer(0.5, own_stack.dynamodb.stop).start()
+    # (once the provider has the call, not after a fixed time: a loaded machine may take the lock late)
+    threading.Thread(target=_stop_when_called, args=(iclosed, own_stack), daemon=True).start()
     result = _reschedule(
         service, caller, {"provider": "iclosed", "id": 1003, "start": future(days=82), "timezone": "UTC"}
     )

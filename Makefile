@@ -61,7 +61,7 @@ lint: $(STAMP)
 	PYTHONPATH=functions/reschedule $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions/reschedule local bench
+	$(VENV)/bin/mypy functions/reschedule local bench tests
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

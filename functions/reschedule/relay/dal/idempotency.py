@@ -164,7 +164,9 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
             names["#validation_key"] = self.validation_key_attr
             values[":validation_key"] = {"S": data_record.payload_hash}
         self.client.transact_write_items(
+            # The last move first: a store that applies items in order never shows the answer without it.
             TransactItems=[
+                *self._last_move_put(data_record, record),
                 {
                     "Update": {
                         "TableName": self.table_name,
@@ -175,7 +177,6 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
                     }
                 },
                 {"Put": self._records.put_request(record)},
-                *self._last_move_put(data_record, record),
             ]
         )
         self._written()

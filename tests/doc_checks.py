@@ -287,6 +287,14 @@ class _Scan:
                 return Param(index, node.id, literal if isinstance(literal, str | int) else None)
         return self.constants.get(name or "")
 
+    def _keywords(self, call: ast.Call) -> list[dict[str, Spec]]:
+        """Any call given both `status=<4xx/5xx>` and `code=...`, e.g. `dataclasses.replace(error, ...)`."""
+        given = {k.arg: self._value(k.value, None) for k in call.keywords if k.arg in {"status", "code"}}
+        status = given.get("status")
+        if isinstance(status, int) and status in HTTP_ERROR_STATUSES and isinstance(given.get("code"), str):
+            return [given]
+        return []
+
     def answers(self) -> Iterator[Answer]:
         for path, tree in self.trees.items():
             enclosing = {
@@ -298,7 +306,7 @@ class _Scan:
             for node in ast.walk(tree):
                 if not isinstance(node, ast.Call):
                     continue
-                for specs in self._specs(node, enclosing.get(id(node)), path):
+                for specs in self._specs(node, enclosing.get(id(node)), path) or self._keywords(node):
                     code, status = specs.get("code"), specs.get("status")
                     if isinstance(code, str) and REASON_CODE.match(code):
                         where = f"{path.relative_to(ROOT)}:{node.lineno}"

@@ -19,8 +19,8 @@ import pytest
 from local.form_page import FORM_SNIPPET
 from local.sandbox.bookings import ICLOSED_FIRST_ID
 from local.seed import SIGNING_DEMO, ZAPIER_DEMO
-from relay import links
-from relay.sources import parse_registry
+from relay.callers import links
+from relay.callers.registry import parse_registry
 from tests import doc_checks
 from tests.doc_checks import README, ROOT, code_spans, doc_pages, page, section, tables
 
@@ -182,6 +182,24 @@ def test_sizes_outside_the_measured_tables_are_bounds_from_the_code() -> None:
     for path in doc_pages():
         for size in re.findall(r"\b\d+(?:\.\d+)? [KM]iB\b", GENERATED.sub("", path.read_text())):
             assert size in bounds, f"{path.name}: {size} is not a bound the code sets"
+
+
+# Files the docs name that a run creates rather than the repository holds.
+GENERATED_PATHS = (".local/", "build/")
+
+
+def test_every_project_file_the_docs_name_exists() -> None:
+    # `relay/...` paths are inside the function's code directory; the rest are from the root.
+    named = 0
+    for path in doc_pages():
+        for span in code_spans(path.read_text()):
+            if re.fullmatch(r"[\w.-]+(?:/[\w.-]+)+\.(?:py|json|yaml|txt)", span) and not span.startswith(
+                GENERATED_PATHS
+            ):
+                base = doc_checks.CODE_DIR if span.startswith("relay/") else ROOT
+                assert (base / span).is_file(), f"{path.relative_to(ROOT)}: `{span}` does not exist"
+                named += 1
+    assert named > 5
 
 
 # ---- Links -----------------------------------------------------------------------------------------

@@ -71,7 +71,12 @@ def test_reschedule_returns_the_moved_appointment(acuity: SandboxProvider) -> No
 
 @pytest.mark.parametrize(
     "moment",
-    ["2031-09-10T11:00:00-0500", "2031-09-10T11:00:00-05:00", "2031-09-10T16:00:00Z", "2031-09-10T11:00-0500"],
+    [
+        "2031-09-10T11:00:00-0500",
+        "2031-09-10T11:00:00-05:00",
+        "2031-09-10T16:00:00Z",
+        "2031-09-10T11:00-0500",
+    ],
 )
 def test_offset_forms_are_accepted(acuity: SandboxProvider, moment: str) -> None:
     response = reschedule(acuity, ACUITY_IDS[1], {"datetime": moment})

@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,8 @@ def parse_limit(spec: object) -> Limit:
 class RateLimiter:
     """Rolling-window counters per key (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock  # seconds, monotonic; a test may pass its own
         self._lock = threading.Lock()
         self._per_key: dict[str, int] = {}
         self._every_key: int | None = None
@@ -90,7 +92,7 @@ class RateLimiter:
             per_minute = self._per_key.get(key, self._every_key)
             if per_minute is None:
                 return None
-            now = time.monotonic()
+            now = self._clock()
             window = self._admitted.setdefault(key, deque())
             while window and window[0] <= now - RATE_WINDOW_SECONDS:
                 window.popleft()

@@ -6,8 +6,6 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import Invoker, Sandbox, new_key, stored_record
-
 from local.sandbox.bookings import ACUITY_CANCELED_ID, CALCOM_CANCELLED_UID
 from local.secrets_emulator import put_secret_json
 from local.stack import Stack
@@ -16,6 +14,7 @@ from relay.composition import build
 from relay.deadline import Deadline
 from relay.errors import RelayError
 from relay.settings import settings_from
+from tests.helpers import Invoker, Sandbox, new_key, stored_record
 
 
 def _utc_slot(days: int, hour: int) -> str:
@@ -107,7 +106,8 @@ def test_calcom_after_commit_dropped_connection_is_one_success_and_one_move(
 def httpx_bookings(box: Sandbox) -> list[dict[str, Any]]:
     import httpx  # noqa: PLC0415
 
-    return httpx.get(f"{box.url}/_sandbox/bookings").json()
+    bookings: list[dict[str, Any]] = httpx.get(f"{box.url}/_sandbox/bookings").json()
+    return bookings
 
 
 def test_calcom_cancelled_booking_is_a_422_naming_the_booking(

@@ -18,16 +18,18 @@ from relay.providers.calcom import CalcomKey
 from relay.providers.client import ProviderClient
 from relay.settings import Settings
 
-SETTINGS = Settings(
-    idempotency_table_name="idem",
-    reschedules_table_name="resch",
-    calcom_base_url="https://calcom.invalid",
-    acuity_base_url="https://acuity.invalid",
+SETTINGS = Settings.model_validate(
+    {
+        "idempotency_table_name": "idem",
+        "reschedules_table_name": "resch",
+        "calcom_base_url": "https://calcom.invalid",
+        "acuity_base_url": "https://acuity.invalid",
+    }
 )
 ADAPTERS = build_adapters(SETTINGS)
 CALCOM, ACUITY = ADAPTERS["calcom"], ADAPTERS["acuity"]
 START = datetime(2027, 3, 14, 15, 0, tzinfo=UTC)  # 11:00 EDT: New York is already on summer time
-CAL_KEY = CalcomKey(api_key="cal_sandbox_key")
+CAL_KEY = CalcomKey.model_validate({"api_key": "cal_sandbox_key"})
 ACUITY_KEY = AcuityCredentials.model_validate({"user_id": "10001", "api_key": "sandbox-acuity-key"})
 
 

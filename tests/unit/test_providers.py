@@ -19,11 +19,13 @@ from relay.providers.client import ProviderClient, retry_after_seconds
 from relay.providers.iclosed import IClosedKey
 from relay.settings import Settings
 
-SETTINGS = Settings(
-    idempotency_table_name="idem",
-    reschedules_table_name="resch",
-    iclosed_base_url="https://iclosed.invalid",
-    novacal_base_url="https://novacal.invalid/base/",
+SETTINGS = Settings.model_validate(
+    {
+        "idempotency_table_name": "idem",
+        "reschedules_table_name": "resch",
+        "iclosed_base_url": "https://iclosed.invalid",
+        "novacal_base_url": "https://novacal.invalid/base/",
+    }
 )
 ADAPTERS = build_adapters(SETTINGS)
 START = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # 01:30 EDT, the first of two 01:30s that day
@@ -162,7 +164,7 @@ CMD = RescheduleCommand(
     provider="iclosed", account="default", booking_id="1", start=START, end=None, timezone="UTC"
 )
 ADAPTER = ADAPTERS["iclosed"]
-TOKEN = IClosedKey(api_key="sandbox-token")
+TOKEN = IClosedKey.model_validate({"api_key": "sandbox-token"})
 
 
 @pytest.mark.parametrize(
@@ -262,7 +264,9 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
             "time_format": 24,
         }
     )
-    reply = client.send(adapter, adapter.build_request(cmd), BearerKey(api_key="sandbox-novacal"))
+    reply = client.send(
+        adapter, adapter.build_request(cmd), BearerKey.model_validate({"api_key": "sandbox-novacal"})
+    )
     assert reply.status == 200
     assert str(seen[0].url) == "https://novacal.invalid/base/v1/events/3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
     assert seen[0].headers["authorization"] == "Bearer sandbox-novacal"
@@ -271,13 +275,15 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
 def test_retry_after_as_http_date() -> None:
     when = datetime.now(UTC) + timedelta(seconds=30)
     response = httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
-    assert 28 <= retry_after_seconds(response, None) <= 31
+    seconds = retry_after_seconds(response, None)
+    assert seconds is not None
+    assert 28 <= seconds <= 31
 
 
 def test_iclosed_token_without_prefix_is_warned_about_not_refused() -> None:
-    assert IClosedKey(api_key="iclosed_abc").warnings() == []
-    assert IClosedKey(api_key="iclosed-abc").warnings() == []
-    warning = IClosedKey(api_key="sandbox-abc").warnings()
+    assert IClosedKey.model_validate({"api_key": "iclosed_abc"}).warnings() == []
+    assert IClosedKey.model_validate({"api_key": "iclosed-abc"}).warnings() == []
+    warning = IClosedKey.model_validate({"api_key": "sandbox-abc"}).warnings()
     assert warning
     assert "sandbox-abc" not in warning[0]
 
@@ -290,13 +296,15 @@ def test_tls_verification_is_on_whenever_a_provider_is_reached_over_https() -> N
     # The production defaults are HTTPS: certificates are always verified.
     defaults = Settings(idempotency_table_name="idem", reschedules_table_name="resch")
     assert _verify_mode(ProviderClient(defaults, build_adapters(defaults))) == ssl.CERT_REQUIRED
-    plain = Settings(
-        idempotency_table_name="idem",
-        reschedules_table_name="resch",
-        iclosed_base_url="http://127.0.0.1:1",
-        novacal_base_url="http://127.0.0.1:2",
-        calcom_base_url="http://127.0.0.1:3",
-        acuity_base_url="http://127.0.0.1:4",
+    plain = Settings.model_validate(
+        {
+            "idempotency_table_name": "idem",
+            "reschedules_table_name": "resch",
+            "iclosed_base_url": "http://127.0.0.1:1",
+            "novacal_base_url": "http://127.0.0.1:2",
+            "calcom_base_url": "http://127.0.0.1:3",
+            "acuity_base_url": "http://127.0.0.1:4",
+        }
     )
     assert (
         _verify_mode(ProviderClient(plain, build_adapters(plain))) == ssl.CERT_NONE

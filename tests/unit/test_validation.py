@@ -336,7 +336,7 @@ def test_example_booking_ids_in_messages_are_usable() -> None:
     for name, adapter in PROVIDERS.items():
         assert adapter.normalise_booking_id(adapter.example_booking_id)
         with pytest.raises(RelayError) as caught:
-            command({"provider": name, "id": "not-an-id", "start": f"{NEXT_YEAR}-01-15T10:00:00Z"})
+            command({"provider": name, "id": "not an id!", "start": f"{NEXT_YEAR}-01-15T10:00:00Z"})
         [message] = [p.message for p in caught.value.errors if p.field == "id"]
         assert adapter.example_booking_id in message
 

@@ -20,7 +20,8 @@ class ProviderRequest(BaseModel):
 
     method: str
     path: str = Field(description="Relative to the provider's base URL.")
-    body: dict[str, Any]
+    body: dict[str, Any] | None
+    query: dict[str, str] = Field(default_factory=dict, description="Query parameters, if any.")
 
 
 class DryRunResult(BaseModel):
@@ -54,5 +55,10 @@ def dry_run_answer(
         "start": command.local(command.start).isoformat(),
         "end": command.local(command.end).isoformat() if command.end else None,
         "timezone": command.timezone,
-        "provider_request": {"method": request.method, "path": request.path, "body": dict(request.json)},
+        "provider_request": {
+            "method": request.method,
+            "path": request.path,
+            "body": None if request.json is None else dict(request.json),
+            "query": dict(request.params),
+        },
     }

@@ -52,7 +52,9 @@ def booking_history(
 ) -> dict[str, Any]:
     adapter = PROVIDERS.get(provider.lower())
     if adapter is None:
-        raise not_found(f"No provider {provider[:32]!r}; use one of {', '.join(sorted(PROVIDERS))}.")
+        raise not_found(
+            f"No provider {provider[:32]!r}; use one of {', '.join(sorted(PROVIDERS))}.", "provider_not_found"
+        )
     try:
         canonical = adapter.normalise_booking_id(booking_id)
     except BookingIdProblem as exc:

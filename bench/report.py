@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import prices
 from bench.budgets import BUDGETS
 
 # (results key, label, format); every figure in the table, budgets marked where they apply.
@@ -162,4 +163,22 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += _md_table(("family", "self ms"), [(name, f"{ms:.0f}") for name, ms in families.items()])
+    costs = prices.cost_rows(results)
+    if costs:
+        memory_mb = prices.FUNCTION_MEMORY_GB * 1024
+        out += [
+            "",
+            f"What a million requests cost at these durations (arm64, {memory_mb:.0f} MB, "
+            f"${prices.LAMBDA_ARM64_PER_GB_SECOND:.10f} per GB-s, "
+            f"${prices.LAMBDA_PER_MILLION_REQUESTS:.2f} per million requests, "
+            "duration rounded up to 1 ms, INIT billed):",
+            "",
+        ]
+        out += _md_table(("a million", "duration", "Lambda cost"), costs)
+        out += [
+            "",
+            "With SnapStart, each cold start is a restore instead: "
+            f"${prices.snapstart_restores_per_million():.2f} per million restores, plus the snapshot cache, "
+            f"${prices.snapstart_cache_per_month():.2f} per month for each active version (3-hour minimum).",
+        ]
     return "\n".join(out)

@@ -217,7 +217,8 @@ def check_locked(installed: dict[str, str], pins: dict[str, str]) -> None:
 def target_interpreter() -> str:
     """A CPython 3.13 (the Lambda runtime's version): the bytecode must be its own to be used."""
     if sys.version_info[:2] == (3, 13):
-        return sys.executable
+        # The interpreter itself, not a virtualenv's wrapper around it: the same one either way.
+        return str(getattr(sys, "_base_executable", sys.executable))
     for pattern in TARGET_INTERPRETER_GLOBS:
         found = sorted(glob.glob(str(Path(pattern).expanduser())))  # noqa: PTH207 - a ~ pattern
         if found:

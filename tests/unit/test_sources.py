@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from relay.errors import RelayError
-from relay.sources import (
+from relay.callers.registry import (
     SignedLinkSource,
     StandardWebhooksSource,
     authenticate,
     hash_api_key,
     parse_registry,
 )
+from relay.errors import RelayError
 
 REGISTRY = parse_registry(
     {

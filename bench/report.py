@@ -174,7 +174,7 @@ def markdown(results: dict[str, Any]) -> str:
             "duration rounded up to 1 ms, INIT billed):",
             "",
         ]
-        out += _md_table(("a million", "duration", "Lambda cost"), costs)
+        out += _md_table(("a million", "duration", "Lambda cost"), [tuple(row) for row in costs])
         out += [
             "",
             "With SnapStart, each cold start is a restore instead: "

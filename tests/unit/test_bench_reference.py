@@ -27,7 +27,13 @@ ISSUE_11_KEYS = {
     "layer_unzipped_mib",
     "function_unzipped_mib",
 }
-OLDER_KEYS = {"cold_start_ms", "cold_start_floor_ms", "cold_start_ratio", "warm_new_p50_ratio", "replay_p50_ms"}
+OLDER_KEYS = {
+    "cold_start_ms",
+    "cold_start_floor_ms",
+    "cold_start_ratio",
+    "warm_new_p50_ratio",
+    "replay_p50_ms",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +49,7 @@ def test_the_docs_show_exactly_the_reference_runs_tables(reference: dict[str, ob
 
 
 def test_the_reference_run_has_every_figure_and_its_budgets(reference: dict[str, object]) -> None:
-    assert ISSUE_11_KEYS | OLDER_KEYS <= set(reference)
+    assert set(reference) >= ISSUE_11_KEYS | OLDER_KEYS
     assert reference["budgets"] == judge(reference)
     assert {budget.figure for budget in BUDGETS} <= set(reference)
 

@@ -83,7 +83,8 @@ def _interpreter_version(interpreter: str) -> str:
 
 
 def _install_runtime(target: Path, boto3_version: str) -> None:
-    """boto3 with the lock's botocore, s3transfer, urllib3, ... for this machine, then compiled."""
+    """boto3 with the lock's botocore, s3transfer, urllib3, ... for this machine, then compiled;
+    and snapshot_restore_py, which the runtime ships too (the handler registers its SnapStart hook)."""
     done = subprocess.run(  # noqa: S603 - our own interpreter's pip
         [
             package.target_interpreter(),
@@ -98,6 +99,7 @@ def _install_runtime(target: Path, boto3_version: str) -> None:
             "--constraint",
             str(package.LAYER_CONSTRAINTS),
             f"boto3=={boto3_version}",
+            f"snapshot-restore-py=={importlib.metadata.version('snapshot-restore-py')}",
         ],
         env={"PIP_CACHE_DIR": str(package.PIP_CACHE_DIR), **os.environ},
         capture_output=True,
@@ -118,6 +120,7 @@ def _cached_dependencies(interpreter: str) -> tuple[Path, Path]:
         package.LAYER_CONSTRAINTS.read_bytes()
         + package.LAYER_REQUIREMENTS.read_bytes()
         + f"{_interpreter_version(interpreter)}|{package.HOST_PLATFORM}|boto3=={boto3_version}".encode()
+        + importlib.metadata.version("snapshot-restore-py").encode()
     ).hexdigest()[:16]
     root = CACHE_DIR / f"deployed-{fingerprint}"
     layer, runtime = root / "layer" / package.LAYER_PREFIX, root / "runtime"

@@ -61,7 +61,7 @@ class FakeIdempotencyStore(BasePersistenceLayer):
     """The idempotency table in memory, with RecordingPersistenceLayer's staging slot."""
 
     def __init__(self, records: FakeRecords) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.records = records
         self.items: dict[str, DataRecord] = {}
         self.staged: Staged | None = None

@@ -7,14 +7,14 @@ from typing import Any, cast
 
 import pytest
 
-from local.seed import DEMO_SOURCES, registry
+from local.seed import DEMO_SOURCES, ZAPIER_DEMO, registry
 from relay.callers.admission import admit, identify
 from relay.callers.registry import SourcesReader
 from relay.errors import RelayError
 from tests.unit.fakes import FakeSecrets
 
 NAME = "reschedule-relay/sources"
-ZAPIER = DEMO_SOURCES[0]
+ZAPIER = ZAPIER_DEMO
 AUTH = {"authorization": f"Bearer {ZAPIER.api_key}", "content-type": "application/json"}
 
 

@@ -255,6 +255,7 @@ def test_a_dry_run_answers_what_would_be_sent_and_sends_nothing(
             "timeZone": "UTC",
             "rescheduleReason": "Conflict",
         },
+        "query": {},
     }
     assert "sandbox-token" not in json.dumps(answer.body)
     assert sandboxes["iclosed"].calls() == []

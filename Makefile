@@ -60,7 +60,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions/reschedule local bench
+	$(VENV)/bin/mypy functions/reschedule local tools bench
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

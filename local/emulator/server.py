@@ -64,6 +64,8 @@ class _RequestHandler(LocalRequestHandler):
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The HTTP machinery's own errors (bad request line, headers too long) as API Gateway's JSON."""
+        # http.server takes an unparsable request line for HTTP/0.9 (no status line): answer in 1.1.
+        self.request_version = self.protocol_version
         try:
             phrase = HTTPStatus(code).phrase
         except ValueError:

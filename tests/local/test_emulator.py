@@ -1,10 +1,11 @@
-"""The API emulator over real HTTP, with worker processes running tests/fixtures/echo_handler.py."""
+"""The API emulator over real HTTP, with worker processes running tests/local/fixtures/echo_handler.py."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ import pytest
 from local.emulator import ApiEmulator, WorkerInitError, read_function_config, start_emulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
+FIXTURES = REPO_ROOT / "tests" / "local" / "fixtures"
 HANDLER = "echo_handler:handler"
 
 TEMPLATE = """
@@ -32,7 +33,7 @@ Resources:
     Properties:
       FunctionName: echo-relay
       Handler: echo_handler.handler
-      CodeUri: tests/fixtures
+      CodeUri: tests/local/fixtures
       MemorySize: 256
       Role: !GetAtt EchoRole.Arn
       Events:
@@ -221,6 +222,30 @@ def test_unknown_route_is_404(client: httpx.Client, method: str, path: str) -> N
     assert response.json() == {"message": "Not Found"}
     assert response.headers["content-type"] == "application/json"
     assert response.headers["apigw-requestid"]
+
+
+@pytest.mark.parametrize("method", ["TRACE", "FOO", "PROPFIND"])
+def test_unknown_method_is_api_gateways_json_404(client: httpx.Client, method: str) -> None:
+    # http.server alone answers these 501 with an HTML page; API Gateway answers JSON.
+    response = client.request(method, "/v1/reschedules")
+
+    assert response.status_code == 404
+    assert response.json() == {"message": "Not Found"}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["apigw-requestid"]
+
+
+def test_malformed_request_line_is_answered_in_json(emu: ApiEmulator) -> None:
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/reschedules HTTP/1.1 extra\r\nHost: x\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body) == {"message": "Bad Request"}
 
 
 def test_body_over_10_mb_is_413(client: httpx.Client) -> None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +24,8 @@ from local.emulator import ApiEmulator, WorkerInitError, read_function_config, s
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "local" / "fixtures"
 HANDLER = "echo_handler:handler"
+# How long the CLI may take to stop its server and workers after SIGINT.
+CLI_STOP_TIMEOUT_S = 20
 
 TEMPLATE = """
 Globals:
@@ -367,6 +373,35 @@ def test_stop_leaves_no_worker_behind(template: Path) -> None:
         assert emu.worker_pids() == []
         with pytest.raises(httpx.TransportError):
             http.get("/v1/reschedules/abc")
+
+
+def test_cli_stops_on_sigint_even_when_started_with_sigint_ignored(template: Path) -> None:
+    # A shell starts background jobs (`make test > log &`) with SIGINT ignored; exec keeps it so.
+    command = (
+        f"trap '' INT; exec {shlex.quote(sys.executable)} -m local.emulator --port 0 --workers 1 "
+        f"--handler {HANDLER} --code-dir {shlex.quote(str(FIXTURES))} --template {shlex.quote(str(template))}"
+    )
+    process = subprocess.Popen(  # noqa: S603 - a fixed command built from the test's own paths
+        ["/bin/sh", "-c", command],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("API emulator on http://127.0.0.1:"), banner
+        url = banner.split()[3]
+        assert httpx.get(f"{url}/v1/reschedules/abc", timeout=10).status_code == 200
+
+        process.send_signal(signal.SIGINT)
+
+        assert process.wait(timeout=CLI_STOP_TIMEOUT_S) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_handler_that_cannot_be_imported_fails_start(template: Path) -> None:

@@ -36,7 +36,8 @@ Usage::
     ...  # emu.url
     emu.stop()
 
-or ``python -m local.emulator --port 3000`` (blocks; Ctrl-C stops it).
+or ``python -m local.emulator --port 3000`` (blocks; Ctrl-C or SIGTERM stops it).
+
 Modules, in the order a request meets them: ``server`` (HTTP in and out), ``gateway``
 (``ApiEmulator``: routing, limits, invocation), ``routes`` (routes and function settings from the
 template), ``events`` (the payload 2.0 event), ``workers`` (the containers), ``responses`` (the

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from local.seed import DEMO_SOURCES
+from local.seed import ZAPIER_DEMO
 from local.stack import STATE_ENTRIES, Stack, StackRunning, reset_state, start_stack
 
-API_KEY = DEMO_SOURCES[0].api_key
+API_KEY = ZAPIER_DEMO.api_key
 # The quick-start example's explicit key, sent again after the restart.
 QUICK_START_KEY = "demo-1"
 

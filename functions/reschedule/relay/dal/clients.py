@@ -7,10 +7,14 @@ so the local stack points the same code at DynamoDB Local and the Secrets Manage
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 # Fail fast: the whole request must fit inside API Gateway's 30 s, provider call included.
 AWS_CONNECT_TIMEOUT_SECONDS = 1.0
@@ -39,10 +43,12 @@ def new_client(service: str, **options: Any) -> Any:
 
 
 @cache
-def dynamodb() -> Any:
-    return new_client("dynamodb")
+def dynamodb() -> DynamoDBClient:
+    client: DynamoDBClient = new_client("dynamodb")
+    return client
 
 
 @cache
-def secretsmanager() -> Any:
-    return new_client("secretsmanager")
+def secretsmanager() -> SecretsManagerClient:
+    client: SecretsManagerClient = new_client("secretsmanager")
+    return client

@@ -1,1 +1,1 @@
-"""Build tools: artifacts and generated files made from the code (not part of the local stack)."""
+"""Build tools: the Lambda artifacts and the OpenAPI document (run as python -m tools.<name>)."""

@@ -52,3 +52,9 @@ def dynamodb() -> DynamoDBClient:
 def secretsmanager() -> SecretsManagerClient:
     client: SecretsManagerClient = new_client("secretsmanager")
     return client
+
+
+def forget() -> None:
+    """Drop the cached session and clients (after a SnapStart restore): the next call makes new ones."""
+    for cached in (_session, dynamodb, secretsmanager):
+        cached.cache_clear()

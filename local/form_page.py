@@ -15,13 +15,11 @@ It holds no secret: everything it needs comes from the link. Runs in a backgroun
 from __future__ import annotations
 
 import html
-import threading
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-STOP_POLL_SECONDS = 0.1
+from local.httpserver import LOOPBACK_HOST, LocalHTTPServer, LocalRequestHandler
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -97,23 +95,20 @@ def _new_time(start: str, timezone: str) -> str:
 class FormPage:
     """A running page server; `api_url` may be set after start (the relay's address)."""
 
-    server: ThreadingHTTPServer
-    thread: threading.Thread
+    server: LocalHTTPServer
     api_url: str
     honeypot: str
 
     @property
     def port(self) -> int:
-        return int(self.server.server_address[1])
+        return self.server.port
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        self.server.stop()
 
     def render(self, path: str, query: dict[str, str]) -> tuple[int, str]:
         if path == "/reschedule":
@@ -141,37 +136,25 @@ class FormPage:
         return 404, _PAGE.format(title="Not found", body="<h1>Not found</h1>")
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LocalRequestHandler):
     server: _Server
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
         status, text = self.server.page.render(parts.path, dict(parse_qsl(parts.query)))
-        payload = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+        self.send_body(status, text.encode(), "text/html; charset=utf-8")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LocalHTTPServer):
     page: FormPage
 
 
 def start_form_page(
-    *, api_url: str = "", honeypot: str = "website", host: str = "127.0.0.1", port: int = 0
+    *, api_url: str = "", honeypot: str = "website", host: str = LOOPBACK_HOST, port: int = 0
 ) -> FormPage:
     """Start the page server in a background thread; returns once it listens."""
     server = _Server((host, port), _Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, args=(STOP_POLL_SECONDS,), name="form-page", daemon=True
-    )
-    page = FormPage(server, thread, api_url, honeypot)
+    page = FormPage(server, api_url, honeypot)
     server.page = page
-    thread.start()
+    server.start_in_thread("form-page")
     return page

@@ -2,21 +2,30 @@
 and the API emulator in front of the real handler. Used by `make run` and by the tests.
 
     python -m local.stack            # foreground, Ctrl-C stops everything (PORT overrides 3000)
+    python -m local.stack --reset    # `make reset`: delete the local state (DynamoDB data, stack.json)
+
+`make run` keeps the attempt history between runs but starts with no idempotency records: the
+sandbox providers reseed their bookings on every start, so a record from the previous run would
+replay an answer about a booking that is back where it started.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -35,7 +44,7 @@ from local.seed import (
     seed_secrets,
 )
 from local.sign_link import mint_link
-from local.tables import create_tables
+from local.tables import clear_table, create_tables
 from local.template import REPO_ROOT, TEMPLATE_PATH
 
 CACHE_DIR = REPO_ROOT / ".local"
@@ -52,6 +61,14 @@ AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "sandbox",
     "AWS_SECRET_ACCESS_KEY": "sandbox",
 }
+# What `make reset` deletes under the state directory (downloads and tool installs stay).
+STATE_ENTRIES = ("dynamodb-data", "stack.json", "logs")
+# How long `make reset` waits to see whether a stack described by stack.json still answers.
+RUNNING_PROBE_TIMEOUT_SECONDS = 1.0
+
+
+class StackRunning(RuntimeError):
+    """`make reset` refuses to delete the data of a stack that is still running."""
 
 
 @dataclass
@@ -64,6 +81,8 @@ class Stack:
     # The demo form source's pages (its origin is the one the registry allows).
     form_page: FormPage | None = None
     sources: tuple[AnyDemoSource, ...] = ()
+    # Idempotency records of a previous run deleted at start (`forget_idempotency`).
+    forgotten_idempotency_records: int = 0
     _stopped: bool = field(default=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -141,14 +160,19 @@ def start_stack(
     extra_env: dict[str, str] | None = None,
     api_timeout_s: float | None = None,
     form_port: int = 0,
+    state_dir: Path | None = None,
+    forget_idempotency: bool = False,
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests).
 
+    `persist` keeps DynamoDB's data under `state_dir` (default STATE_DIR); `forget_idempotency`
+    deletes the idempotency records found there before the API starts, keeping the attempts.
     The demo form page starts first: the form source's allowed origin is its address.
     """
+    state_dir = STATE_DIR if state_dir is None else state_dir
     started: list[Any] = []
     try:
-        dynamodb = start_dynamodb_local(db_path=STATE_DIR / "dynamodb-data" if persist else None)
+        dynamodb = start_dynamodb_local(db_path=state_dir / "dynamodb-data" if persist else None)
         started.append(dynamodb)
         secrets = start_secrets_emulator()
         started.append(secrets)
@@ -162,6 +186,10 @@ def start_stack(
         sources = demo_sources(form_page.url)
         stack = Stack(dynamodb, secrets, sandboxes, env, form_page=form_page, sources=sources)
         create_tables(stack.client("dynamodb"), TABLE_NAMES)
+        if forget_idempotency:
+            stack.forgotten_idempotency_records = clear_table(
+                stack.client("dynamodb"), TABLE_NAMES["IdempotencyTable"]
+            )
         seed_secrets(stack.client("secretsmanager"), sources)
         if api_port is not None:
             stack.api = start_emulator(
@@ -231,7 +259,60 @@ Read a stored outcome:
 """
 
 
-def main() -> int:
+def _answers(url: str | None) -> bool:
+    """Whether something accepts connections at the URL's host and port."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=RUNNING_PROBE_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def reset_state(state_dir: Path | None = None) -> list[Path]:
+    """Delete the local state (`STATE_ENTRIES`) under state_dir; returns what was deleted.
+
+    Refuses (StackRunning) while the stack that wrote stack.json still answers.
+    """
+    state_dir = STATE_DIR if state_dir is None else state_dir
+    described = state_dir / "stack.json"
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads(described.read_text())
+        if _answers(info.get("api_url")) or _answers(info.get("dynamodb_endpoint")):
+            raise StackRunning(f"the local stack in {described} is still running: stop `make run` first")
+    removed = []
+    for name in STATE_ENTRIES:
+        path = state_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def reset() -> int:
+    try:
+        removed = reset_state()
+    except StackRunning as running:
+        print(running, file=sys.stderr)
+        return 1
+    names = ", ".join(str(path.relative_to(STATE_DIR)) for path in removed) or "nothing to delete"
+    print(f"local state reset in {STATE_DIR}: {names}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--reset", action="store_true", help="delete the local state and exit")
+    if parser.parse_args(argv).reset:
+        return reset()
     port = int(os.environ.get("PORT", DEFAULT_API_PORT))
     print(
         "starting the local stack (DynamoDB Local, Secrets Manager emulator, sandbox providers, API)...",
@@ -239,7 +320,13 @@ def main() -> int:
     )
     # The demo form page listens next to the API (PORT+1), or on any free port when PORT is 0.
     form_port = int(os.environ.get("FORM_PORT", port + 1 if port else 0))
-    stack = start_stack(persist=True, api_port=port, form_port=form_port)
+    stack = start_stack(persist=True, api_port=port, form_port=form_port, forget_idempotency=True)
+    if stack.forgotten_idempotency_records:
+        print(
+            f"cleared {stack.forgotten_idempotency_records} idempotency record(s) of the previous run "
+            f"(the sandboxes reseeded; attempt history in {TABLE_NAMES['ReschedulesTable']} is kept)",
+            flush=True,
+        )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

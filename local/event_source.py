@@ -63,8 +63,10 @@ DEFAULT_BATCH_SIZE = 10
 DEFAULT_MAXIMUM_CONCURRENCY = 2
 # After SQS could not be reached, wait this long before polling again (moto restarting, stack stopping).
 POLL_ERROR_BACKOFF_SECONDS = 1.0
-# How long stop() waits for each poller thread to finish its current long poll or invocation.
-STOP_JOIN_SECONDS = 5.0
+# How long stop() waits for the batches being handled to end (their containers are stopped first).
+STOP_WAIT_SECONDS = 5.0
+# How long stop() gives idle poller threads to notice it (one in a long poll ends when the poll does).
+STOP_JOIN_SECONDS = 0.2
 # The read timeout must outlast the long poll, or every empty poll would look like an error.
 _READ_TIMEOUT_MARGIN_SECONDS = 10
 # Lambda's SQS poller does not validate, and neither does this one (see relay/dal/clients.py).
@@ -274,6 +276,8 @@ class EventSourcePoller:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._stop_lock = threading.Lock()
+        self._handling = 0  # batches between receive and delete
+        self._handling_done = threading.Condition()
 
     # lifecycle
 
@@ -287,24 +291,33 @@ class EventSourcePoller:
         return self
 
     def stop(self) -> None:
-        """Stop polling and every container. Idempotent.
+        """Stop polling and every container; returns once no batch is being handled. Idempotent.
 
         A batch being handled is abandoned as a crashed invocation would be: its messages come back
-        after their visibility timeout. A long poll in flight is not waited for past
-        ``STOP_JOIN_SECONDS``; what it receives is left in the queue, never handled.
+        after their visibility timeout. A poller in a long poll ends when the poll returns (within
+        ``wait_time_seconds``) and leaves what it received in the queue, never handled.
         """
         with self._stop_lock:
             if self._stopping.is_set():
                 return
             self._stopping.set()
         self._pool.close()
+        with self._handling_done:
+            self._handling_done.wait_for(lambda: self._handling == 0, timeout=STOP_WAIT_SECONDS)
         deadline = time.monotonic() + STOP_JOIN_SECONDS
         for thread in self._threads:
             thread.join(timeout=max(deadline - time.monotonic(), 0))
 
     @property
     def running(self) -> bool:
+        """Whether a poller thread is still alive (after stop(): only one finishing a long poll)."""
         return any(thread.is_alive() for thread in self._threads)
+
+    @property
+    def handling(self) -> int:
+        """Batches received and not yet settled (deleted or left)."""
+        with self._handling_done:
+            return self._handling
 
     def worker_pids(self) -> list[int]:
         return self._pool.pids()
@@ -335,8 +348,11 @@ class EventSourcePoller:
         while not self._stopping.is_set():
             try:
                 messages = self._receive_batch(client)
-                if messages and not self._stopping.is_set():
-                    self._handle(client, messages)
+                if messages and self._begin_batch():
+                    try:
+                        self._handle(client, messages)
+                    finally:
+                        self._end_batch()
             except (BotoCoreError, ClientError) as exc:
                 if self._stopping.is_set():
                     return
@@ -344,6 +360,18 @@ class EventSourcePoller:
                 self._stopping.wait(POLL_ERROR_BACKOFF_SECONDS)
             except (PoolClosedError, PoolBusyError):
                 return
+
+    def _begin_batch(self) -> bool:
+        with self._handling_done:
+            if self._stopping.is_set():
+                return False
+            self._handling += 1
+            return True
+
+    def _end_batch(self) -> None:
+        with self._handling_done:
+            self._handling -= 1
+            self._handling_done.notify_all()
 
     def _receive(self, client: Any, count: int, wait_s: int) -> list[dict[str, Any]]:
         answer = client.receive_message(

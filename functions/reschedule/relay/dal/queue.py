@@ -15,9 +15,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from relay.errors import RelayError
 
-# SQS's limits: a message's delay (DelaySeconds) and a message's visibility timeout.
+# SQS's limit on a message's delay (DelaySeconds).
 MAX_DELAY_SECONDS = 15 * 60
-MAX_VISIBILITY_TIMEOUT_SECONDS = 12 * 60 * 60
+# SQS's 12 h visibility limit counts from the receive; the worker re-times a message within the
+# invocation that received it (Timeout 60 s), so 5 minutes less is always accepted.
+SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+VISIBILITY_CAP_MARGIN_SECONDS = 5 * 60
+MAX_VISIBILITY_TIMEOUT_SECONDS = SQS_MAX_VISIBILITY_SECONDS - VISIBILITY_CAP_MARGIN_SECONDS
 RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 
 
@@ -30,6 +34,8 @@ class QueueUnavailable(RelayError):
     code: str = "queue_unavailable"
     title: str = "Dependency unavailable"
     retry_after: int | None = RETRY_AFTER_UNAVAILABLE_SECONDS
+    # SQS's error code (e.g. "ReceiptHandleIsInvalid") for the logs; "" when SQS was not reached.
+    sqs_code: str = ""
 
 
 def _clamp(seconds: int, upper: int) -> int:
@@ -55,7 +61,7 @@ class DeliveryQueue:
         return str(answer["MessageId"])
 
     def change_visibility(self, receipt_handle: str, seconds: int) -> int:
-        """Hide a received message for `seconds` (at most SQS's 12 hours); the seconds applied."""
+        """Hide a received message for `seconds` (at most about 12 hours); the seconds applied."""
         applied = _clamp(seconds, MAX_VISIBILITY_TIMEOUT_SECONDS)
         self._call(
             "change_message_visibility",
@@ -73,7 +79,9 @@ class DeliveryQueue:
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         try:
             answer: dict[str, Any] = getattr(self._client, operation)(**request)
-        except (BotoCoreError, ClientError) as exc:
-            # The cause keeps SQS's error code for the logs; the message body never goes into it.
+        except ClientError as exc:
+            # SQS's code only: the request (and so the message body) never goes into the error.
+            raise QueueUnavailable(sqs_code=str(exc.response.get("Error", {}).get("Code", ""))) from exc
+        except BotoCoreError as exc:
             raise QueueUnavailable() from exc
         return answer

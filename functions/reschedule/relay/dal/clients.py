@@ -1,7 +1,7 @@
 """One boto3 client per service per container, created on first use and reused.
 
-Endpoints come from boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`),
-so the local stack points the same code at DynamoDB Local and the Secrets Manager emulator.
+Endpoints come from boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
+`AWS_ENDPOINT_URL_SQS`), so the local stack points the same code at DynamoDB Local and moto's server.
 """
 
 from __future__ import annotations
@@ -52,3 +52,8 @@ def dynamodb() -> DynamoDBClient:
 def secretsmanager() -> SecretsManagerClient:
     client: SecretsManagerClient = new_client("secretsmanager")
     return client
+
+
+@cache
+def sqs() -> Any:
+    return new_client("sqs")

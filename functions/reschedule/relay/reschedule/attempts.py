@@ -37,13 +37,23 @@ class AttemptRecord(TypedDict, total=False):
     requested_start: str
     requested_end: str | None
     timezone: str
-    status: Literal["succeeded", "failed", "rejected_spam"]
+    status: Literal["queued", "succeeded", "failed", "cancelled", "validated", "rejected_spam"]
     http_status: int
     reason: str
     detail: str
     provider_status: int | None
     latency_ms: int
     provider_result: dict[str, Any]
+    # ---- durable delivery (a queued request's progress) ----
+    delivery: Literal["async", "auto"]
+    queued_at: str
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    last_error_detail: str | None
+    finished_at: str | None
+    # The idempotency item this request holds (its hashed key, not the caller's key).
+    idempotency_record: str
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,35 @@ class Spam:
     """A form post that filled the honeypot: answered as accepted, nothing sent."""
 
 
-Outcome = Succeeded | Failed | Spam
+@dataclass(frozen=True)
+class Queued:
+    """Accepted for delivery by the queue: waiting for its next attempt."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """Cancelled by its source while queued: never delivered."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A queued request's progress: how it is delivered, how often it was tried, what comes next."""
+
+    mode: Literal["async", "auto"]
+    queued_at: datetime
+    idempotency_record: str
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_error_detail: str | None = None
+    finished_at: datetime | None = None
+
+
+Outcome = Succeeded | Failed | Spam | Queued | Cancelled
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds")
 
 
 def attempt_record(
@@ -84,8 +122,9 @@ def attempt_record(
     outcome: Outcome,
     command: RescheduleCommand | None = None,
     booking: Booking | None = None,
+    delivery: Delivery | None = None,
 ) -> AttemptRecord:
-    """The one builder of an attempt record."""
+    """The one builder of an attempt record (a queued one is rebuilt whole at each of its steps)."""
     record = AttemptRecord(
         reschedule_id=reschedule_id,
         source=source,
@@ -124,6 +163,21 @@ def attempt_record(
                 record |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
         case Spam():
             record |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
+        case Queued():
+            record |= AttemptRecord(status="queued", http_status=202)
+        case Cancelled():
+            record |= AttemptRecord(status="cancelled", http_status=200, reason="cancelled_by_source")
+    if delivery is not None:
+        record |= AttemptRecord(
+            delivery=delivery.mode,
+            queued_at=delivery.queued_at.isoformat(timespec="milliseconds"),
+            attempts=delivery.attempts,
+            next_attempt_at=_instant(delivery.next_attempt_at) if isinstance(outcome, Queued) else None,
+            last_error=delivery.last_error,
+            last_error_detail=delivery.last_error_detail,
+            finished_at=None if isinstance(outcome, Queued) else _instant(delivery.finished_at),
+            idempotency_record=delivery.idempotency_record,
+        )
     return record
 
 
@@ -139,6 +193,8 @@ _SUMMARY_KEYS = (
     "http_status",
     "provider_status",
     "latency_ms",
+    "attempts",
+    "last_error",
 )
 
 
@@ -153,7 +209,7 @@ class RescheduleRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)  # built only for the OpenAPI document
 
     reschedule_id: str
-    status: str = Field(description="'succeeded' or 'failed'")
+    status: str = Field(description="'queued', 'succeeded', 'failed', 'cancelled' or 'rejected_spam'")
     provider: str | None = None
     account: str | None = None
     booking_id: str | None = None
@@ -167,6 +223,15 @@ class RescheduleRecord(BaseModel):
     provider_status: int | None = None
     latency_ms: int | None = None
     provider_result: dict[str, Any] | None = None
+    delivery: str | None = Field(default=None, description="'async' or 'auto' when the request was queued")
+    queued_at: str | None = None
+    attempts: int | None = Field(default=None, description="Provider calls made for a queued request so far.")
+    next_attempt_at: str | None = Field(default=None, description="When a queued request is tried next.")
+    last_error: str | None = Field(default=None, description="The reason code of the last failed attempt.")
+    last_error_detail: str | None = None
+    finished_at: str | None = Field(
+        default=None, description="When a queued request reached its final state."
+    )
 
 
 _PUBLIC_FIELDS = tuple(RescheduleRecord.model_fields)
@@ -209,4 +274,40 @@ def result_of(
         "timezone": command.timezone,
         "replayed": False,
         "provider_result": provider_result,
+    }
+
+
+class QueuedAnswer(BaseModel):
+    """The answer to a reschedule accepted for delivery by the queue (202)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    reschedule_id: str
+    status: str = Field(description="'queued'")
+    provider: str
+    account: str
+    booking_id: str
+    start: str
+    end: str | None
+    timezone: str
+    next_attempt_at: str = Field(description="When the relay next tries the provider (ISO 8601, UTC).")
+
+
+QUEUED = "queued"
+
+
+def queued_answer(
+    reschedule_id: str, command: RescheduleCommand, next_attempt_at: datetime
+) -> dict[str, Any]:
+    """The 202 answer, with exactly QueuedAnswer's fields; stored as the key's answer while queued."""
+    return {
+        "reschedule_id": reschedule_id,
+        "status": QUEUED,
+        "provider": command.provider,
+        "account": command.account,
+        "booking_id": command.booking_id,
+        "start": command.local(command.start).isoformat(),
+        "end": command.local(command.end).isoformat() if command.end else None,
+        "timezone": command.timezone,
+        "next_attempt_at": next_attempt_at.isoformat(timespec="milliseconds"),
     }

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from relay.fields import ALIASES
 from relay.providers import PROVIDERS
-from relay.reschedule.attempts import RescheduleRecord, RescheduleResult
+from relay.reschedule.attempts import QueuedAnswer, RescheduleRecord, RescheduleResult
 from relay.reschedule.request import RescheduleRequest
 from relay.web.decoding import JSON, MULTIPART, URLENCODED
 
@@ -56,10 +56,16 @@ POST_RESPONSES: dict[int, Any] = {
         "description": "Rescheduled (or the stored answer to a repeat).",
         "content": {JSON: {"model": RescheduleResult}},
     },
+    202: {
+        "description": "Accepted and queued (`Prefer: respond-async`, or the source's delivery mode); "
+        "`Location` names the record to follow.",
+        "content": {JSON: {"model": QueuedAnswer}},
+    },
+    303: {"description": "A plain HTML form post: sent on to the source's page (`status=ok|queued|error`)."},
     400: _problem("The body does not parse."),
     403: _problem("This source may not use the provider or account."),
     404: _problem("The provider has no such booking."),
-    409: _problem("The same request is still being processed."),
+    409: _problem("The same request is still being processed, or queued (sync callers; `Retry-After`)."),
     413: _problem("The body is over 64 KiB."),
     415: _problem("Unsupported content type, or a file upload."),
     422: _problem("Invalid fields, refused by the provider, or an idempotency key reused."),
@@ -72,6 +78,16 @@ POST_RESPONSES: dict[int, Any] = {
 GET_RESPONSES: dict[int, Any] = {
     200: {"description": "The stored attempt.", "content": {JSON: {"model": RescheduleRecord}}},
     404: _problem("No such reschedule for this source."),
+    **_COMMON,
+}
+
+DELETE_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "Cancelled: never delivered, its key released.",
+        "content": {JSON: {"model": RescheduleRecord}},
+    },
+    404: _problem("No such reschedule for this source."),
+    409: _problem("Not queued: being delivered now, or already done."),
     **_COMMON,
 }
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ZAPIER, Sandbox, future, lambda_context, new_key
 
 from local.stack import TABLE_NAMES, Stack, start_stack
 from relay.callers.admission import identify
@@ -24,6 +23,7 @@ from relay.deadline import Deadline
 from relay.errors import RelayError
 from relay.reschedule.normalise import command_from
 from relay.settings import settings_from
+from tests.helpers import ZAPIER, Sandbox, future, lambda_context, new_key
 
 AUTH = {"authorization": f"Bearer {ZAPIER.api_key}"}
 

@@ -36,7 +36,9 @@ REGISTRY = parse_registry(
         }
     }
 )
-SOURCE = REGISTRY.sources["form"]
+_FORM_SOURCE = REGISTRY.sources["form"]
+assert isinstance(_FORM_SOURCE, SignedLinkSource)
+SOURCE: SignedLinkSource = _FORM_SOURCE
 assert isinstance(SOURCE, SignedLinkSource)
 
 

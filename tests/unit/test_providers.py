@@ -17,11 +17,13 @@ from relay.errors import RelayError
 from relay.providers.client import ProviderClient, retry_after_seconds
 from relay.settings import Settings
 
-SETTINGS = Settings(
-    idempotency_table_name="idem",
-    reschedules_table_name="resch",
-    iclosed_base_url="https://iclosed.invalid",
-    novacal_base_url="https://novacal.invalid/base/",
+SETTINGS = Settings.model_validate(
+    {
+        "idempotency_table_name": "idem",
+        "reschedules_table_name": "resch",
+        "iclosed_base_url": "https://iclosed.invalid",
+        "novacal_base_url": "https://novacal.invalid/base/",
+    }
 )
 ADAPTERS = build_adapters(SETTINGS)
 START = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # 01:30 EDT, the first of two 01:30s that day
@@ -268,7 +270,9 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
 def test_retry_after_as_http_date() -> None:
     when = datetime.now(UTC) + timedelta(seconds=30)
     response = httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
-    assert 28 <= retry_after_seconds(response, None) <= 31
+    seconds = retry_after_seconds(response, None)
+    assert seconds is not None
+    assert 28 <= seconds <= 31
 
 
 def test_iclosed_token_without_prefix_is_warned_about_not_refused() -> None:
@@ -287,11 +291,13 @@ def test_tls_verification_is_on_whenever_a_provider_is_reached_over_https() -> N
     # The production defaults are HTTPS: certificates are always verified.
     defaults = Settings(idempotency_table_name="idem", reschedules_table_name="resch")
     assert _verify_mode(ProviderClient(defaults, build_adapters(defaults))) == ssl.CERT_REQUIRED
-    plain = Settings(
-        idempotency_table_name="idem",
-        reschedules_table_name="resch",
-        iclosed_base_url="http://127.0.0.1:1",
-        novacal_base_url="http://127.0.0.1:2",
+    plain = Settings.model_validate(
+        {
+            "idempotency_table_name": "idem",
+            "reschedules_table_name": "resch",
+            "iclosed_base_url": "http://127.0.0.1:1",
+            "novacal_base_url": "http://127.0.0.1:2",
+        }
     )
     assert (
         _verify_mode(ProviderClient(plain, build_adapters(plain))) == ssl.CERT_NONE

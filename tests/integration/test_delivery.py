@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import WEBSITE, ZAPIER, Sandbox, future, link, new_key, stored_record
 
 from local.event_source import EventSourcePoller, start_event_source
 from local.stack import CODE_DIR, REGION, TABLE_NAMES, Stack, start_stack
 from relay.reschedule.attempts import QueuedAnswer
+from tests.helpers import WEBSITE, ZAPIER, Sandbox, future, link, new_key, stored_record
 
 MAX_AGE_SECONDS = 15
 # The worker's Lambda timeout here: its delivery lock lasts this long when it dies mid-call.

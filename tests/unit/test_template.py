@@ -168,6 +168,7 @@ def test_routes(resources: dict[str, Any]) -> None:
     assert routes == {
         ("POST", "/v1/reschedules"),
         ("GET", "/v1/reschedules/{reschedule_id}"),
+        ("DELETE", "/v1/reschedules/{reschedule_id}"),
         ("OPTIONS", "/v1/reschedules"),
     }
     for event in events:

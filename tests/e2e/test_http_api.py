@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ZAPIER, Sandbox, future, new_key
 
 from local.stack import Stack
+from tests.helpers import ZAPIER, Sandbox, future, new_key
 
 REPO = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {ZAPIER.api_key}"}
@@ -38,8 +38,11 @@ def test_twenty_identical_requests_in_parallel_call_the_provider_once(
     assert stack.api is not None
 
     # When 20 identical requests arrive at once
+    assert stack.api is not None
+    api_url = stack.api.url
+
     def send(_: int) -> httpx.Response:
-        return httpx.post(f"{stack.api.url}/v1/reschedules", json=body, headers=headers, timeout=30)
+        return httpx.post(f"{api_url}/v1/reschedules", json=body, headers=headers, timeout=30)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(send, range(20)))

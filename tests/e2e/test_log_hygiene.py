@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 
 import httpx
 import pytest
-from conftest import WEBSITE, ZAPIER, Sandbox, future, new_key
 
 from local.seed import PROVIDER_TOKENS
 from local.stack import start_stack
+from tests.helpers import WEBSITE, ZAPIER, Sandbox, future, new_key
 
 INVITEE_EMAIL = "sandbox-person@example.test"
 INVITEE_PHONE = "+1-555-0199"
@@ -27,7 +28,7 @@ def test_logs_of_a_full_run_hold_no_secrets_or_personal_data(capfd: pytest.Captu
         nova_body = {"provider": "novacal", "booking_id": nova.bookings[0], "answers": answers}
         statuses = []
 
-        def post(body: dict[str, object], **headers: str) -> None:
+        def post(body: Mapping[str, object], **headers: str) -> None:
             answer = httpx.post(
                 url, json=body, headers=auth | {"Idempotency-Key": new_key()} | headers, timeout=30
             )

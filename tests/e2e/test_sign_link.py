@@ -11,9 +11,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
-from conftest import FORM, Sandbox, future
 
 from local.stack import Stack
+from tests.helpers import FORM, Sandbox, future
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Invoker, Sandbox
 
 from bench.budgets import (
     DYNAMODB_CALLS_REPLAY,
@@ -22,6 +21,7 @@ from bench.counting import SandboxControl, count_sends
 from bench.workload import PROVIDER, Reschedule, Workload
 from local.seed import SECRETS_PREFIX
 from local.stack import Stack
+from tests.helpers import Invoker, Sandbox
 
 MANY_REQUESTS = 20
 

@@ -13,10 +13,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import FORM, SIGNING, Answer, Invoker, Sandbox, future, link, new_key
 from standardwebhooks.webhooks import Webhook
 
 from local.stack import TABLE_NAMES, Stack
+from tests.helpers import FORM, SIGNING, Answer, Invoker, Sandbox, future, link, new_key
 
 CURRENT, NEXT = SIGNING.secrets
 REVOKED = "whsec_c2FuZGJveC1zaWduaW5nLXNlY3JldC1yZXZva2Vk"
@@ -56,7 +56,7 @@ def post_form(invoke: Invoker, fields: dict[str, Any], headers: dict[str, str] |
 
 def counts(stack: Stack) -> tuple[int, int]:
     dynamodb = stack.client("dynamodb")
-    return tuple(  # type: ignore[return-value]
+    return tuple(
         dynamodb.scan(TableName=TABLE_NAMES[name], Select="COUNT")["Count"]
         for name in ("IdempotencyTable", "ReschedulesTable")
     )

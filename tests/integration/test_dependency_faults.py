@@ -13,16 +13,17 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ZAPIER, Sandbox, future, lambda_context, new_key
 
 from local.stack import TABLE_NAMES, Stack, start_stack
-from relay.admission import identify
-from relay.composition import build_service
+from relay.callers.admission import identify
+from relay.callers.registry import Caller
+from relay.composition import Relay, build
 from relay.dal.clients import new_client
+from relay.deadline import Deadline
 from relay.errors import RelayError
-from relay.service import RescheduleService
+from relay.reschedule.normalise import command_from
 from relay.settings import settings_from
-from relay.sources import Caller
+from tests.helpers import ZAPIER, Sandbox, future, lambda_context, new_key
 
 AUTH = {"authorization": f"Bearer {ZAPIER.api_key}"}
 
@@ -33,10 +34,10 @@ def own_stack() -> Iterator[Stack]:
         yield stack
 
 
-def _service(stack: Stack) -> RescheduleService:
+def _service(stack: Stack) -> Relay:
     settings = settings_from(stack.env)
     options = {"region_name": "us-east-1", "aws_access_key_id": "sandbox", "aws_secret_access_key": "sandbox"}
-    return build_service(
+    return build(
         settings,
         dynamodb=new_client("dynamodb", endpoint_url=stack.dynamodb.endpoint, **options),
         secretsmanager=new_client("secretsmanager", endpoint_url=stack.secrets.endpoint, **options),
@@ -48,8 +49,11 @@ def _sandbox(stack: Stack, name: str) -> Sandbox:
     return Sandbox(sb.url, list(sb.bookings))
 
 
-def _reschedule(service: RescheduleService, caller: Caller, fields: dict[str, Any]) -> dict[str, Any]:
-    return service.reschedule(caller, fields, idempotency_key=new_key(), context=lambda_context())
+def _reschedule(relay: Relay, caller: Caller, fields: dict[str, Any]) -> dict[str, Any]:
+    """What the HTTP door does with an admitted request."""
+    command = command_from(fields, allowed_providers=caller.allowed_providers, settings=relay.settings)
+    deadline = Deadline.for_invocation(lambda_context(), relay.settings.deadline_safety_margin_seconds)
+    return relay.service.reschedule(command, source=caller.name, idempotency_key=new_key(), deadline=deadline)
 
 
 def _records(stack: Stack) -> list[dict[str, Any]]:
@@ -61,7 +65,7 @@ def test_secrets_manager_down_on_a_cold_container_is_503_without_provider_call(o
     service = _service(own_stack)
     own_stack.secrets.stop()
     with pytest.raises(RelayError) as caught:
-        identify(service.sources(), AUTH, now=time.time())
+        identify(service.sources.current(), AUTH, now=time.time())
     assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
         503,
         "secrets_unavailable",
@@ -72,7 +76,7 @@ def test_secrets_manager_down_on_a_cold_container_is_503_without_provider_call(o
 
 def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stack: Stack) -> None:
     service = _service(own_stack)
-    caller = identify(service.sources(), AUTH, now=time.time())
+    caller = identify(service.sources.current(), AUTH, now=time.time())
     _reschedule(
         service, caller, {"provider": "iclosed", "id": 1001, "start": future(days=80), "timezone": "UTC"}
     )
@@ -81,7 +85,7 @@ def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stac
     with pytest.raises(RelayError) as caught:
         _reschedule(
             service,
-            identify(service.sources(), AUTH, now=time.time()),
+            identify(service.sources.current(), AUTH, now=time.time()),
             {"provider": "novacal", "booking_id": novacal.bookings[0], "start": future(days=80) + "Z"},
         )
     assert (caught.value.status, caught.value.code) == (503, "secrets_unavailable")
@@ -92,7 +96,7 @@ def test_secrets_manager_down_for_an_uncached_token_is_503_and_recorded(own_stac
 
 def test_dynamodb_down_before_the_provider_call_is_503_without_provider_call(own_stack: Stack) -> None:
     service = _service(own_stack)
-    caller = identify(service.sources(), AUTH, now=time.time())
+    caller = identify(service.sources.current(), AUTH, now=time.time())
     own_stack.dynamodb.stop()
     with pytest.raises(RelayError) as caught:
         _reschedule(
@@ -110,7 +114,7 @@ def test_provider_success_then_storage_failure_still_answers_success_and_logs_th
     own_stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = _service(own_stack)
-    caller = identify(service.sources(), AUTH, now=time.time())
+    caller = identify(service.sources.current(), AUTH, now=time.time())
     iclosed = _sandbox(own_stack, "iclosed")
     iclosed.fault(delay_ms=1500, times=1)
     # DynamoDB goes away while the provider is working: after the lock, before the outcome is stored

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Invoker, Sandbox, future, new_key, stored_record
 
 from local.stack import Stack
+from tests.helpers import Invoker, Sandbox, future, new_key, stored_record
 
 # (fault switched on at the sandbox, expected status, code, Retry-After header, provider calls)
 MATRIX = [

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from conftest import Invoker, Sandbox, future
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from local.stack import TABLE_NAMES, Stack
+from tests.helpers import Invoker, Sandbox, future
 
 FORM = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json"
@@ -37,7 +38,7 @@ FIELDS = [
 ]
 
 
-def fuzz(examples: int) -> Any:
+def fuzz(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Hypothesis settings for driving the handler: no deadline (it does real I/O), no example database."""
     return settings(
         max_examples=examples,

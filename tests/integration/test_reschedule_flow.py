@@ -7,15 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WEBSITE, Invoker, Sandbox, future, new_key, stored_record
 
 from local.stack import TABLE_NAMES, Stack
+from tests.helpers import WEBSITE, Invoker, Sandbox, future, new_key, stored_record
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
 def _locks(stack: Stack) -> int:
-    return stack.client("dynamodb").scan(TableName=TABLE_NAMES["IdempotencyTable"], Select="COUNT")["Count"]
+    return int(
+        stack.client("dynamodb").scan(TableName=TABLE_NAMES["IdempotencyTable"], Select="COUNT")["Count"]
+    )
 
 
 def test_iclosed_gets_exactly_the_contract_body(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:

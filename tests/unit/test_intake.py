@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from relay import intake
+from relay import fields as canonical_fields
 from relay.errors import RelayError
+from relay.web import decoding as intake
 
 
 def test_json_object_is_decoded_with_types_kept() -> None:
@@ -119,14 +120,14 @@ def test_repeated_form_field_is_refused() -> None:
     ],
 )
 def test_alias_table(alias: str, canonical: str) -> None:
-    fields, names = intake.canonicalise({alias: "v"})
+    fields, names = canonical_fields.canonicalise({alias: "v"})
     assert fields == {canonical: "v"}
     assert names == {canonical: alias}
 
 
 def test_two_aliases_for_one_field_are_refused_naming_both() -> None:
     with pytest.raises(RelayError) as caught:
-        intake.canonicalise({"id": 1, "booking_id": 2})
+        canonical_fields.canonicalise({"id": 1, "booking_id": 2})
     assert caught.value.status == 422
     problem = caught.value.errors[0]
     assert problem.field == "booking_id"

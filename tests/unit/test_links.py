@@ -8,10 +8,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from relay import cors, forms, links
-from relay.admission import Attempt, admit, identify
+from relay.callers import links
+from relay.callers.admission import Attempt, admit, identify
+from relay.callers.registry import SignedLinkSource, hash_api_key, parse_registry
 from relay.errors import RelayError
-from relay.sources import SignedLinkSource, hash_api_key, parse_registry
+from relay.web import cors, forms
 
 NOW = 1_900_000_000
 OLD_SECRET = "sandbox-link-secret-unit-0000-xxxxxxxx"
@@ -35,7 +36,9 @@ REGISTRY = parse_registry(
         }
     }
 )
-SOURCE = REGISTRY.sources["form"]
+_FORM_SOURCE = REGISTRY.sources["form"]
+assert isinstance(_FORM_SOURCE, SignedLinkSource)
+SOURCE: SignedLinkSource = _FORM_SOURCE
 assert isinstance(SOURCE, SignedLinkSource)
 
 
@@ -254,9 +257,9 @@ def test_api_key_callers_keep_their_idempotency_key_and_reads_take_header_proofs
 
 
 def test_cors_answers_only_allowed_origins_exactly() -> None:
-    assert cors.allowed_origin(REGISTRY, "https://www.example.test") == "https://www.example.test"
+    assert REGISTRY.allowed_origin("https://www.example.test") == "https://www.example.test"
     for origin in (None, "", "https://www.example.test:443", "http://www.example.test", "null", "*"):
-        assert cors.allowed_origin(REGISTRY, origin) is None
+        assert REGISTRY.allowed_origin(origin) is None
     granted = cors.preflight_headers("https://www.example.test")
     assert granted["Access-Control-Allow-Origin"] == "https://www.example.test"
     assert granted["Access-Control-Allow-Methods"] == "POST"
@@ -290,10 +293,10 @@ def test_only_browser_form_submissions_want_a_page(headers: dict[str, str], page
 
 
 def test_pages_come_from_the_registry_with_a_short_status() -> None:
-    assert forms.success_location(SOURCE) == "https://www.example.test/done?lang=en&status=ok"
-    assert forms.error_location(SOURCE, "link_expired") == (
+    assert forms.success_location(SOURCE.success_url) == "https://www.example.test/done?lang=en&status=ok"
+    assert forms.error_location(SOURCE.error_url, "link_expired") == (
         "https://www.example.test/failed?status=error&code=link_expired"
     )
     assert forms.success_location(None) is None
     bare = SOURCE.model_copy(update={"success_url": None})
-    assert forms.success_location(bare) is None
+    assert forms.success_location(bare.success_url) is None

@@ -10,19 +10,22 @@ from typing import Any
 import httpx
 import pytest
 
+from relay.command import RescheduleCommand
+from relay.composition import build_adapters
 from relay.deadline import Deadline
 from relay.errors import RelayError
-from relay.models import RescheduleCommand
-from relay.outbound import ProviderClient, retry_after_seconds
-from relay.providers import PROVIDERS
+from relay.providers.client import ProviderClient, retry_after_seconds
 from relay.settings import Settings
 
-SETTINGS = Settings(
-    idempotency_table_name="idem",
-    reschedules_table_name="resch",
-    iclosed_base_url="https://iclosed.invalid",
-    novacal_base_url="https://novacal.invalid/base/",
+SETTINGS = Settings.model_validate(
+    {
+        "idempotency_table_name": "idem",
+        "reschedules_table_name": "resch",
+        "iclosed_base_url": "https://iclosed.invalid",
+        "novacal_base_url": "https://novacal.invalid/base/",
+    }
 )
+ADAPTERS = build_adapters(SETTINGS)
 START = datetime(2027, 11, 7, 5, 30, tzinfo=UTC)  # 01:30 EDT, the first of two 01:30s that day
 
 
@@ -38,7 +41,7 @@ def test_iclosed_body_is_local_wall_time_without_offset() -> None:
         notes="n",
         user_id=7,
     )
-    request = PROVIDERS["iclosed"].build_request(cmd)
+    request = ADAPTERS["iclosed"].build_request(cmd)
     assert (request.method, request.path) == ("PUT", "/v1/eventCalls/reschedule")
     assert request.json == {
         "id": 1001,
@@ -54,7 +57,7 @@ def test_iclosed_body_leaves_out_optional_fields_not_given() -> None:
     cmd = RescheduleCommand(
         provider="iclosed", account="default", booking_id="5", start=START, end=None, timezone="UTC"
     )
-    assert PROVIDERS["iclosed"].build_request(cmd).json == {
+    assert ADAPTERS["iclosed"].build_request(cmd).json == {
         "id": 5,
         "dateTime": "2027-11-07T05:30:00",
         "timeZone": "UTC",
@@ -72,7 +75,7 @@ def test_novacal_body_is_rfc3339_utc_with_end_and_time_format() -> None:
         time_format=12,
         answers={"notes": "bring slides"},
     )
-    request = PROVIDERS["novacal"].build_request(cmd)
+    request = ADAPTERS["novacal"].build_request(cmd)
     assert (request.method, request.path) == ("PUT", "/v1/events/3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f")
     assert request.json == {
         "start": "2027-11-07T05:30:00Z",
@@ -96,7 +99,7 @@ def test_summaries_keep_scheduling_facts_and_drop_personal_data() -> None:
             }
         }
     }
-    assert PROVIDERS["iclosed"].summarise(iclosed) == {"id": 1, "dateTime": "x", "duration": 30}
+    assert ADAPTERS["iclosed"].summarise(iclosed) == {"id": 1, "dateTime": "x", "duration": 30}
     novacal = {
         "success": True,
         "data": {
@@ -109,22 +112,22 @@ def test_summaries_keep_scheduling_facts_and_drop_personal_data() -> None:
             "form_field_answers": {"email": "sandbox@example.test"},
         },
     }
-    assert PROVIDERS["novacal"].summarise(novacal) == {
+    assert ADAPTERS["novacal"].summarise(novacal) == {
         "id": "u",
         "start": "s",
         "end": "e",
         "status": "accepted",
     }
-    assert PROVIDERS["novacal"].summarise("not json") == {}
+    assert ADAPTERS["novacal"].summarise("not json") == {}
 
 
 def test_provider_field_errors_map_to_canonical_names() -> None:
     iclosed = {
         "message": {"status": 400, "details": {"formErrors": [], "fieldErrors": {"dateTime": ["bad"]}}}
     }
-    assert [(p.field, p.message) for p in PROVIDERS["iclosed"].field_errors(iclosed)] == [("start", "bad")]
+    assert [(p.field, p.message) for p in ADAPTERS["iclosed"].field_errors(iclosed)] == [("start", "bad")]
     novacal = {"success": False, "message": "Validation failed", "details": {"form_field_answers": ["no"]}}
-    assert [(p.field, p.message) for p in PROVIDERS["novacal"].field_errors(novacal)] == [("answers", "no")]
+    assert [(p.field, p.message) for p in ADAPTERS["novacal"].field_errors(novacal)] == [("answers", "no")]
 
 
 class Provider429Then:
@@ -148,6 +151,7 @@ class Provider429Then:
         # Full jitter picks the top of its range here, so waits are predictable.
         return ProviderClient(
             SETTINGS,
+            ADAPTERS,
             transport=httpx.MockTransport(self),
             sleep=self.sleeps.append,
             jitter=lambda _low, high: high,
@@ -157,7 +161,7 @@ class Provider429Then:
 CMD = RescheduleCommand(
     provider="iclosed", account="default", booking_id="1", start=START, end=None, timezone="UTC"
 )
-ADAPTER = PROVIDERS["iclosed"]
+ADAPTER = ADAPTERS["iclosed"]
 
 
 @pytest.mark.parametrize(
@@ -247,8 +251,8 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
         seen.append(request)
         return httpx.Response(200, json={"success": True, "data": {"id": "x"}})
 
-    client = ProviderClient(SETTINGS, transport=httpx.MockTransport(answer))
-    adapter = PROVIDERS["novacal"]
+    client = ProviderClient(SETTINGS, ADAPTERS, transport=httpx.MockTransport(answer))
+    adapter = ADAPTERS["novacal"]
     cmd = CMD.model_copy(
         update={
             "provider": "novacal",
@@ -266,13 +270,15 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
 def test_retry_after_as_http_date() -> None:
     when = datetime.now(UTC) + timedelta(seconds=30)
     response = httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
-    assert 28 <= retry_after_seconds(response, None) <= 31
+    seconds = retry_after_seconds(response, None)
+    assert seconds is not None
+    assert 28 <= seconds <= 31
 
 
 def test_iclosed_token_without_prefix_is_warned_about_not_refused() -> None:
-    assert PROVIDERS["iclosed"].warnings("iclosed_abc") == []
-    assert PROVIDERS["iclosed"].warnings("iclosed-abc") == []
-    warning = PROVIDERS["iclosed"].warnings("sandbox-abc")
+    assert ADAPTERS["iclosed"].warnings("iclosed_abc") == []
+    assert ADAPTERS["iclosed"].warnings("iclosed-abc") == []
+    warning = ADAPTERS["iclosed"].warnings("sandbox-abc")
     assert warning
     assert "sandbox-abc" not in warning[0]
 
@@ -283,15 +289,18 @@ def _verify_mode(client: ProviderClient) -> ssl.VerifyMode:
 
 def test_tls_verification_is_on_whenever_a_provider_is_reached_over_https() -> None:
     # The production defaults are HTTPS: certificates are always verified.
-    assert _verify_mode(
-        ProviderClient(Settings(idempotency_table_name="idem", reschedules_table_name="resch"))
-    ) == (ssl.CERT_REQUIRED)
-    plain = Settings(
-        idempotency_table_name="idem",
-        reschedules_table_name="resch",
-        iclosed_base_url="http://127.0.0.1:1",
-        novacal_base_url="http://127.0.0.1:2",
+    defaults = Settings(idempotency_table_name="idem", reschedules_table_name="resch")
+    assert _verify_mode(ProviderClient(defaults, build_adapters(defaults))) == ssl.CERT_REQUIRED
+    plain = Settings.model_validate(
+        {
+            "idempotency_table_name": "idem",
+            "reschedules_table_name": "resch",
+            "iclosed_base_url": "http://127.0.0.1:1",
+            "novacal_base_url": "http://127.0.0.1:2",
+        }
     )
-    assert _verify_mode(ProviderClient(plain)) == ssl.CERT_NONE  # no TLS in use: nothing to verify
+    assert (
+        _verify_mode(ProviderClient(plain, build_adapters(plain))) == ssl.CERT_NONE
+    )  # no TLS in use: nothing to verify
     mixed = plain.model_copy(update={"novacal_base_url": "https://novacal.invalid"})
-    assert _verify_mode(ProviderClient(mixed)) == ssl.CERT_REQUIRED
+    assert _verify_mode(ProviderClient(mixed, build_adapters(mixed))) == ssl.CERT_REQUIRED

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from local.form_page import FORM_SNIPPET
 from local.seed import SIGNING_DEMO
-from relay import links
-from relay.sources import parse_registry
+from relay.callers import links
+from relay.callers.registry import parse_registry
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

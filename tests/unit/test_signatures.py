@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from relay.callers.registry import parse_registry
+from relay.callers.signatures import TOLERANCE_SECONDS, verify
 from relay.errors import RelayError
-from relay.signatures import TOLERANCE_SECONDS, verify
-from relay.sources import parse_registry
 
 OLD = "whsec_" + base64.b64encode(b"sandbox-signing-secret-0001").decode()
 NEW = "whsec_" + base64.b64encode(b"sandbox-signing-secret-0002").decode()

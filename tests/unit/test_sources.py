@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from relay.errors import RelayError
-from relay.sources import (
+from relay.callers.registry import (
     SignedLinkSource,
     StandardWebhooksSource,
     authenticate,
     hash_api_key,
     parse_registry,
 )
+from relay.errors import RelayError
 
 REGISTRY = parse_registry(
     {
@@ -86,7 +86,7 @@ def test_authorise_by_provider_and_account() -> None:
 # -- the registry's kinds ----------------------------------------------------------------------
 
 WHSEC = "whsec_" + base64.b64encode(b"sandbox-signing-secret-0001").decode()
-FORM = {
+FORM: dict[str, Any] = {
     "kind": "signed_link",
     "link_secrets": ["sandbox-link-secret-unit-0001-xxxxxxxx"],
     "providers": {"novacal": ["default"]},

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from relay import intake
+from relay.command import RescheduleCommand
 from relay.errors import RelayError
-from relay.models import RescheduleCommand, normalise, parse_request
+from relay.fields import canonicalise
+from relay.reschedule.normalise import normalise
+from relay.reschedule.request import parse_request
 from relay.settings import Settings, settings_from
 
 SETTINGS = Settings(
@@ -21,7 +23,7 @@ NEXT_YEAR = date.today().year + 1
 
 
 def command(fields: dict[str, Any], allowed: tuple[str, ...] = ("iclosed", "novacal")) -> RescheduleCommand:
-    canonical, names = intake.canonicalise(fields)
+    canonical, names = canonicalise(fields)
     return normalise(parse_request(canonical, names), SETTINGS, list(allowed), names)
 
 

@@ -17,6 +17,8 @@ class HasRemainingTime(Protocol):
 @dataclass(frozen=True)
 class Deadline:
     at: float  # time.monotonic() value
+    # When the invocation itself is stopped (time.monotonic()), if it runs in one; None in tests.
+    ends_at: float | None = None
 
     @classmethod
     def within(cls, seconds: float) -> Deadline:
@@ -25,10 +27,18 @@ class Deadline:
     @classmethod
     def for_invocation(cls, context: HasRemainingTime | None, safety_margin_seconds: float) -> Deadline:
         """The invocation's remaining time less a margin for writing the outcome and answering."""
+        now = time.monotonic()
         budget = API_GATEWAY_LIMIT_SECONDS
+        ends_at = None
         if context is not None:
-            budget = min(budget, context.get_remaining_time_in_millis() / 1000)
-        return cls.within(max(0.0, budget - safety_margin_seconds))
+            remaining = context.get_remaining_time_in_millis() / 1000
+            budget = min(budget, remaining)
+            ends_at = now + remaining
+        return cls(now + max(0.0, budget - safety_margin_seconds), ends_at)
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
+
+    def invocation_remaining(self) -> float | None:
+        """Seconds until the invocation is stopped (what an in-progress lock must outlive), if known."""
+        return None if self.ends_at is None else max(0.0, self.ends_at - time.monotonic())

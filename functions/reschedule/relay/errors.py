@@ -20,9 +20,12 @@ class FieldProblem:
         return {"field": self.field, "message": self.message, "code": self.code}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RelayError(Exception):
-    """Base of every error the relay answers deliberately. Never carries secrets or personal data."""
+    """Base of every error the relay answers deliberately. Never carries secrets or personal data.
+
+    Built through the named factories below (or with keywords), so every field says what it is.
+    """
 
     detail: str
     status: int = 400
@@ -54,27 +57,29 @@ class RelayError(Exception):
 
 
 def malformed(detail: str, code: str = "malformed_body") -> RelayError:
-    return RelayError(detail, 400, code, "Malformed request")
+    return RelayError(detail=detail, status=400, code=code, title="Malformed request")
 
 
 def unauthenticated(detail: str, code: str = "unauthenticated") -> RelayError:
-    return RelayError(detail, 401, code, "Unauthenticated")
+    return RelayError(detail=detail, status=401, code=code, title="Unauthenticated")
 
 
 def forbidden(detail: str, code: str = "forbidden") -> RelayError:
-    return RelayError(detail, 403, code, "Not allowed")
+    return RelayError(detail=detail, status=403, code=code, title="Not allowed")
 
 
 def not_found(detail: str, code: str = "not_found") -> RelayError:
-    return RelayError(detail, 404, code, "Not found")
+    return RelayError(detail=detail, status=404, code=code, title="Not found")
 
 
 def too_large(detail: str) -> RelayError:
-    return RelayError(detail, 413, "body_too_large", "Request body too large")
+    return RelayError(detail=detail, status=413, code="body_too_large", title="Request body too large")
 
 
 def unsupported_media_type(detail: str) -> RelayError:
-    return RelayError(detail, 415, "unsupported_media_type", "Unsupported media type")
+    return RelayError(
+        detail=detail, status=415, code="unsupported_media_type", title="Unsupported media type"
+    )
 
 
 # A configuration fault is not transient, but it is the operator's to fix, not the caller's: retry later.
@@ -84,17 +89,45 @@ NOT_CONFIGURED_RETRY_AFTER_SECONDS = 60
 def not_configured(detail: str) -> RelayError:
     """503: a secret or setting the relay needs is missing or malformed (`detail` names where, never what)."""
     return RelayError(
-        f"The relay is not configured: {detail}",
-        503,
-        "not_configured",
-        "Relay not configured",
+        detail=f"The relay is not configured: {detail}",
+        status=503,
+        code="not_configured",
+        title="Relay not configured",
         retry_after=NOT_CONFIGURED_RETRY_AFTER_SECONDS,
     )
 
 
 def invalid(errors: list[FieldProblem], detail: str = "The request has invalid fields.") -> RelayError:
-    return RelayError(detail, 422, "validation_failed", "Invalid request", errors=errors)
+    return RelayError(
+        detail=detail, status=422, code="validation_failed", title="Invalid request", errors=errors
+    )
 
 
 def invalid_field(name: str, message: str, code: str = "invalid") -> RelayError:
     return invalid([FieldProblem(name, message, code)])
+
+
+def unavailable(detail: str, code: str, retry_after: int) -> RelayError:
+    """503: a dependency of the relay (storage, secrets, queue) is unavailable; the caller may retry."""
+    return RelayError(
+        detail=detail, status=503, code=code, title="Dependency unavailable", retry_after=retry_after
+    )
+
+
+def conflict(detail: str, code: str, retry_after: int | None = None) -> RelayError:
+    return RelayError(detail=detail, status=409, code=code, title="In progress", retry_after=retry_after)
+
+
+def unprocessable(detail: str, code: str, title: str) -> RelayError:
+    """422 for a whole request (not one field): e.g. an idempotency key reused with another request."""
+    return RelayError(detail=detail, status=422, code=code, title=title)
+
+
+def route_not_found() -> RelayError:
+    return RelayError(detail="No such route.", status=404, code="route_not_found", title="Not found")
+
+
+def internal_error() -> RelayError:
+    return RelayError(
+        detail="Something went wrong on our side.", status=500, code="internal_error", title="Internal error"
+    )

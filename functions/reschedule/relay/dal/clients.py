@@ -7,10 +7,15 @@ Endpoints come from boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDP
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 # Fail fast: the whole request must fit inside API Gateway's 30 s, provider call included.
 AWS_CONNECT_TIMEOUT_SECONDS = 1.0
@@ -39,15 +44,18 @@ def new_client(service: str, **options: Any) -> Any:
 
 
 @cache
-def dynamodb() -> Any:
-    return new_client("dynamodb")
+def dynamodb() -> DynamoDBClient:
+    client: DynamoDBClient = new_client("dynamodb")
+    return client
 
 
 @cache
-def secretsmanager() -> Any:
-    return new_client("secretsmanager")
+def secretsmanager() -> SecretsManagerClient:
+    client: SecretsManagerClient = new_client("secretsmanager")
+    return client
 
 
 @cache
-def sqs() -> Any:
-    return new_client("sqs")
+def sqs() -> SQSClient:
+    client: SQSClient = new_client("sqs")
+    return client

@@ -3,11 +3,15 @@
 Powertools completes a request with one write (UpdateItem on success, DeleteItem on failure); the
 relay also records every attempt. Here both happen in one `TransactWriteItems`, so a new reschedule
 costs two DynamoDB round trips in all (the lock, then this) and the lock never ends without its record.
+
+The use case stages that record in one explicit slot (`stage`) before Powertools finishes the
+request; Lambda runs one request at a time per container, so one slot per store is enough.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
@@ -16,29 +20,40 @@ from relay.dal.records import RecordStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+    from mypy_boto3_dynamodb import DynamoDBClient
 
-_pending_record: ContextVar[dict[str, Any] | None] = ContextVar("pending_record", default=None)
+
+@dataclass
+class Staged:
+    """What one run produced: the attempt record to write, and the answer it stands for."""
+
+    record: Mapping[str, Any]
+    answer: object
+    written: bool = False
 
 
 class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
-    def __init__(self, *, table_name: str, records: RecordStore, client: Any) -> None:
+    def __init__(self, *, table_name: str, records: RecordStore, client: DynamoDBClient) -> None:
         super().__init__(table_name=table_name, boto3_client=client)
         self._records = records
+        self.staged: Staged | None = None
 
-    @staticmethod
-    def attach(record: dict[str, Any]) -> None:
+    def begin(self) -> None:
+        """A new request: nothing staged yet."""
+        self.staged = None
+
+    def stage(self, record: Mapping[str, Any], answer: object) -> None:
         """The attempt record to write with the lock's completion or release."""
-        _pending_record.set(record)
+        self.staged = Staged(record, answer)
 
-    @staticmethod
-    def clear() -> None:
-        _pending_record.set(None)
+    def _take(self) -> Mapping[str, Any] | None:
+        if self.staged is None or self.staged.written:
+            return None
+        return self.staged.record
 
-    @staticmethod
-    def _take() -> dict[str, Any] | None:
-        record = _pending_record.get()
-        _pending_record.set(None)
-        return record
+    def _written(self) -> None:
+        if self.staged is not None:
+            self.staged.written = True
 
     def _update_record(self, data_record: DataRecord) -> None:
         record = self._take()
@@ -70,6 +85,7 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
                 {"Put": self._records.put_request(record)},
             ]
         )
+        self._written()
 
     def _delete_record(self, data_record: DataRecord) -> None:
         record = self._take()
@@ -82,3 +98,4 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
                 {"Put": self._records.put_request(record)},
             ]
         )
+        self._written()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 HISTORY_INDEX = "ByBooking"
 _serializer = TypeSerializer()
@@ -42,11 +47,11 @@ class RecordWriteFailed(Exception):
 
 
 class RecordStore:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
 
-    def put_request(self, record: dict[str, Any]) -> dict[str, Any]:
+    def put_request(self, record: Mapping[str, Any]) -> PutTypeDef:
         """The PutItem parameters for one attempt (also used inside a transaction)."""
         return {
             "TableName": self._table,
@@ -54,7 +59,7 @@ class RecordStore:
             "ConditionExpression": "attribute_not_exists(reschedule_id)",
         }
 
-    def put(self, record: dict[str, Any]) -> None:
+    def put(self, record: Mapping[str, Any]) -> None:
         try:
             self._client.put_item(**self.put_request(record))
         except (BotoCoreError, ClientError) as exc:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
-from relay.errors import RelayError, not_configured
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+from relay.errors import RelayError, not_configured, unavailable
 
 RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 
 
 class SecretStore:
-    def __init__(self, client: Any, max_age_seconds: int) -> None:
+    def __init__(self, client: SecretsManagerClient, max_age_seconds: int) -> None:
         self._provider = SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
 
@@ -31,12 +34,10 @@ class SecretStore:
                 and cause.response["Error"]["Code"] == "ResourceNotFoundException"
             ):
                 raise _missing(name, "does not exist") from None
-            raise RelayError(
+            raise unavailable(
                 "The secret store is unavailable; try again shortly.",
-                503,
                 "secrets_unavailable",
-                "Dependency unavailable",
-                retry_after=RETRY_AFTER_UNAVAILABLE_SECONDS,
+                RETRY_AFTER_UNAVAILABLE_SECONDS,
             ) from exc
         if not isinstance(value, dict):
             raise _missing(name, "is not a JSON object")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from relay.providers import iclosed, novacal
 from relay.providers.base import Provider
+from relay.providers.iclosed import IClosed
+from relay.providers.novacal import NovaCal
 
-PROVIDERS: dict[str, Provider] = {
-    iclosed.ADAPTER.name: iclosed.ADAPTER,
-    novacal.ADAPTER.name: novacal.ADAPTER,
-}
+PROVIDERS: dict[str, type[Provider]] = {adapter.name: adapter for adapter in (IClosed, NovaCal)}

@@ -1,7 +1,9 @@
 """The one small interface every provider adapter implements.
 
 An adapter knows its provider's field names, booking id format and error shapes; it does no I/O.
-Sending is shared (relay.outbound), so retries and timeouts behave the same for every provider.
+Sending is shared (relay.providers.client), so retries and timeouts behave the same for every provider.
+An adapter is built with its base URL (relay.composition); what it declares about its provider is
+class-level, so validation can use it without building one.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from relay.command import RescheduleCommand
     from relay.errors import FieldProblem
-    from relay.models import RescheduleCommand
-    from relay.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,15 @@ class Provider(ABC):
     optional_fields: ClassVar[frozenset[str]]
     # Whether the provider needs an end time (NovaCal) or only a start (iClosed).
     needs_end: ClassVar[bool]
+    # The setting (relay.settings.Settings field) that holds this provider's base URL.
+    base_url_setting: ClassVar[str]
 
-    @abstractmethod
-    def base_url(self, settings: Settings) -> str: ...
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
 
+    @staticmethod
     @abstractmethod
-    def normalise_booking_id(self, raw: str) -> str:
+    def normalise_booking_id(raw: str) -> str:
         """The canonical booking id, safe to put into a URL path; raise BookingIdProblem otherwise."""
 
     @abstractmethod

@@ -10,8 +10,7 @@ from relay.providers.base import BookingIdProblem, OutboundRequest, Provider, pi
 from relay.times import wall_time
 
 if TYPE_CHECKING:
-    from relay.models import RescheduleCommand
-    from relay.settings import Settings
+    from relay.command import RescheduleCommand
 
 _POSITIVE_INT = re.compile(r"^[1-9][0-9]{0,17}$")  # < 2**63, so it fits iClosed's integer id
 # iClosed's field names -> the relay's canonical names, for mapping its validation errors.
@@ -38,12 +37,11 @@ _RESULT_FIELDS = (
 class IClosed(Provider):
     name: ClassVar[str] = "iclosed"
     optional_fields: ClassVar[frozenset[str]] = frozenset({"reason", "notes", "user_id"})
+    base_url_setting: ClassVar[str] = "iclosed_base_url"
     needs_end: ClassVar[bool] = False
 
-    def base_url(self, settings: Settings) -> str:
-        return str(settings.iclosed_base_url)
-
-    def normalise_booking_id(self, raw: str) -> str:
+    @staticmethod
+    def normalise_booking_id(raw: str) -> str:
         if not _POSITIVE_INT.match(raw):
             raise BookingIdProblem("iClosed booking ids are positive integers, e.g. 1001.")
         return raw
@@ -88,6 +86,3 @@ class IClosed(Provider):
         if not token.startswith("iclosed"):
             return ["The iClosed API key does not start with 'iclosed'; check the stored secret."]
         return []
-
-
-ADAPTER = IClosed()

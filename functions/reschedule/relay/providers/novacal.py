@@ -10,8 +10,7 @@ from relay.providers.base import BookingIdProblem, OutboundRequest, Provider, pi
 from relay.times import rfc3339_utc
 
 if TYPE_CHECKING:
-    from relay.models import RescheduleCommand
-    from relay.settings import Settings
+    from relay.command import RescheduleCommand
 
 _FIELDS = {
     "start": "start",
@@ -28,12 +27,11 @@ class NovaCal(Provider):
     optional_fields: ClassVar[frozenset[str]] = frozenset(
         {"end", "duration_minutes", "time_format", "answers"}
     )
+    base_url_setting: ClassVar[str] = "novacal_base_url"
     needs_end: ClassVar[bool] = True
 
-    def base_url(self, settings: Settings) -> str:
-        return str(settings.novacal_base_url)
-
-    def normalise_booking_id(self, raw: str) -> str:
+    @staticmethod
+    def normalise_booking_id(raw: str) -> str:
         try:
             parsed = uuid.UUID(raw)
         except ValueError as exc:
@@ -73,6 +71,3 @@ class NovaCal(Provider):
         if not problems and isinstance(message, str):
             problems.append(FieldProblem("", message[:300], "provider_rejected"))
         return problems
-
-
-ADAPTER = NovaCal()

@@ -1,9 +1,9 @@
 """Who is calling: the proof a request carries picks the one check it gets.
 
 1. Any `webhook-id` / `webhook-timestamp` / `webhook-signature` header: a Standard Webhooks
-   signature, verified over the raw body before it is parsed (relay/signatures.py).
-2. Else `Authorization` or `X-Api-Key`: an API key (relay/sources.py).
-3. Else a body with `source`, `token` or `expires`: a signed form link (relay/links.py); the form's
+   signature, verified over the raw body before it is parsed (relay/callers/signatures.py).
+2. Else `Authorization` or `X-Api-Key`: an API key (relay/callers/registry.py).
+3. Else a body with `source`, `token` or `expires`: a signed form link (relay/callers/links.py); the form's
    Origin, when the browser sends one, must be one the source allows.
 4. Else 401 `missing_credentials`.
 
@@ -19,10 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay import intake, links, signatures
+from relay.callers import links, signatures
+from relay.callers.links import LinkAdmission
+from relay.callers.registry import LINK_FIELDS, Caller, Registry, SignedLinkSource, authenticate
 from relay.errors import RelayError, forbidden, unauthenticated
-from relay.links import LinkAdmission
-from relay.sources import LINK_FIELDS, Caller, Registry, SignedLinkSource, authenticate
+from relay.web import decoding
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,14 @@ def admit(
     if signatures.carries_signature(headers):
         signed = signatures.verify(registry, headers, body, now=now)
         attempt.caller = signed.caller
-        fields = intake.decode_body(body, content_type)
+        fields = decoding.decode_body(body, content_type)
         return Admission(signed.caller, fields, headers.get("idempotency-key") or signed.webhook_id)
     if _presents_api_key(headers):
         attempt.caller = authenticate(registry, headers)
-        fields = intake.decode_body(body, content_type)
+        fields = decoding.decode_body(body, content_type)
         return Admission(attempt.caller, fields, headers.get("idempotency-key"))
     try:
-        fields = intake.decode_body(body, content_type)
+        fields = decoding.decode_body(body, content_type)
     except RelayError:
         raise _missing() from None  # not a body a signed link could be in
     if not any(name in fields for name in LINK_FIELDS):

@@ -12,18 +12,12 @@ authentication. A post from an allowed origin still needs a valid link token.
 from __future__ import annotations
 
 from relay.errors import forbidden
-from relay.sources import Registry
 
 ALLOWED_METHODS = "POST"
 ALLOWED_HEADERS = "content-type, idempotency-key"
 EXPOSED_HEADERS = "idempotent-replayed, retry-after"
 # How long a browser may cache a preflight answer (Chromium caps it at 2 hours).
 MAX_AGE_SECONDS = 600
-
-
-def allowed_origin(registry: Registry, origin: str | None) -> str | None:
-    """The request's Origin when a form source allows it, else None."""
-    return origin if origin and origin in registry.browser_origins else None
 
 
 def response_headers(origin: str | None) -> dict[str, str]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -18,7 +18,6 @@ import httpx
 
 from relay.deadline import Deadline
 from relay.errors import RelayError
-from relay.providers import PROVIDERS
 from relay.providers.base import OutboundRequest, Provider
 from relay.settings import Settings
 from relay.times import utc_now
@@ -41,9 +40,11 @@ class ProviderReply:
     latency_ms: int
 
 
+@dataclass(kw_only=True)
 class ProviderError(RelayError):
     """A provider call that did not succeed; `provider_status` is None when no answer came."""
 
+    title: str = "Provider error"
     provider_status: int | None = None
     latency_ms: int = 0
     retryable: bool = False
@@ -53,43 +54,26 @@ class ProviderError(RelayError):
     def final(self) -> ProviderError:
         """The answer once retries are spent: a provider that keeps failing is unavailable (503)."""
         if self.retryable and self.status == 502:
-            return self._as(503, "provider_unavailable", f"{self.detail} Retries were exhausted.")
+            return self._unavailable(f"{self.detail} Retries were exhausted.")
         return self
 
     def out_of_time(self) -> ProviderError:
         """The answer when another attempt would not finish before the deadline."""
         if self.status in (429, 504):
             return self
-        return self._as(503, "provider_unavailable", f"{self.detail} No time was left to retry.")
+        return self._unavailable(f"{self.detail} No time was left to retry.")
 
-    def _as(self, status: int, code: str, detail: str) -> ProviderError:
-        error = ProviderError(
-            detail,
-            status,
-            code,
-            "Provider unavailable",
-            self.errors,
-            self.retry_after or DEFAULT_RETRY_AFTER_SECONDS,
+    def _unavailable(self, detail: str) -> ProviderError:
+        return replace(
+            self,
+            detail=detail,
+            status=503,
+            code="provider_unavailable",
+            title="Provider unavailable",
+            retry_after=self.retry_after or DEFAULT_RETRY_AFTER_SECONDS,
+            retryable=False,
+            wait_at_least=None,
         )
-        error.provider_status, error.latency_ms = self.provider_status, self.latency_ms
-        return error
-
-
-def _provider_error(
-    detail: str,
-    status: int,
-    code: str,
-    provider_status: int | None,
-    latency_ms: int,
-    *,
-    retryable: bool = False,
-    **kwargs: Any,
-) -> ProviderError:
-    error = ProviderError(detail, status, code, kwargs.pop("title", "Provider error"), **kwargs)
-    error.provider_status = provider_status
-    error.latency_ms = latency_ms
-    error.retryable = retryable
-    return error
 
 
 # Retried: no answer at all, or an answer that says "try again" (contracts: 429 carries Retry-After).
@@ -106,6 +90,7 @@ class ProviderClient:
     def __init__(
         self,
         settings: Settings,
+        adapters: Mapping[str, Provider],
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
@@ -120,7 +105,7 @@ class ProviderClient:
             timeout=self._timeout,
             follow_redirects=False,
             # TLS set-up costs cold start; skip it only when no provider is reached over HTTPS at all.
-            verify=any(p.base_url(settings).startswith("https:") for p in PROVIDERS.values()),
+            verify=any(p.base_url.startswith("https:") for p in adapters.values()),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             transport=transport,
         )
@@ -155,7 +140,7 @@ class ProviderClient:
         self, provider: Provider, request: OutboundRequest, token: str, deadline: Deadline
     ) -> ProviderReply:
         # The base URL is configuration; only the adapter's validated path is appended to it.
-        url = provider.base_url(self._settings).rstrip("/") + request.path
+        url = provider.base_url + request.path
         remaining = deadline.remaining()
         timeout = httpx.Timeout(
             connect=min(self._timeout.connect or remaining, remaining),
@@ -174,24 +159,24 @@ class ProviderClient:
             )
         except httpx.TimeoutException:
             latency = _elapsed_ms(started)
-            raise _provider_error(
-                f"{provider.name} did not answer in time.",
-                504,
-                "provider_timeout",
-                None,
-                latency,
+            raise ProviderError(
+                detail=f"{provider.name} did not answer in time.",
+                status=504,
+                code="provider_timeout",
+                provider_status=None,
+                latency_ms=latency,
                 title="Provider timeout",
                 retry_after=DEFAULT_RETRY_AFTER_SECONDS,
                 retryable=True,
             ) from None
         except httpx.TransportError:
             latency = _elapsed_ms(started)
-            raise _provider_error(
-                f"{provider.name} could not be reached.",
-                502,
-                "provider_unreachable",
-                None,
-                latency,
+            raise ProviderError(
+                detail=f"{provider.name} could not be reached.",
+                status=502,
+                code="provider_unreachable",
+                provider_status=None,
+                latency_ms=latency,
                 retry_after=DEFAULT_RETRY_AFTER_SECONDS,
                 retryable=True,
             ) from None
@@ -236,50 +221,53 @@ def _map_failure(provider: Provider, response: httpx.Response, body: Any, latenc
     status = response.status_code
     name = provider.name
     if status == 404:
-        return _provider_error(
-            f"{name} has no booking with this id.",
-            404,
-            "booking_not_found",
-            status,
-            latency,
+        return ProviderError(
+            detail=f"{name} has no booking with this id.",
+            status=404,
+            code="booking_not_found",
+            provider_status=status,
+            latency_ms=latency,
             title="Booking not found",
         )
     if status in (400, 422):
-        return _provider_error(
-            f"{name} refused the new time or fields.",
-            422,
-            "provider_rejected",
-            status,
-            latency,
+        return ProviderError(
+            detail=f"{name} refused the new time or fields.",
+            status=422,
+            code="provider_rejected",
+            provider_status=status,
+            latency_ms=latency,
             title="Provider refused the request",
             errors=provider.field_errors(body),
         )
     if status in (401, 403):
         # The relay's stored token is wrong: a server-side problem, not the caller's.
-        return _provider_error(
-            f"{name} refused the relay's credentials.", 502, "provider_auth_failed", status, latency
+        return ProviderError(
+            detail=f"{name} refused the relay's credentials.",
+            status=502,
+            code="provider_auth_failed",
+            provider_status=status,
+            latency_ms=latency,
         )
     retry_after = retry_after_seconds(response, body) if status in RETRYABLE_STATUSES else None
     if status == 429:
-        error = _provider_error(
-            f"{name} is rate limiting; try again later.",
-            429,
-            "provider_rate_limited",
-            status,
-            latency,
+        return ProviderError(
+            detail=f"{name} is rate limiting; try again later.",
+            status=429,
+            code="provider_rate_limited",
+            provider_status=status,
+            latency_ms=latency,
             title="Rate limited",
             retryable=True,
             retry_after=max(DEFAULT_RETRY_AFTER_SECONDS, retry_after or 0),
+            wait_at_least=retry_after,
         )
-    else:
-        error = _provider_error(
-            f"{name} answered with an error ({status}).",
-            502,
-            "provider_error",
-            status,
-            latency,
-            retryable=status in RETRYABLE_STATUSES,
-            retry_after=retry_after,
-        )
-    error.wait_at_least = retry_after
-    return error
+    return ProviderError(
+        detail=f"{name} answered with an error ({status}).",
+        status=502,
+        code="provider_error",
+        provider_status=status,
+        latency_ms=latency,
+        retryable=status in RETRYABLE_STATUSES,
+        retry_after=retry_after,
+        wait_at_least=retry_after,
+    )

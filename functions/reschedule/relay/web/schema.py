@@ -1,15 +1,20 @@
 """The HTTP API's documented shapes, for the OpenAPI document (openapi.json) and its conformance tests.
 
-These describe what the handler answers; the handler builds the same shapes from the service.
+The success and record shapes are the use case's own models (relay.reschedule.attempts); the
+request's fields come from the request model and the provider enum from the provider registry.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from relay.intake import ALIASES, JSON, MULTIPART, URLENCODED
+from relay.fields import ALIASES
+from relay.providers import PROVIDERS
+from relay.reschedule.attempts import RescheduleRecord, RescheduleResult
+from relay.reschedule.request import RescheduleRequest
+from relay.web.decoding import JSON, MULTIPART, URLENCODED
 
 
 class FieldError(BaseModel):
@@ -34,43 +39,6 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
     retry_after: int | None = None
     reschedule_id: str | None = None
-
-
-class RescheduleResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-    reschedule_id: str
-    status: str = Field(description="'rescheduled'")
-    provider: str
-    account: str
-    booking_id: str
-    start: str = Field(description="The new start, ISO 8601 with the offset of `timezone`.")
-    end: str | None
-    timezone: str
-    replayed: bool = Field(description="True when this is the stored answer to an earlier identical request.")
-    provider_result: dict[str, Any] = Field(description="The provider's answer, trimmed to scheduling facts.")
-
-
-class RescheduleRecord(BaseModel):
-    """One stored attempt, as `GET /v1/reschedules/{id}` returns it."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-    reschedule_id: str
-    status: str = Field(description="'succeeded' or 'failed'")
-    attempted_at: str
-    provider: str | None = None
-    account: str | None = None
-    booking_id: str | None = None
-    requested_start: str | None = None
-    requested_end: str | None = None
-    timezone: str | None = None
-    http_status: int | None = None
-    reason: str | None = None
-    detail: str | None = None
-    provider_status: int | None = None
-    latency_ms: int | None = None
-    provider_result: dict[str, Any] | None = None
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -108,7 +76,7 @@ GET_RESPONSES: dict[int, Any] = {
 }
 
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
-    "provider": {"type": "string", "enum": ["iclosed", "novacal"]},
+    "provider": {"type": "string", "enum": sorted(PROVIDERS)},
     "account": {"type": "string"},
     "booking_id": {"type": ["string", "integer"], "description": "iClosed: positive integer; NovaCal: UUID."},
     "start": {"type": "string", "description": "ISO 8601, with an offset or as wall time in `timezone`."},
@@ -127,6 +95,8 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
 
 def request_body() -> dict[str, Any]:
     """POST /v1/reschedules's body: canonical fields and their aliases; nothing else is accepted."""
+    if set(_FIELD_SCHEMAS) != set(RescheduleRequest.model_fields) or set(ALIASES) != set(_FIELD_SCHEMAS):
+        raise RuntimeError("the documented request fields differ from RescheduleRequest's or the aliases")
     properties = {alias: _FIELD_SCHEMAS[canonical] for canonical, names in ALIASES.items() for alias in names}
     schema = {"type": "object", "properties": properties, "additionalProperties": False}
     content = {media: {"schema": schema} for media in (JSON, URLENCODED, MULTIPART)}

@@ -22,8 +22,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from relay.callers.registry import Caller, Registry, StandardWebhooksSource
 from relay.errors import RelayError, unauthenticated
-from relay.sources import Caller, Registry, StandardWebhooksSource
 
 WEBHOOK_ID = "webhook-id"
 WEBHOOK_TIMESTAMP = "webhook-timestamp"

@@ -1,9 +1,8 @@
-"""Turn a raw request body into a flat mapping of canonical field names.
+"""Turn a raw request body into a flat mapping of field names as the caller sent them.
 
 Three content types: JSON, urlencoded forms and multipart forms (fields only). Form values are
-strings; JSON values keep their types. Provider-specific names (aliases) are mapped onto the
-canonical ones here, and a field given twice (under two aliases, or twice in a form) is an error,
-never a silent choice.
+strings; JSON values keep their types. A field given twice in a form is an error, never a silent
+choice (aliases are mapped onto canonical names by relay.fields).
 """
 
 from __future__ import annotations
@@ -26,24 +25,6 @@ JSON = "application/json"
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 
-# canonical name -> every name accepted for it (canonical first)
-ALIASES: dict[str, tuple[str, ...]] = {
-    "provider": ("provider",),
-    "account": ("account",),
-    "booking_id": ("booking_id", "id", "eventCallId", "event_id"),
-    "start": ("start", "dateTime"),
-    "date": ("date",),
-    "time": ("time",),
-    "timezone": ("timezone", "timeZone"),
-    "end": ("end",),
-    "duration_minutes": ("duration_minutes",),
-    "reason": ("reason", "rescheduleReason"),
-    "notes": ("notes",),
-    "user_id": ("user_id", "userId"),
-    "time_format": ("time_format",),
-    "answers": ("answers", "form_field_answers"),
-}
-CANONICAL_BY_NAME = {alias: canonical for canonical, names in ALIASES.items() for alias in names}
 # Forms cannot nest: `answers[email]=...` or `answers.email=...` build the answers object.
 _FORM_ANSWER = re.compile(r"^(?:answers|form_field_answers)(?:\[([^\[\]]{1,64})\]|\.([^.\[\]]{1,64}))$")
 
@@ -170,25 +151,3 @@ def _decode_multipart(body: bytes, content_type: str, params: dict[str, str]) ->
             raise malformed("A multipart part does not parse.", "invalid_multipart")
         pairs.append((name, _text(payload)))
     return _collect_form(pairs)
-
-
-def canonicalise(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Map aliases onto canonical names; unknown names pass through so validation can name them.
-
-    Returns the canonical mapping and, for error messages, the name the caller used for each field.
-    """
-    result: dict[str, Any] = {}
-    given_as: dict[str, str] = {}
-    problems: list[FieldProblem] = []
-    for name, value in fields.items():
-        canonical = CANONICAL_BY_NAME.get(name, name)
-        if canonical in given_as:
-            problems.append(
-                FieldProblem(name, f"Already given as {given_as[canonical]!r}; send it once.", "duplicate")
-            )
-            continue
-        given_as[canonical] = name
-        result[canonical] = value
-    if problems:
-        raise invalid(problems)
-    return result, given_as

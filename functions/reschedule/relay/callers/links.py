@@ -22,11 +22,11 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from relay import intake
+from relay import fields as canonical_fields
+from relay.callers.registry import LINK_FIELDS, Caller, Registry, SignedLinkSource
 from relay.errors import RelayError, unauthenticated
-from relay.sources import LINK_FIELDS, Caller, Registry, SignedLinkSource
+from relay.web.forms import with_query
 
 LINK_SCHEME = "reschedule-link/v1"
 DEFAULT_ACCOUNT = "default"
@@ -69,13 +69,6 @@ def mint(
     return fields | {"url": with_query(source.form_url, fields)}
 
 
-def with_query(url: str, params: dict[str, str]) -> str:
-    """`url` with `params` added to its query (kept before any fragment)."""
-    parts = urlsplit(url)
-    query = "&".join(part for part in (parts.query, urlencode(params)) if part)
-    return urlunsplit(parts._replace(query=query))
-
-
 @dataclass(frozen=True)
 class LinkAdmission:
     caller: Caller
@@ -110,7 +103,7 @@ def _text(value: Any) -> str | None:
 
 def _signed_values(fields: dict[str, Any]) -> tuple[str, str, str]:
     try:
-        canonical, _ = intake.canonicalise(fields)
+        canonical, _ = canonical_fields.canonicalise(fields)
     except RelayError:
         raise _invalid("The form gives a field more than once.") from None
     provider = _text(canonical.get("provider"))

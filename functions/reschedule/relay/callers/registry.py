@@ -25,13 +25,16 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from relay.errors import forbidden, not_configured, unauthenticated
-from relay.intake import CANONICAL_BY_NAME
+from relay.fields import CANONICAL_BY_NAME
+
+if TYPE_CHECKING:
+    from relay.dal.secrets import SecretStore
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_API_KEY_LENGTH = 512
@@ -174,6 +177,10 @@ class Registry(BaseModel):
     def browser_origins(self) -> frozenset[str]:
         return frozenset(o for _, source in self.of_kind(SignedLinkSource) for o in source.origins)
 
+    def allowed_origin(self, origin: str | None) -> str | None:
+        """The request's Origin when a form source allows it (CORS), else None."""
+        return origin if origin and origin in self.browser_origins else None
+
 
 def _secrets_of(source: ApiKeySource | StandardWebhooksSource | SignedLinkSource) -> list[str]:
     if isinstance(source, ApiKeySource):
@@ -249,3 +256,19 @@ def authenticate(registry: Registry, headers: Mapping[str, str]) -> Caller:
     if found is None:
         raise unauthenticated("The API key is not valid.", "invalid_api_key")
     return found
+
+
+class SourcesReader:
+    """The registry, read through the container's secret cache and parsed once per fetched value."""
+
+    def __init__(self, secrets: SecretStore, secret_name: str) -> None:
+        self._secrets = secrets
+        self._name = secret_name
+        # The registry parsed from the secret value it came from (the cache returns that same object).
+        self._parsed: tuple[dict[str, Any], Registry] | None = None
+
+    def current(self) -> Registry:
+        raw = self._secrets.get_json(self._name)
+        if self._parsed is None or self._parsed[0] is not raw:
+            self._parsed = (raw, parse_registry(raw))
+        return self._parsed[1]

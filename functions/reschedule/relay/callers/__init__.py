@@ -1,0 +1,1 @@
+"""Who is calling: the sources registry, API keys, Standard Webhooks signatures, signed links, admission."""

@@ -1,0 +1,1 @@
+"""The use case: a RescheduleCommand run once per idempotency key, its attempts recorded."""

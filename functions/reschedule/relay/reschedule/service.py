@@ -1,0 +1,326 @@
+"""The use case: reschedule once per idempotency key, record every attempt, answer from the record.
+
+Both doors call it with a typed RescheduleCommand, the calling source's name, the idempotency key
+and the deadline; it knows nothing of HTTP or queues. Its writes are in plain sight: refusals are
+recorded by `refuse`, a run's outcome is staged with `self._persistence.stage` and written with the
+idempotency record's completion (one transaction), or on its own when that store fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyInconsistentStateError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from pydantic import BaseModel, ConfigDict
+
+from relay.command import RescheduleCommand
+from relay.dal.records import RecordStore, RecordWriteFailed
+from relay.errors import (
+    RelayError,
+    conflict,
+    invalid_field,
+    not_configured,
+    not_found,
+    unavailable,
+    unprocessable,
+)
+from relay.providers.client import ProviderClient, ProviderError, ProviderReply
+from relay.reschedule.attempts import (
+    AttemptRecord,
+    Booking,
+    Failed,
+    Outcome,
+    Spam,
+    Succeeded,
+    attempt_record,
+    public_view,
+    result_of,
+    summary,
+)
+from relay.times import utc_now
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+    from relay.dal.idempotency import RecordingPersistenceLayer, Staged
+    from relay.dal.secrets import SecretStore
+    from relay.deadline import Deadline
+    from relay.providers.base import Provider
+    from relay.settings import Settings
+
+logger = Logger(child=True)
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+IN_PROGRESS_RETRY_AFTER_SECONDS = 1
+STORAGE_RETRY_AFTER_SECONDS = 2
+IDEMPOTENCY_KEY_PREFIX = "reschedule"
+
+
+class IdempotentRun(BaseModel):
+    """The idempotent function's data: the scoped key, what must match on a repeat, and the command."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    source: str
+    payload: dict[str, Any]
+    command: RescheduleCommand
+
+
+class _InvocationClock:
+    """Powertools sizes the in-progress lock by the invocation's remaining time; the deadline knows it."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline.invocation_remaining() or 0.0) * 1000)
+
+
+def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
+    return {**response, "replayed": True} if isinstance(response, dict) else response
+
+
+class RescheduleService:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secrets: SecretStore,
+        records: RecordStore,
+        persistence: RecordingPersistenceLayer,
+        providers: ProviderClient,
+        adapters: Mapping[str, Provider],
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._settings = settings
+        self._secrets = secrets
+        self._records = records
+        self._persistence = persistence
+        self._providers = providers
+        self._adapters = adapters
+        self._new_id = new_id
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="key",
+            payload_validation_jmespath="payload",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=settings.idempotency_ttl_seconds,
+            hash_function="sha256",
+            response_hook=_mark_replayed,
+        )
+        self._run_once = idempotent_function(
+            data_keyword_argument="run",
+            persistence_store=persistence,
+            config=self.idempotency,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )(self._run)
+
+    # -- POST /v1/reschedules ----------------------------------------------------------------------
+
+    def reschedule(
+        self, command: RescheduleCommand, *, source: str, idempotency_key: str | None, deadline: Deadline
+    ) -> dict[str, Any]:
+        """Run once per key. A refusal before the run is recorded here; the run records its own outcome."""
+        try:
+            run = self._idempotent_run(source, command, idempotency_key)
+        except RelayError as error:
+            raise self.refuse(source, error, command) from None
+        if deadline.invocation_remaining() is not None:
+            # Powertools reads only get_remaining_time_in_millis() of the context it is given.
+            self.idempotency.register_lambda_context(_InvocationClock(deadline))  # type: ignore[arg-type]
+        self._persistence.begin()
+        try:
+            result: dict[str, Any] = self._run_once(run=run, deadline=deadline)
+        except IdempotencyAlreadyInProgressError:
+            raise self.refuse(
+                source,
+                conflict(
+                    "The same request is already being processed; try again in a moment.",
+                    "in_progress",
+                    retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
+                ),
+                command,
+            ) from None
+        except IdempotencyValidationError:
+            raise self.refuse(
+                source,
+                unprocessable(
+                    "This Idempotency-Key was already used with a different request; use a new key.",
+                    "idempotency_key_reused",
+                    "Idempotency key reused",
+                ),
+                command,
+            ) from None
+        except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as exc:
+            return self._storage_failed(source, command, exc)
+        return result
+
+    def _storage_failed(self, source: str, command: RescheduleCommand, exc: Exception) -> dict[str, Any]:
+        staged: Staged | None = self._persistence.staged
+        if staged is None:  # nothing ran: the lock could not be taken, so no provider was called
+            logger.warning("idempotency store unavailable", extra={"error": type(exc).__name__})
+            raise self.refuse(
+                source,
+                unavailable(
+                    "The relay's storage is unavailable; try again shortly.",
+                    "storage_unavailable",
+                    STORAGE_RETRY_AFTER_SECONDS,
+                ),
+                command,
+            ) from None
+        # The provider call happened; only storing its outcome failed. The outcome stands: try the
+        # record once more on its own, and failing that, log it where an operator will find it.
+        if not staged.written:
+            self._save_record(staged.record)
+        if isinstance(staged.answer, RelayError):
+            raise staged.answer from None
+        answer: dict[str, Any] = staged.answer  # type: ignore[assignment]
+        return answer
+
+    def _idempotent_run(
+        self, source: str, command: RescheduleCommand, idempotency_key: str | None
+    ) -> IdempotentRun:
+        if idempotency_key is None:
+            material = json.dumps(command.key_material(), sort_keys=True, separators=(",", ":"))
+            key = "command:" + hashlib.sha256(material.encode()).hexdigest()
+            payload: dict[str, Any] = command.key_material()
+        else:
+            if not IDEMPOTENCY_KEY_PATTERN.match(idempotency_key):
+                raise invalid_field("Idempotency-Key", "Use 1 to 255 visible ASCII characters.")
+            key = "header:" + idempotency_key
+            payload = command.model_dump(mode="json")
+        # Scoped by source: two sources can never collide on a key.
+        return IdempotentRun(key=f"{source}|{key}", source=source, payload=payload, command=command)
+
+    def _run(self, run: IdempotentRun, deadline: Deadline) -> dict[str, Any]:
+        """Runs at most once per key at a time; raising releases the lock so a retry runs again."""
+        command = run.command
+        reschedule_id = self._new_id()
+        attempted_at = utc_now()
+        try:
+            reply = self._call_provider(command, deadline)
+        except RelayError as error:
+            error.extra["reschedule_id"] = reschedule_id
+            self._stage(
+                self._record(
+                    reschedule_id, run.source, Failed(error), command=command, attempted_at=attempted_at
+                ),
+                error,
+            )
+            raise
+        provider_result = self._adapters[command.provider].summarise(reply.body)
+        result = result_of(reschedule_id, command, provider_result)
+        outcome = Succeeded(reply.status, reply.latency_ms, provider_result)
+        self._stage(
+            self._record(reschedule_id, run.source, outcome, command=command, attempted_at=attempted_at),
+            result,
+        )
+        return result
+
+    def _stage(self, record: AttemptRecord, answer: dict[str, Any] | RelayError) -> None:
+        """The outcome's write: staged here, written with the lock's completion or release."""
+        self._persistence.stage(record, answer)
+        logger.info("reschedule attempt", extra=summary(record))
+
+    def _call_provider(self, command: RescheduleCommand, deadline: Deadline) -> ProviderReply:
+        adapter = self._adapters[command.provider]
+        request = adapter.build_request(command)
+        try:
+            return self._providers.send(adapter, request, self._provider_token(command), deadline)
+        except ProviderError as error:
+            if error.code != "provider_auth_failed":
+                raise
+        # Refused credentials: the token may have been rotated since it was cached. Read it again, once.
+        logger.warning(
+            "provider refused the cached token; reading it again", extra={"provider": adapter.name}
+        )
+        return self._providers.send(
+            adapter, request, self._provider_token(command, force_fetch=True), deadline
+        )
+
+    def _provider_token(self, command: RescheduleCommand, *, force_fetch: bool = False) -> str:
+        name = f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
+        secret = self._secrets.get_json(name, force_fetch=force_fetch)
+        token = secret.get("api_key")
+        if not isinstance(token, str) or not token.strip():
+            raise not_configured(f"secret {name!r} has no 'api_key'.")
+        for warning in self._adapters[command.provider].warnings(token):
+            logger.warning(warning, extra={"provider": command.provider, "account": command.account})
+        return token
+
+    def _record(
+        self,
+        reschedule_id: str,
+        source: str,
+        outcome: Outcome,
+        *,
+        command: RescheduleCommand | None = None,
+        attempted_at: datetime | None = None,
+        booking: Booking | None = None,
+    ) -> AttemptRecord:
+        return attempt_record(
+            reschedule_id=reschedule_id,
+            source=source,
+            attempted_at=attempted_at or utc_now(),
+            retention_days=self._settings.record_retention_days,
+            outcome=outcome,
+            command=command,
+            booking=booking,
+        )
+
+    # -- refusals and spam --------------------------------------------------------------------------
+
+    def refuse(self, source: str, error: RelayError, command: RescheduleCommand | None = None) -> RelayError:
+        """Record a refused request of a known caller (its reason; no body, no personal data).
+
+        Returns the error, now carrying the record's id for the answer, so the door can raise it.
+        """
+        reschedule_id = self._new_id()
+        error.extra["reschedule_id"] = reschedule_id
+        self._save_record(self._record(reschedule_id, source, Failed(error), command=command))
+        return error
+
+    def record_spam(self, source: str, booking: Booking) -> str:
+        """A form post that filled the honeypot: recorded without personal data, no provider called."""
+        reschedule_id = self._new_id()
+        self._save_record(self._record(reschedule_id, source, Spam(), booking=booking))
+        return reschedule_id
+
+    def _save_record(self, record: AttemptRecord | Mapping[str, Any]) -> None:
+        try:
+            self._records.put(record)
+        except RecordWriteFailed as exc:
+            # The outcome stands (the booking may have moved); this line is where an operator finds it.
+            logger.error(
+                "reschedule attempt NOT recorded", extra={"outcome": summary(record), "error": str(exc)}
+            )
+            return
+        logger.info("reschedule attempt recorded", extra=summary(record))
+
+    # -- GET /v1/reschedules/{id} ------------------------------------------------------------------
+
+    def get(self, source: str, reschedule_id: str) -> dict[str, Any]:
+        record = self._records.get(reschedule_id) if _looks_like_id(reschedule_id) else None
+        if record is None or record.get("source") != source:  # another source's record: not found
+            raise not_found("No reschedule with this id.", "reschedule_not_found")
+        return public_view(record)
+
+
+def _looks_like_id(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""HTTP mechanics of the HTTP door: body decoding, CORS headers, form redirects, problems, OpenAPI shapes."""

@@ -1,0 +1,171 @@
+"""The use case on its own, with in-memory fakes of its ports (tests/unit/fakes.py).
+
+The same behaviour runs against DynamoDB Local, the Secrets Manager emulator and the sandbox
+providers in tests/integration; here each rule is checked in isolation, fast.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+
+from relay.command import RescheduleCommand
+from relay.composition import build_adapters
+from relay.deadline import Deadline
+from relay.errors import RelayError
+from relay.providers.client import ProviderError
+from relay.reschedule.service import RescheduleService
+from relay.settings import Settings
+from tests.unit.fakes import FakeIdempotencyStore, FakeProviders, FakeRecords, FakeSecrets
+
+SETTINGS = Settings(idempotency_table_name="idem", reschedules_table_name="resch")
+TOKEN_SECRET = "reschedule-relay/providers/iclosed/default"
+COMMAND = RescheduleCommand(
+    provider="iclosed",
+    account="default",
+    booking_id="1001",
+    start=datetime(2030, 1, 15, 15, 0, tzinfo=UTC),
+    end=None,
+    timezone="America/New_York",
+)
+ICLOSED_OK = {"data": {"eventCall": {"id": 1001, "dateTime": "2030-01-15T10:00:00", "inviteeEmail": "x"}}}
+
+
+class FailingCompletion(FakeIdempotencyStore):
+    """The idempotency table goes away after the provider answered: completing the lock fails."""
+
+    def _update_record(self, data_record: Any) -> None:
+        raise RuntimeError("table unavailable")
+
+
+def _service(
+    providers: FakeProviders, store: type[FakeIdempotencyStore] = FakeIdempotencyStore
+) -> tuple[RescheduleService, FakeRecords, FakeSecrets]:
+    records = FakeRecords()
+    secrets = FakeSecrets({TOKEN_SECRET: {"api_key": "iclosed-sandbox-unit"}})
+    ids = (f"00000000-0000-4000-8000-{n:012d}" for n in itertools.count(1))
+    service = RescheduleService(
+        SETTINGS,
+        secrets=cast("Any", secrets),
+        records=cast("Any", records),
+        persistence=cast("Any", store(records)),
+        providers=cast("Any", providers),
+        adapters=build_adapters(SETTINGS),
+        new_id=lambda: next(ids),
+    )
+    return service, records, secrets
+
+
+def _run(service: RescheduleService, key: str | None = "key-1", command: RescheduleCommand = COMMAND) -> Any:
+    # A deadline that knows the invocation's end, as the doors give (it sizes the in-progress lock).
+    deadline = Deadline(at=time.monotonic() + 10, ends_at=time.monotonic() + 12)
+    return service.reschedule(command, source="zapier", idempotency_key=key, deadline=deadline)
+
+
+def _provider_error(status: int, code: str) -> ProviderError:
+    return ProviderError(detail="refused", status=status, code=code, provider_status=status, latency_ms=3)
+
+
+def test_a_success_calls_the_provider_once_records_it_and_replays_from_the_store() -> None:
+    providers = FakeProviders(ICLOSED_OK)
+    service, records, _ = _service(providers)
+
+    first = _run(service)
+    again = _run(service)
+
+    assert (first["status"], first["replayed"], again["replayed"]) == ("rescheduled", False, True)
+    assert again["reschedule_id"] == first["reschedule_id"]
+    assert len(providers.calls) == 1
+    _, request, token = providers.calls[0]
+    assert (request.path, request.json["dateTime"], token) == (
+        "/v1/eventCalls/reschedule",
+        "2030-01-15T10:00:00",
+        "iclosed-sandbox-unit",
+    )
+    (record,) = records.items.values()
+    assert (record["status"], record["source"], record["booking_key"]) == (
+        "succeeded",
+        "zapier",
+        "iclosed#1001",
+    )
+    assert "inviteeEmail" not in str(record)  # trimmed: no personal data stored
+
+
+def test_a_provider_refusal_is_recorded_and_releases_the_key() -> None:
+    providers = FakeProviders(_provider_error(404, "booking_not_found"), ICLOSED_OK)
+    service, records, _ = _service(providers)
+
+    with pytest.raises(RelayError) as refused:
+        _run(service)
+    retried = _run(service)
+
+    assert refused.value.code == "booking_not_found"
+    assert refused.value.extra["reschedule_id"] in records.items
+    assert retried["replayed"] is False
+    assert len(providers.calls) == 2
+    assert sorted(r["status"] for r in records.items.values()) == ["failed", "succeeded"]
+
+
+def test_a_malformed_idempotency_key_is_refused_recorded_and_sends_nothing() -> None:
+    providers = FakeProviders(ICLOSED_OK)
+    service, records, _ = _service(providers)
+
+    with pytest.raises(RelayError) as refused:
+        _run(service, key="has space")
+
+    assert refused.value.errors[0].field == "Idempotency-Key"
+    assert providers.calls == []
+    (record,) = records.items.values()
+    assert (record["status"], record["reason"], record["booking_id"]) == (
+        "failed",
+        "validation_failed",
+        "1001",
+    )
+
+
+def test_the_same_key_with_another_request_is_refused() -> None:
+    service, _, _ = _service(FakeProviders(ICLOSED_OK))
+    _run(service)
+    with pytest.raises(RelayError) as refused:
+        _run(service, command=COMMAND.model_copy(update={"booking_id": "1002"}))
+    assert (refused.value.status, refused.value.code) == (422, "idempotency_key_reused")
+
+
+def test_without_a_key_the_command_itself_is_the_key() -> None:
+    providers = FakeProviders(ICLOSED_OK)
+    service, _, _ = _service(providers)
+    assert _run(service, key=None)["replayed"] is False
+    assert _run(service, key=None)["replayed"] is True
+    assert (
+        _run(service, key=None, command=COMMAND.model_copy(update={"booking_id": "1002"}))["replayed"]
+        is False
+    )
+    assert len(providers.calls) == 2
+
+
+def test_refused_credentials_are_read_again_once_bypassing_the_cache() -> None:
+    providers = FakeProviders(_provider_error(401, "provider_auth_failed"), ICLOSED_OK)
+    service, _, secrets = _service(providers)
+    assert _run(service)["status"] == "rescheduled"
+    assert secrets.reads == [(TOKEN_SECRET, False), (TOKEN_SECRET, True)]
+
+
+def test_a_provider_success_stands_when_its_outcome_cannot_be_stored_with_the_lock() -> None:
+    service, records, _ = _service(FakeProviders(ICLOSED_OK), store=FailingCompletion)
+    answer = _run(service)
+    assert answer["status"] == "rescheduled"
+    # Written on its own instead, so the history still has it.
+    assert records.items[answer["reschedule_id"]]["status"] == "succeeded"
+
+
+def test_a_record_is_visible_only_to_its_source() -> None:
+    service, _, _ = _service(FakeProviders(ICLOSED_OK))
+    reschedule_id = _run(service)["reschedule_id"]
+    assert service.get("zapier", reschedule_id)["status"] == "succeeded"
+    with pytest.raises(RelayError) as hidden:
+        service.get("another-source", reschedule_id)
+    assert hidden.value.code == "reschedule_not_found"

@@ -116,6 +116,10 @@ class FormPage:
                 f'name="{README_HONEYPOT}"', f'name="{html.escape(self.honeypot)}"'
             )
             return 200, _PAGE.format(title="Move your booking", body="<h1>Move your booking</h1>\n" + form)
+        if path == "/rescheduled" and query.get("status") == "queued":
+            # Auto delivery queued it (the provider could not take it just now): the relay retries.
+            body = "<h1 id='result'>We received your request; your booking will be moved shortly.</h1>"
+            return 200, _PAGE.format(title="Request received", body=body)
         if path == "/rescheduled":
             when = _new_time(query.get("start", ""), query.get("timezone", ""))
             body = "<h1 id='result'>Your booking was moved.</h1>"

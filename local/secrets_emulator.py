@@ -1,6 +1,7 @@
-"""Secrets Manager for the local stack and the tests: moto's server mode, reached over HTTP.
+"""Secrets Manager and SQS for the local stack and the tests: moto's server mode, reached over HTTP.
 
-The relay talks to it with the same boto3 calls as in production; only the endpoint differs.
+The relay talks to it with the same boto3 calls as in production; only the endpoint differs. One
+moto server serves both services (each boto3 endpoint setting points at it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def secretsmanager_client(endpoint: str) -> Any:
     return boto3.client("secretsmanager", endpoint_url=endpoint, **DUMMY_CLIENT_SETTINGS)
 
 
+def sqs_client(endpoint: str) -> Any:
+    """A boto3 SQS client for the same moto server (it serves every moto service on one port)."""
+    return boto3.client("sqs", endpoint_url=endpoint, **DUMMY_CLIENT_SETTINGS)
+
+
 def _secrets_probe(endpoint: str) -> Callable[[], object]:
     client = boto3.client(
         "secretsmanager", endpoint_url=endpoint, config=PROBE_CONFIG, **DUMMY_CLIENT_SETTINGS
@@ -36,7 +42,7 @@ def _secrets_probe(endpoint: str) -> Callable[[], object]:
 def start_secrets_emulator(
     *, port: int = 0, host: str = "127.0.0.1", cache_dir: Path = DEFAULT_CACHE_DIR
 ) -> SecretsEmulator:
-    """Start moto's server (all of moto's services; the relay uses Secrets Manager) on host:port."""
+    """Start moto's server (all of moto's services; the relay uses Secrets Manager and SQS) on host:port."""
     return launch(
         SecretsEmulator,
         lambda chosen_port: [sys.executable, "-m", "moto.server", "-H", host, "-p", str(chosen_port)],

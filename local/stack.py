@@ -1,5 +1,6 @@
-"""The embedded local stack: DynamoDB Local, the Secrets Manager emulator, both sandbox providers,
-and the API emulator in front of the real handler. Used by `make run` and by the tests.
+"""The embedded local stack: DynamoDB Local, moto's server (Secrets Manager and SQS), both sandbox
+providers, the API emulator in front of the real handler, and the SQS event source poller in front
+of the worker handler. Used by `make run` and by the tests.
 
     python -m local.stack            # foreground, Ctrl-C stops everything (PORT overrides 3000)
     python -m local.stack --reset    # `make reset`: delete the local state (DynamoDB data, stack.json)
@@ -31,9 +32,11 @@ import boto3
 
 from local.dynamodb_local import DynamoDBLocal, start_dynamodb_local
 from local.emulator import ApiEmulator, start_emulator
+from local.event_source import EventSourcePoller, event_source_config, start_event_source
 from local.form_page import FormPage, start_form_page
+from local.queues import LocalQueue, create_queues
 from local.sandbox import PROVIDERS, SandboxProvider, start_sandbox
-from local.secrets_emulator import SecretsEmulator, start_secrets_emulator
+from local.secrets_emulator import SecretsEmulator, sqs_client, start_secrets_emulator
 from local.seed import (
     FORM_DEMO,
     PROVIDER_TOKENS,
@@ -45,7 +48,7 @@ from local.seed import (
 )
 from local.sign_link import mint_link
 from local.tables import clear_table, create_tables
-from local.template import REPO_ROOT, TEMPLATE_PATH
+from local.template import REPO_ROOT, TEMPLATE_PATH, load_template
 
 CACHE_DIR = REPO_ROOT / ".local"
 # Where `make run` keeps its DynamoDB data and writes stack.json (tests point it elsewhere).
@@ -54,6 +57,10 @@ CODE_DIR = REPO_ROOT / "functions" / "reschedule"
 DEFAULT_API_PORT = 3000
 REGION = "us-east-1"
 TABLE_NAMES = {"IdempotencyTable": "relay-idempotency", "ReschedulesTable": "relay-reschedules"}
+# ---- durable delivery (queues and the worker's event source) ----
+QUEUE_NAMES = {"DeliveryQueue": "relay-deliveries", "DeliveryDeadLetterQueue": "relay-deliveries-dead-letter"}
+WORKER_FUNCTION = "WorkerFunction"
+# ---- end durable delivery ----
 # Dummy credentials: DynamoDB Local and moto accept anything; real AWS is never reached.
 AWS_ENV = {
     "AWS_DEFAULT_REGION": REGION,
@@ -83,9 +90,13 @@ class Stack:
     sources: tuple[AnyDemoSource, ...] = ()
     # Idempotency records of a previous run deleted at start (`forget_idempotency`).
     forgotten_idempotency_records: int = 0
+    # The template's queues by logical id, and the poller that feeds the worker handler (if any).
+    queues: dict[str, LocalQueue] = field(default_factory=dict)
+    event_source: EventSourcePoller | None = None
     _stopped: bool = field(default=False, repr=False)
 
     def client(self, service: str) -> Any:
+        # moto's one server serves Secrets Manager and SQS alike.
         endpoint = self.dynamodb.endpoint if service == "dynamodb" else self.secrets.endpoint
         return boto3.client(
             service,
@@ -107,6 +118,10 @@ class Stack:
             "secrets_endpoint": self.secrets.endpoint,
             "secrets_prefix": SECRETS_PREFIX,
             "tables": dict(TABLE_NAMES),
+            "queue": {
+                "url": self.queues["DeliveryQueue"].url if self.queues else None,
+                "dlq_url": self.queues["DeliveryDeadLetterQueue"].url if self.queues else None,
+            },
         }
 
     def stop(self) -> None:
@@ -114,7 +129,8 @@ class Stack:
             return
         self._stopped = True
         for stopper in (
-            ([self.api.stop] if self.api else [])
+            ([self.event_source.stop] if self.event_source else [])
+            + ([self.api.stop] if self.api else [])
             + ([self.form_page.stop] if self.form_page else [])
             + [sb.stop for sb in self.sandboxes.values()]
             + [self.secrets.stop, self.dynamodb.stop]
@@ -149,7 +165,55 @@ def relay_environment(
         "RECORD_RETENTION_DAYS": "90",
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.endpoint,
+        "AWS_ENDPOINT_URL_SQS": secrets.endpoint,
     }
+
+
+# ---- durable delivery (queues and the worker's event source) ----
+def queue_environment(queues: dict[str, LocalQueue], template: dict[str, Any]) -> dict[str, str]:
+    """The queue settings template.yaml gives both functions, with the local queues' URLs."""
+    max_age = template["Parameters"]["DeliveryMaxAgeSeconds"]["Default"]
+    return {
+        "DELIVERY_QUEUE_URL": queues["DeliveryQueue"].url,
+        "DEAD_LETTER_QUEUE_URL": queues["DeliveryDeadLetterQueue"].url,
+        "DELIVERY_MAX_AGE_SECONDS": str(max_age),
+    }
+
+
+def start_worker_event_source(
+    stack: Stack, *, code_dir: Path, handler: str | None, template: dict[str, Any]
+) -> EventSourcePoller | None:
+    """The poller in front of the worker handler, as the template maps it; None while there is none.
+
+    It starts when the relay is given a queue (``DELIVERY_QUEUE_URL``) and the handler's module
+    exists in ``code_dir`` (``handler`` overrides the template's, e.g. a test fixture's).
+    """
+    config = event_source_config(template, function=WORKER_FUNCTION)
+    handler = handler or config.handler
+    module = handler.replace(":", ".").rpartition(".")[0]
+    queue_url = stack.env.get("DELIVERY_QUEUE_URL")
+    if not queue_url or not (code_dir / f"{module.replace('.', '/')}.py").is_file():
+        return None
+    queue = next((q for q in stack.queues.values() if q.url == queue_url), None)
+    return start_event_source(
+        queue_url=queue_url,
+        queue_arn=queue.arn if queue else stack.queues[config.queue_logical_id].arn,
+        endpoint=stack.env.get("AWS_ENDPOINT_URL_SQS", stack.secrets.endpoint),
+        handler=handler,
+        code_dir=code_dir,
+        env=stack.env,
+        batch_size=config.batch_size,
+        maximum_concurrency=config.maximum_concurrency,
+        batching_window_s=config.batching_window_s,
+        report_batch_item_failures=config.report_batch_item_failures,
+        function_timeout_s=config.timeout_s,
+        function_name=config.function_name,
+        memory_mb=config.memory_mb,
+        region=REGION,
+    )
+
+
+# ---- end durable delivery ----
 
 
 def start_stack(
@@ -162,12 +226,17 @@ def start_stack(
     form_port: int = 0,
     state_dir: Path | None = None,
     forget_idempotency: bool = False,
+    worker_code_dir: Path = CODE_DIR,
+    worker_handler: str | None = None,
+    queue_overrides: dict[str, dict[str, str]] | None = None,
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests).
 
     `persist` keeps DynamoDB's data under `state_dir` (default STATE_DIR); `forget_idempotency`
     deletes the idempotency records found there before the API starts, keeping the attempts.
-    The demo form page starts first: the form source's allowed origin is its address.
+    The demo form page starts first: the form source's allowed origin is its address. The worker's
+    event source starts when its handler exists (`worker_code_dir`, `worker_handler`: tests' own);
+    `queue_overrides` replaces queue attributes by logical id (tests: short visibility timeouts).
     """
     state_dir = STATE_DIR if state_dir is None else state_dir
     started: list[Any] = []
@@ -182,9 +251,15 @@ def start_stack(
             started.append(sandboxes[name])
         form_page = start_form_page(honeypot=FORM_DEMO.honeypot, port=form_port)
         started.append(form_page)
-        env = relay_environment(dynamodb, secrets, sandboxes) | (extra_env or {})
+        template = load_template(TEMPLATE_PATH)
+        queues = create_queues(sqs_client(secrets.endpoint), QUEUE_NAMES, template, queue_overrides)
+        env = (
+            relay_environment(dynamodb, secrets, sandboxes)
+            | queue_environment(queues, template)
+            | (extra_env or {})
+        )
         sources = demo_sources(form_page.url)
-        stack = Stack(dynamodb, secrets, sandboxes, env, form_page=form_page, sources=sources)
+        stack = Stack(dynamodb, secrets, sandboxes, env, form_page=form_page, sources=sources, queues=queues)
         create_tables(stack.client("dynamodb"), TABLE_NAMES)
         if forget_idempotency:
             stack.forgotten_idempotency_records = clear_table(
@@ -202,6 +277,10 @@ def start_stack(
                 timeout_s=api_timeout_s,
             )
             form_page.api_url = stack.api.url
+            started.append(stack.api)
+        stack.event_source = start_worker_event_source(
+            stack, code_dir=worker_code_dir, handler=worker_handler, template=template
+        )
         return stack
     except BaseException:
         for component in reversed(started):
@@ -315,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         return reset()
     port = int(os.environ.get("PORT", DEFAULT_API_PORT))
     print(
-        "starting the local stack (DynamoDB Local, Secrets Manager emulator, sandbox providers, API)...",
+        "starting the local stack (DynamoDB Local, moto: Secrets Manager and SQS, sandbox providers, API)...",
         flush=True,
     )
     # The demo form page listens next to the API (PORT+1), or on any free port when PORT is 0.
@@ -335,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         (STATE_DIR / "stack.json").write_text(json.dumps(info, indent=2) + "\n")
         print(f"ready: API on {info['api_url']} (details in .local/stack.json)")
+        worker = "polled by the worker" if stack.event_source else "not polled: no worker handler yet"
+        print(f"delivery queue {info['queue']['url']} ({worker})")
         print(curl_examples(info, registry(stack.sources)), flush=True)
         print("Ctrl-C stops everything.", flush=True)
         stop.wait()

@@ -24,8 +24,9 @@ from relay.command import RescheduleCommand
 from relay.composition import build
 from relay.dal import clients
 from relay.deadline import Deadline
-from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
-from relay.reschedule.attempts import Booking
+from relay.errors import RelayError, conflict, internal_error, malformed, route_not_found, too_large
+from relay.reschedule import modes
+from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
 from relay.settings import get_settings
 from relay.web import cors, decoding, forms, schema
@@ -41,7 +42,9 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 settings = get_settings()
-relay_app = build(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
+relay_app = build(
+    settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager(), sqs=clients.sqs
+)
 service = relay_app.service
 
 
@@ -139,16 +142,60 @@ def create_reschedule() -> Response[str]:
         )
         metrics.add_metric(name="DryRuns", unit=MetricUnit.Count, value=1)
         return _finish(json_response(200, answer))
+    asked_async = modes.prefers_async(headers.get("prefer"))
+    mode = modes.choose(
+        prefer_header=headers.get("prefer"),
+        source_delivery=admission.caller.delivery,
+        source_kind=admission.caller.kind,
+        queue_available=service.queue_available,
+    )
     result = service.reschedule(
         command,
         source=admission.caller.name,
         idempotency_key=admission.idempotency_key,
         deadline=Deadline.for_invocation(app.lambda_context, settings.deadline_safety_margin_seconds),
+        mode=mode,
     )
     replayed = bool(result.get("replayed"))
+    if result.get("status") == QUEUED:
+        return _queued(result, replayed=replayed, asked_async=asked_async, link=link)
     metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
     page = _to_page(forms.success_location(link.source.success_url if link else None, result))
     return page or _finish(json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None))
+
+
+def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: Any) -> Response[str]:
+    """202 Accepted: the queue delivers it; the record's URL tells how it went (a form goes to its page)."""
+    metrics.add_metric(name="Replayed" if replayed else "Queued", unit=MetricUnit.Count, value=1)
+    page = _to_page(forms.queued_location(link.source.success_url if link else None))
+    if page is not None:
+        return page
+    body = {k: v for k, v in result.items() if k != "replayed"}
+    headers = {"Location": f"/v1/reschedules/{body['reschedule_id']}"}
+    if asked_async:
+        headers["Preference-Applied"] = modes.PREFER_ASYNC
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return _finish(json_response(202, body, headers))
+
+
+@app.delete(
+    "/v1/reschedules/<reschedule_id>",
+    summary="Cancel a queued reschedule",
+    responses=schema.DELETE_RESPONSES,
+    operation_id="cancelReschedule",
+)
+def cancel_reschedule(reschedule_id: str) -> Response[str]:
+    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
+    logger.append_keys(source=caller.name)
+    if relay_app.deliveries is None:  # nothing is ever queued without a queue
+        record = service.get(caller.name, reschedule_id)
+        raise conflict(
+            f"This reschedule is {record.get('status')}; only a queued one can be cancelled.", "not_queued"
+        )
+    cancelled = relay_app.deliveries.cancel(caller.name, reschedule_id)
+    metrics.add_metric(name="Cancelled", unit=MetricUnit.Count, value=1)
+    return json_response(200, cancelled)
 
 
 @app.get(

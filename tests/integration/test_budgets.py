@@ -109,3 +109,27 @@ def test_one_tcp_connection_to_a_provider_across_many_requests(
         counted = sandbox.stats()
     assert counted["requests"] == MANY_REQUESTS
     assert counted["connections"] == MAX_CONNECTIONS_PER_PROVIDER
+
+
+def test_a_sync_success_makes_no_sqs_call_and_queueing_makes_one(
+    invoke: Invoker, relay_module: Any, workload: Workload, sandboxes: dict[str, Sandbox]
+) -> None:
+    from relay.dal import clients  # noqa: PLC0415 - importable once relay_module set the environment
+
+    # A sync success: the queue is not touched
+    with count_sends(clients.sqs()) as sqs_sends, count_sends(clients.dynamodb()) as dynamodb_sends:
+        _send(invoke, workload.next(), replayed=False)
+    assert sqs_sends.operations == []
+    assert len(dynamodb_sends) <= MAX_DYNAMODB_CALLS_NEW, dynamodb_sends.operations
+    # A queued request: one SQS call (the send), and the same two DynamoDB round trips (lock, then record)
+    reschedule = workload.next()
+    with count_sends(clients.sqs()) as sqs_sends, count_sends(clients.dynamodb()) as dynamodb_sends:
+        answer = invoke(
+            "POST",
+            "/v1/reschedules",
+            body=reschedule.body(),
+            headers={"idempotency-key": reschedule.key, "prefer": "respond-async"},
+        )
+    assert answer.status == 202, answer.body
+    assert sqs_sends.operations == ["SendMessage"]
+    assert len(dynamodb_sends) <= MAX_DYNAMODB_CALLS_NEW, dynamodb_sends.operations

@@ -1,4 +1,4 @@
-"""template.yaml: runtime settings, environment, least-privilege IAM and table hygiene."""
+"""template.yaml: runtime settings, environment, least-privilege IAM, tables, queues and the worker."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from local.queues import queue_attributes, queue_properties
 from local.tables import TTL_ATTRIBUTE_KEY, table_definitions
 from local.template import function_environment, function_timeout_seconds, load_template
 
@@ -28,6 +29,9 @@ EXPECTED_ENVIRONMENT = {
     "ACUITY_BASE_URL",
     "DEFAULT_DURATION_MINUTES",
     "RECORD_RETENTION_DAYS",
+    "DELIVERY_QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
+    "DELIVERY_MAX_AGE_SECONDS",
 }
 SECRET_LOOKING_NAME = re.compile(r"TOKEN|SECRET(?!S_PREFIX)|PASSWORD|API_KEY|PRIVATE", re.IGNORECASE)
 SECRETS_ARN = (
@@ -36,7 +40,8 @@ SECRETS_ARN = (
 REPO = Path(__file__).resolve().parents[2]
 RECORDS_DAL = REPO / "functions" / "reschedule" / "relay" / "dal" / "records.py"
 
-# What the function may do in DynamoDB: the one place to change when the relay's calls change
+FUNCTIONS = ("RescheduleFunction", "WorkerFunction")
+# What the HTTP function may do in DynamoDB: the one place to change when the relay's calls change
 # (e.g. one TransactWriteItems over both tables needs PutItem/UpdateItem/ConditionCheckItem per table).
 ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
     # Powertools' DynamoDBPersistenceLayer: get, conditional put, update, delete of one lock item.
@@ -51,6 +56,30 @@ ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
     # relay/dal/records.py: a booking's history.
     "ReschedulesTable/index/ByBooking": {"dynamodb:Query"},
 }
+# The worker delivers and records, like the HTTP door, but never lists a booking's history.
+ALLOWED_WORKER_DYNAMODB_ACTIONS = {
+    k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "ReschedulesTable/index/ByBooking"
+}
+# The HTTP door only queues; the worker (and its event source mapping) consumes, re-times and parks.
+ALLOWED_SQS_ACTIONS: dict[str, dict[str, set[str]]] = {
+    "RescheduleFunction": {"DeliveryQueue": {"sqs:SendMessage"}},
+    "WorkerFunction": {
+        "DeliveryQueue": {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueAttributes",
+        },
+        "DeliveryDeadLetterQueue": {"sqs:SendMessage"},
+    },
+}
+QUEUES = ("DeliveryQueue", "DeliveryDeadLetterQueue")
+QUEUE_RESOURCES = {name: {"Fn::GetAtt": [name, "Arn"]} for name in QUEUES}
+# AWS guidance for an SQS event source: visibility timeout at least 6x the function's timeout.
+VISIBILITY_TO_TIMEOUT_RATIO = 6
+# SQS's bounds on an event source mapping's MaximumConcurrency, and on a batch without a window.
+MAXIMUM_CONCURRENCY_RANGE = (2, 1000)
+SQS_BATCH_WITHOUT_WINDOW = 10
 # How template.yaml names each of those resources in a policy.
 DYNAMODB_RESOURCES: dict[str, Any] = {
     "IdempotencyTable": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
@@ -82,9 +111,16 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
     return resources
 
 
+@pytest.fixture(scope="module", params=FUNCTIONS)
+def function(request: pytest.FixtureRequest) -> str:
+    """Each function in turn: the IAM checks hold for both roles."""
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def role(resources: dict[str, Any]) -> dict[str, Any]:
-    role: dict[str, Any] = resources["RescheduleFunctionRole"]["Properties"]
+def role(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    role: dict[str, Any] = resources[f"{function}Role"]["Properties"]
     return role
 
 
@@ -136,6 +172,7 @@ def test_routes(resources: dict[str, Any]) -> None:
         ("POST", "/v1/reschedules"),
         ("GET", "/v1/reschedules/{reschedule_id}"),
         ("GET", "/v1/bookings/{provider}/{booking_id}/reschedules"),
+        ("DELETE", "/v1/reschedules/{reschedule_id}"),
         ("OPTIONS", "/v1/reschedules"),
     }
     for event in events:
@@ -166,19 +203,19 @@ def test_environment_holds_no_secret_values(template: dict[str, Any]) -> None:
             assert "resolve:" not in value, name
 
 
-def test_the_function_has_one_role_written_out_in_the_template(
-    template: dict[str, Any], resources: dict[str, Any], role: dict[str, Any]
+def test_each_function_has_its_own_role_written_out_in_the_template(
+    template: dict[str, Any], resources: dict[str, Any], role: dict[str, Any], function: str
 ) -> None:
-    function = resources["RescheduleFunction"]["Properties"]
+    properties = resources[function]["Properties"]
 
     # Our own role: SAM generates none (its default attaches AWSLambdaBasicExecutionRole, logs on "*").
-    assert function["Role"] == {"Fn::GetAtt": ["RescheduleFunctionRole", "Arn"]}
-    assert "Policies" not in function
+    assert properties["Role"] == {"Fn::GetAtt": [f"{function}Role", "Arn"]}
+    assert "Policies" not in properties
     assert "Policies" not in template["Globals"]["Function"]
     iam_types = {r["Type"] for r in resources.values() if r["Type"].startswith("AWS::IAM::")}
     assert iam_types == {"AWS::IAM::Role"}
     roles = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
-    assert roles == ["RescheduleFunctionRole"]
+    assert sorted(roles) == sorted(f"{name}Role" for name in FUNCTIONS)
     # Inline statements only: no managed policies, nothing granted from elsewhere.
     assert set(role) <= {"Description", "AssumeRolePolicyDocument", "Policies"}
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
@@ -194,7 +231,9 @@ def test_statements_allow_named_actions_only(statements: list[dict[str, Any]]) -
         assert all("*" not in action for action in _as_list(statement["Action"])), statement
 
 
-def test_dynamodb_access_is_exactly_the_allowed_actions(statements: list[dict[str, Any]]) -> None:
+def test_dynamodb_access_is_exactly_the_allowed_actions(
+    statements: list[dict[str, Any]], function: str
+) -> None:
     granted: dict[str, set[str]] = {}
     known = {_key(expression): name for name, expression in DYNAMODB_RESOURCES.items()}
     for statement in statements:
@@ -207,7 +246,32 @@ def test_dynamodb_access_is_exactly_the_allowed_actions(statements: list[dict[st
             assert _key(resource) in known, f"DynamoDB access on an unexpected resource: {resource}"
             granted.setdefault(known[_key(resource)], set()).update(actions)
 
-    assert granted == ALLOWED_DYNAMODB_ACTIONS
+    worker = function == "WorkerFunction"
+    assert granted == (ALLOWED_WORKER_DYNAMODB_ACTIONS if worker else ALLOWED_DYNAMODB_ACTIONS)
+
+
+def test_sqs_access_is_exactly_the_allowed_actions(statements: list[dict[str, Any]], function: str) -> None:
+    granted: dict[str, set[str]] = {}
+    known = {_key(expression): name for name, expression in QUEUE_RESOURCES.items()}
+    for statement in statements:
+        actions = {a for a in _as_list(statement["Action"]) if a.startswith("sqs:")}
+        if not actions:
+            continue
+        assert actions == set(_as_list(statement["Action"])), statement
+        for resource in _as_list(statement["Resource"]):
+            assert _key(resource) in known, f"SQS access on an unexpected resource: {resource}"
+            granted.setdefault(known[_key(resource)], set()).update(actions)
+
+    assert granted == ALLOWED_SQS_ACTIONS[function]
+
+
+def test_the_http_function_can_only_queue(resources: dict[str, Any]) -> None:
+    role = resources["RescheduleFunctionRole"]["Properties"]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+    sqs_actions = {a for a in _actions(statements) if a.startswith("sqs:")}
+    assert sqs_actions == {"sqs:SendMessage"}
+    assert not _statements_on(statements, QUEUE_RESOURCES["DeliveryDeadLetterQueue"])
 
 
 def test_the_records_dal_makes_exactly_the_allowed_calls() -> None:
@@ -240,14 +304,15 @@ def test_secrets_access_is_get_value_under_the_prefix(statements: list[dict[str,
 
 
 def test_logs_go_to_the_functions_own_log_group(
-    resources: dict[str, Any], statements: list[dict[str, Any]]
+    resources: dict[str, Any], statements: list[dict[str, Any]], function: str
 ) -> None:
-    function = resources["RescheduleFunction"]["Properties"]
+    properties = resources[function]["Properties"]
     log_statements = [s for s in statements if any(a.startswith("logs:") for a in _as_list(s["Action"]))]
 
-    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "RescheduleFunctionLogGroup"}}
+    assert properties["LoggingConfig"] == {"LogGroup": {"Ref": f"{function}LogGroup"}}
     assert _actions(log_statements) == FUNCTION_LOG_ACTIONS  # the group exists: no logs:CreateLogGroup
-    assert [s["Resource"] for s in log_statements] == [{"Fn::GetAtt": ["RescheduleFunctionLogGroup", "Arn"]}]
+    assert [s["Resource"] for s in log_statements] == [{"Fn::GetAtt": [f"{function}LogGroup", "Arn"]}]
+    assert resources[f"{function}LogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 def test_wildcard_resources_only_where_aws_allows_nothing_narrower(statements: list[dict[str, Any]]) -> None:
@@ -272,7 +337,7 @@ def test_wildcard_statements_say_why_in_the_template() -> None:
 def test_only_the_expected_services_are_granted(statements: list[dict[str, Any]]) -> None:
     services = {action.split(":")[0] for action in _actions(statements)}
 
-    assert services == {"dynamodb", "secretsmanager", "xray", "logs"}
+    assert services == {"dynamodb", "secretsmanager", "xray", "logs", "sqs"}
 
 
 def test_reserved_concurrency_is_optional(template: dict[str, Any], resources: dict[str, Any]) -> None:
@@ -481,3 +546,135 @@ def test_every_documented_operation_is_routed_by_the_gateway(resources: dict[str
     document = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
     documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert documented <= routed
+
+
+# ---- Durable delivery: queues, the worker, its event source mapping --------------------------
+
+
+def _worker_timeout(template: dict[str, Any]) -> int:
+    own = template["Resources"]["WorkerFunction"]["Properties"].get("Timeout")
+    return int(own if own is not None else template["Globals"]["Function"]["Timeout"])
+
+
+def _deliveries_event(resources: dict[str, Any]) -> dict[str, Any]:
+    (event,) = resources["WorkerFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+def test_the_worker_runs_the_same_code_and_layer_as_the_http_function(resources: dict[str, Any]) -> None:
+    http = resources["RescheduleFunction"]["Properties"]
+    worker = resources["WorkerFunction"]["Properties"]
+
+    assert resources["WorkerFunction"]["Type"] == "AWS::Serverless::Function"
+    assert worker["Handler"] == "worker.lambda_handler"
+    assert worker["CodeUri"] == http["CodeUri"] == "functions/reschedule/"
+    assert worker["Layers"] == http["Layers"] == [{"Ref": "DependenciesLayer"}]
+    # Its own log group, apart from the HTTP function's.
+    assert worker["LoggingConfig"]["LogGroup"] != http["LoggingConfig"]["LogGroup"]
+
+
+def test_both_functions_have_the_same_settings(resources: dict[str, Any]) -> None:
+    http = resources["RescheduleFunction"]["Properties"]["Environment"]["Variables"]
+    worker = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]
+
+    assert worker == http
+    assert set(worker) == EXPECTED_ENVIRONMENT
+
+
+def test_both_functions_know_the_queues_and_the_maximum_age(template: dict[str, Any]) -> None:
+    environment = function_environment(template)
+    max_age = template["Parameters"]["DeliveryMaxAgeSeconds"]
+
+    assert environment["DELIVERY_QUEUE_URL"] == {"Ref": "DeliveryQueue"}  # Ref of a queue is its URL
+    assert environment["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeliveryDeadLetterQueue"}
+    assert environment["DELIVERY_MAX_AGE_SECONDS"] == {"Ref": "DeliveryMaxAgeSeconds"}
+    assert max_age["Type"] == "Number"
+    assert max_age["Default"] == 86400
+
+
+@pytest.mark.parametrize("queue", QUEUES)
+def test_queues_are_encrypted_and_keep_messages_past_the_maximum_age(
+    template: dict[str, Any], resources: dict[str, Any], queue: str
+) -> None:
+    properties = resources[queue]["Properties"]
+
+    assert resources[queue]["Type"] == "AWS::SQS::Queue"
+    assert "QueueName" not in properties  # names come from the stack, so stacks can coexist
+    assert properties["SqsManagedSseEnabled"] is True
+    # SQS deletes a message at its retention period, counted from the first send (also in the DLQ):
+    # a message still being retried must never go, and a parked one must stay for the operator.
+    max_age = template["Parameters"]["DeliveryMaxAgeSeconds"]["MaxValue"]
+    assert properties["MessageRetentionPeriod"] > max_age
+
+
+def test_the_queue_redrives_to_the_dead_letter_queue(resources: dict[str, Any]) -> None:
+    redrive = resources["DeliveryQueue"]["Properties"]["RedrivePolicy"]
+
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeliveryDeadLetterQueue", "Arn"]}
+    assert isinstance(redrive["maxReceiveCount"], int)
+    # One receive per attempt: the default 24 h schedule (about 30 attempts) must fit under it.
+    assert redrive["maxReceiveCount"] > 30
+    assert "RedrivePolicy" not in resources["DeliveryDeadLetterQueue"]["Properties"]
+
+
+def test_the_visibility_timeout_is_at_least_six_times_the_worker_timeout(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    visibility = resources["DeliveryQueue"]["Properties"]["VisibilityTimeout"]
+    window = _deliveries_event(resources).get("MaximumBatchingWindowInSeconds", 0)
+
+    assert visibility >= VISIBILITY_TO_TIMEOUT_RATIO * _worker_timeout(template) + window
+
+
+def test_the_worker_consumes_the_queue_with_partial_batch_failures(resources: dict[str, Any]) -> None:
+    event = _deliveries_event(resources)
+
+    assert event["Queue"] == {"Fn::GetAtt": ["DeliveryQueue", "Arn"]}
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= event["BatchSize"] <= SQS_BATCH_WITHOUT_WINDOW
+    low, high = MAXIMUM_CONCURRENCY_RANGE
+    assert low <= event["ScalingConfig"]["MaximumConcurrency"] <= high
+    assert event.get("Enabled", True) is True
+
+
+def test_the_worker_timeout_leaves_room_for_a_whole_provider_call(template: dict[str, Any]) -> None:
+    # A delivery takes at most the HTTP function's budget; the worker has more, for a batch.
+    assert _worker_timeout(template) > function_timeout_seconds(template)
+
+
+def test_queue_alarms_watch_the_dead_letter_queue_and_the_oldest_message(resources: dict[str, Any]) -> None:
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = {
+        (alarm["MetricName"], alarm["Dimensions"][0]["Value"]["Fn::GetAtt"][0])
+        for alarm in alarms.values()
+        if alarm["Namespace"] == "AWS/SQS"
+    }
+
+    assert watched == {
+        ("ApproximateNumberOfMessagesVisible", "DeliveryDeadLetterQueue"),
+        ("ApproximateAgeOfOldestMessage", "DeliveryQueue"),
+    }
+    depth = alarms["DeadLetterQueueDepthAlarm"]
+    assert depth["Threshold"] == 1  # one undeliverable reschedule is one too many
+    assert depth["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeliveryDeadLetterQueue", "QueueName"]}}
+    ]
+    assert alarms["DeliveryQueueAgeAlarm"]["Threshold"] == {"Ref": "QueueAgeAlarmSeconds"}
+
+
+def test_local_queue_attributes_come_from_the_template(template: dict[str, Any]) -> None:
+    properties = queue_properties(template)
+    arns = {"DeliveryDeadLetterQueue": "arn:aws:sqs:us-east-1:123456789012:local-dlq"}
+
+    attributes = queue_attributes("DeliveryQueue", properties["DeliveryQueue"], arns)
+
+    template_queue = template["Resources"]["DeliveryQueue"]["Properties"]
+    assert attributes["VisibilityTimeout"] == str(template_queue["VisibilityTimeout"])
+    assert attributes["MessageRetentionPeriod"] == str(template_queue["MessageRetentionPeriod"])
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": arns["DeliveryDeadLetterQueue"],
+        "maxReceiveCount": template_queue["RedrivePolicy"]["maxReceiveCount"],
+    }

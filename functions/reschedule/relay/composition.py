@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
+from relay.dal.deliveries import DeliveryStore
 from relay.dal.idempotency import RecordingPersistenceLayer
+from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
 from relay.dal.secrets import SecretStore
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
+from relay.reschedule.delivery import Deliveries
 from relay.reschedule.service import RescheduleService
 from relay.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -27,6 +32,8 @@ class Relay:
     settings: Settings
     service: RescheduleService
     sources: SourcesReader
+    # The queue-side use case (worker deliveries, cancels); None when no delivery queue is configured.
+    deliveries: Deliveries | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -34,10 +41,20 @@ def build_adapters(settings: Settings) -> dict[str, Provider]:
     return {name: adapter.from_settings(settings) for name, adapter in PROVIDERS.items()}
 
 
-def build(settings: Settings, *, dynamodb: DynamoDBClient, secretsmanager: SecretsManagerClient) -> Relay:
+def build(
+    settings: Settings,
+    *,
+    dynamodb: DynamoDBClient,
+    secretsmanager: SecretsManagerClient,
+    sqs: Callable[[], Any] | None = None,
+) -> Relay:
+    """`sqs` makes the SQS client (called only when a delivery queue is configured)."""
     secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
+    queue = None
+    if settings.delivery_queue_url and sqs is not None:
+        queue = DeliveryQueue(sqs(), settings.delivery_queue_url, settings.dead_letter_queue_url)
     service = RescheduleService(
         settings,
         secrets=secrets,
@@ -47,5 +64,10 @@ def build(settings: Settings, *, dynamodb: DynamoDBClient, secretsmanager: Secre
         ),
         providers=ProviderClient(settings, adapters),
         adapters=adapters,
+        queue=queue,
     )
-    return Relay(settings, service, SourcesReader(secrets, f"{settings.secrets_prefix}/sources"))
+    deliveries = None
+    if queue is not None:
+        store = DeliveryStore(dynamodb, settings.idempotency_table_name, records)
+        deliveries = Deliveries(settings, service=service, store=store, queue=queue)
+    return Relay(settings, service, SourcesReader(secrets, f"{settings.secrets_prefix}/sources"), deliveries)

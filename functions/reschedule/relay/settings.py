@@ -48,6 +48,14 @@ class Settings(BaseModel):
     provider_read_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
     # Kept back from the invocation's remaining time to write the outcome and answer before the timeout.
     deadline_safety_margin_seconds: float = Field(default=2.0, ge=0.5, le=10)
+    # ---- durable delivery ----
+    # The delivery queue and its dead-letter queue (template.yaml); empty: no queue, every request is sync.
+    delivery_queue_url: str = ""
+    dead_letter_queue_url: str = ""
+    # A queued reschedule not delivered this long after it was accepted is failed (and parked in the DLQ).
+    delivery_max_age_seconds: int = Field(default=86400, ge=10, le=7 * 24 * 3600)
+    # The retry schedule's first wait; the later ones are multiples of it (5 s -> 15 s, 1 min, ... 1 h).
+    delivery_base_delay_seconds: int = Field(default=5, ge=1, le=60)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

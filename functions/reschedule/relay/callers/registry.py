@@ -104,6 +104,8 @@ class _Source(BaseModel):
 
     # provider -> the accounts this source may use with it
     providers: Providers
+    # How its requests are delivered (relay.reschedule.modes); None: the default for its kind.
+    delivery: Literal["sync", "async", "auto"] | None = None
 
 
 class ApiKeySource(_Source):
@@ -198,6 +200,8 @@ class Caller(BaseModel):
     name: str
     providers: dict[str, list[str]]
     kind: str = "api_key"
+    # The source's delivery mode from the registry, None for its kind's default.
+    delivery: str | None = None
 
     def authorise(self, provider: str, account: str) -> None:
         accounts = self.providers.get(provider)
@@ -252,7 +256,7 @@ def authenticate(registry: Registry, headers: Mapping[str, str]) -> Caller:
     for name, source in registry.of_kind(ApiKeySource):
         for stored in source.api_key_sha256:
             if hmac.compare_digest(presented, stored) and found is None:
-                found = Caller(name=name, providers=source.providers)
+                found = Caller(name=name, providers=source.providers, delivery=source.delivery)
     if found is None:
         raise unauthenticated("The API key is not valid.", "invalid_api_key")
     return found

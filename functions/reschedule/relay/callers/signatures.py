@@ -129,4 +129,6 @@ def verify(registry: Registry, headers: Mapping[str, str], body: bytes, *, now: 
             "signature_mismatch",
         )
     ((name, source),) = matched.items()
-    return SignedRequest(Caller(name=name, providers=source.providers, kind=source.kind), webhook_id)
+    return SignedRequest(
+        Caller(name=name, providers=source.providers, kind=source.kind, delivery=source.delivery), webhook_id
+    )

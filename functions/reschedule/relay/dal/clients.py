@@ -1,7 +1,7 @@
 """One boto3 client per service per container, created on first use and reused.
 
-Endpoints come from boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`),
-so the local stack points the same code at DynamoDB Local and the Secrets Manager emulator.
+Endpoints come from boto3's own settings (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`,
+`AWS_ENDPOINT_URL_SQS`), so the local stack points the same code at DynamoDB Local and moto's server.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 # Fail fast: the whole request must fit inside API Gateway's 30 s, provider call included.
 AWS_CONNECT_TIMEOUT_SECONDS = 1.0
@@ -54,7 +55,13 @@ def secretsmanager() -> SecretsManagerClient:
     return client
 
 
+@cache
+def sqs() -> SQSClient:
+    client: SQSClient = new_client("sqs")
+    return client
+
+
 def forget() -> None:
     """Drop the cached session and clients (after a SnapStart restore): the next call makes new ones."""
-    for cached in (_session, dynamodb, secretsmanager):
+    for cached in (_session, dynamodb, secretsmanager, sqs):
         cached.cache_clear()

@@ -57,6 +57,8 @@ class Staged:
     record: Mapping[str, Any]
     answer: object
     written: bool = False
+    # The idempotency item's expiry (epoch seconds) when it must outlive the usual TTL (a queued answer).
+    expires_at: int | None = None
 
 
 class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
@@ -71,9 +73,20 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
         self.staged = None
         self.scope = scope
 
-    def stage(self, record: Mapping[str, Any], answer: object) -> None:
+    def stage(self, record: Mapping[str, Any], answer: object, *, expires_at: int | None = None) -> None:
         """The attempt record to write with the lock's completion or release."""
-        self.staged = Staged(record, answer)
+        self.staged = Staged(record, answer, expires_at=expires_at)
+
+    def record_key(self, data: dict[str, Any]) -> str:
+        """The idempotency item's key for `data` (the run's fields), as Powertools computes it."""
+        key = self._get_hashed_idempotency_key(data)
+        if key is None:  # raise_on_no_idempotency_key is set, so Powertools raises first; a guard for mypy
+            raise ValueError("no idempotency key in the data")
+        return key
+
+    def release(self, idempotency_record: str) -> None:
+        """Delete an item this request holds (best effort: a queued answer that could not be stored)."""
+        self.client.delete_item(TableName=self.table_name, Key=self._get_key(idempotency_record))
 
     def _take(self) -> Mapping[str, Any] | None:
         if self.staged is None or self.staged.written:
@@ -153,8 +166,9 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
             super()._update_record(data_record)
             return
         names = {"#expiry": self.expiry_attr, "#response_data": self.data_attr, "#status": self.status_attr}
+        expires_at = self.staged.expires_at if self.staged is not None else None
         values: dict[str, Any] = {
-            ":expiry": {"N": str(data_record.expiry_timestamp)},
+            ":expiry": {"N": str(expires_at or data_record.expiry_timestamp)},
             ":response_data": {"S": data_record.response_data},
             ":status": {"S": data_record.status},
         }

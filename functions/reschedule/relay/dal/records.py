@@ -95,6 +95,10 @@ class RecordStore:
         self._client = client
         self._table = table_name
 
+    @property
+    def table_name(self) -> str:
+        return self._table
+
     def put_request(self, record: Mapping[str, Any]) -> PutTypeDef:
         """The PutItem parameters for one attempt (also used inside a transaction)."""
         return {

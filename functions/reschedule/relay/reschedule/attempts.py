@@ -57,6 +57,16 @@ class AttemptRecord(TypedDict, total=False):
     provider_status: int | None
     latency_ms: int
     provider_result: dict[str, Any]
+    # ---- durable delivery (a queued request's progress) ----
+    delivery: Literal["async", "auto"]
+    queued_at: str
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    last_error_detail: str | None
+    finished_at: str | None
+    # The idempotency item this request holds (its hashed key, not the caller's key).
+    idempotency_record: str
 
 
 @dataclass(frozen=True)
@@ -92,9 +102,6 @@ class Validated:
     """A dry run: checked exactly as live, nothing sent to the provider."""
 
 
-Outcome = Succeeded | Failed | Spam | Validated
-
-
 def stored_problems(error: RelayError) -> list[dict[str, str]]:
     """An error's field problems as stored: field name, code, the relay's own message (never a value)."""
     problems = []
@@ -106,6 +113,37 @@ def stored_problems(error: RelayError) -> list[dict[str, str]]:
     return problems
 
 
+@dataclass(frozen=True)
+class Queued:
+    """Accepted for delivery by the queue: waiting for its next attempt."""
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """Cancelled by its source while queued: never delivered."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A queued request's progress: how it is delivered, how often it was tried, what comes next."""
+
+    mode: Literal["async", "auto"]
+    queued_at: datetime
+    idempotency_record: str
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_error_detail: str | None = None
+    finished_at: datetime | None = None
+
+
+Outcome = Succeeded | Failed | Spam | Validated | Queued | Cancelled
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat(timespec="milliseconds")
+
+
 def attempt_record(
     *,
     reschedule_id: str,
@@ -115,8 +153,9 @@ def attempt_record(
     outcome: Outcome,
     command: RescheduleCommand | None = None,
     booking: Booking | None = None,
+    delivery: Delivery | None = None,
 ) -> AttemptRecord:
-    """The one builder of an attempt record."""
+    """The one builder of an attempt record (a queued one is rebuilt whole at each of its steps)."""
     record = AttemptRecord(
         reschedule_id=reschedule_id,
         source=source,
@@ -176,6 +215,8 @@ _SUMMARY_KEYS = (
     "http_status",
     "provider_status",
     "latency_ms",
+    "attempts",
+    "last_error",
 )
 
 
@@ -222,6 +263,15 @@ class RescheduleRecord(BaseModel):
     provider_status: int | None = None
     latency_ms: int | None = None
     provider_result: dict[str, Any] | None = None
+    delivery: str | None = Field(default=None, description="'async' or 'auto' when the request was queued")
+    queued_at: str | None = None
+    attempts: int | None = Field(default=None, description="Provider calls made for a queued request so far.")
+    next_attempt_at: str | None = Field(default=None, description="When a queued request is tried next.")
+    last_error: str | None = Field(default=None, description="The reason code of the last failed attempt.")
+    last_error_detail: str | None = None
+    finished_at: str | None = Field(
+        default=None, description="When a queued request reached its final state."
+    )
 
 
 _PUBLIC_FIELDS = tuple(RescheduleRecord.model_fields)
@@ -280,4 +330,40 @@ def result_of(
         "timezone": command.timezone,
         "replayed": False,
         "provider_result": provider_result,
+    }
+
+
+class QueuedAnswer(BaseModel):
+    """The answer to a reschedule accepted for delivery by the queue (202)."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    reschedule_id: str
+    status: str = Field(description="'queued'")
+    provider: str
+    account: str
+    booking_id: str
+    start: str
+    end: str | None
+    timezone: str
+    next_attempt_at: str = Field(description="When the relay next tries the provider (ISO 8601, UTC).")
+
+
+QUEUED = "queued"
+
+
+def queued_answer(
+    reschedule_id: str, command: RescheduleCommand, next_attempt_at: datetime
+) -> dict[str, Any]:
+    """The 202 answer, with exactly QueuedAnswer's fields; stored as the key's answer while queued."""
+    return {
+        "reschedule_id": reschedule_id,
+        "status": QUEUED,
+        "provider": command.provider,
+        "account": command.account,
+        "booking_id": command.booking_id,
+        "start": command.local(command.start).isoformat(),
+        "end": command.local(command.end).isoformat() if command.end else None,
+        "timezone": command.timezone,
+        "next_attempt_at": next_attempt_at.isoformat(timespec="milliseconds"),
     }

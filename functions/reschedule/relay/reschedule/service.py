@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from relay.command import RescheduleCommand
 from relay.dal.idempotency import MoveScope
+from relay.dal.queue import QueueUnavailable
 from relay.dal.records import RecordStore, RecordWriteFailed
 from relay.errors import (
     RelayError,
@@ -40,26 +41,33 @@ from relay.errors import (
 )
 from relay.providers.client import ProviderClient, ProviderError, ProviderReply
 from relay.reschedule.attempts import (
+    QUEUED,
     AttemptRecord,
     Booking,
+    Delivery,
     Failed,
     Outcome,
+    Queued,
     Spam,
     Succeeded,
     Validated,
     attempt_record,
     public_view,
+    queued_answer,
     result_of,
     summary,
 )
 from relay.reschedule.dry_run import dry_run_answer
 from relay.reschedule.history import booking_history
+from relay.reschedule.modes import Mode, queueable
+from relay.reschedule.schedule import QUEUED_KEY_MARGIN_SECONDS, DeliveryOrder, retry_wait
 from relay.times import utc_now
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
     from relay.dal.idempotency import RecordingPersistenceLayer, Staged
+    from relay.dal.queue import DeliveryQueue
     from relay.dal.secrets import SecretStore
     from relay.deadline import Deadline
     from relay.providers.base import Credentials, Provider
@@ -108,6 +116,7 @@ class RescheduleService:
         persistence: RecordingPersistenceLayer,
         providers: ProviderClient,
         adapters: Mapping[str, Provider],
+        queue: DeliveryQueue | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._settings = settings
@@ -117,6 +126,7 @@ class RescheduleService:
         self._providers = providers
         self._adapters = adapters
         self._new_id = new_id
+        self._queue = queue
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="payload",
@@ -131,13 +141,34 @@ class RescheduleService:
             config=self.idempotency,
             key_prefix=IDEMPOTENCY_KEY_PREFIX,
         )(self._run)
+        # Same key prefix and payload check: a key is one request whichever door or mode took it.
+        self._queue_once = idempotent_function(
+            data_keyword_argument="run",
+            persistence_store=persistence,
+            config=self.idempotency,
+            key_prefix=IDEMPOTENCY_KEY_PREFIX,
+        )(self._queue_run)
+
+    @property
+    def queue_available(self) -> bool:
+        return self._queue is not None
 
     # -- POST /v1/reschedules ----------------------------------------------------------------------
 
     def reschedule(
-        self, command: RescheduleCommand, *, source: str, idempotency_key: str | None, deadline: Deadline
+        self,
+        command: RescheduleCommand,
+        *,
+        source: str,
+        idempotency_key: str | None,
+        deadline: Deadline,
+        mode: Mode = Mode.SYNC,
     ) -> dict[str, Any]:
-        """Run once per key. A refusal before the run is recorded here; the run records its own outcome."""
+        """Run once per key. A refusal before the run is recorded here; the run records its own outcome.
+
+        `async` queues the command; `auto` runs it and queues it when the provider cannot take it now.
+        The answer is then the queued answer (`status: queued`), also for repeats while it is queued.
+        """
         try:
             run = self._idempotent_run(source, command, idempotency_key)
         except RelayError as error:
@@ -150,7 +181,10 @@ class RescheduleService:
             MoveScope(source, command.provider, command.booking_id, idempotency_key is None)
         )
         try:
-            result: dict[str, Any] = self._run_once(run=run, deadline=deadline)
+            if mode is Mode.ASYNC:
+                result: dict[str, Any] = self._queue_once(run=run, deadline=deadline)
+            else:
+                result = self._run_once(run=run, deadline=deadline, mode=mode)
         except IdempotencyAlreadyInProgressError:
             raise self.refuse(
                 source,
@@ -173,11 +207,28 @@ class RescheduleService:
             ) from None
         except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as exc:
             return self._storage_failed(source, command, exc)
+        if result.get("status") == QUEUED and mode is Mode.SYNC:
+            # A sync caller wants the outcome, which the queue has not reached yet: still in progress.
+            raise self.refuse(
+                source,
+                conflict(
+                    "The same request is queued for delivery; try again later.",
+                    "queued",
+                    retry_after=_seconds_until(result.get("next_attempt_at")),
+                ),
+                command,
+            ) from None
         return result
 
     def _storage_failed(self, source: str, command: RescheduleCommand, exc: Exception) -> dict[str, Any]:
         staged: Staged | None = self._persistence.staged
-        if staged is None:  # nothing ran: the lock could not be taken, so no provider was called
+        queued = (
+            staged is not None and isinstance(staged.answer, dict) and staged.answer.get("status") == QUEUED
+        )
+        if queued:
+            # Sent, but not stored as accepted: answer 503; the worker drops a message without its record.
+            self._release_quietly()
+        if staged is None or queued:  # no provider was called (the lock failed, or the request was queued)
             logger.warning("idempotency store unavailable", extra={"error": type(exc).__name__})
             raise self.refuse(
                 source,
@@ -197,6 +248,15 @@ class RescheduleService:
         answer: dict[str, Any] = staged.answer  # type: ignore[assignment]
         return answer
 
+    def _release_quietly(self) -> None:
+        staged = self._persistence.staged
+        key = staged.record.get("idempotency_record") if staged is not None else None
+        if key:
+            try:
+                self._persistence.release(str(key))
+            except Exception as exc:  # storage is failing already: the lock then expires with the invocation
+                logger.warning("queued key not released", extra={"error": type(exc).__name__})
+
     def _idempotent_run(
         self, source: str, command: RescheduleCommand, idempotency_key: str | None
     ) -> IdempotentRun:
@@ -212,7 +272,7 @@ class RescheduleService:
         # Scoped by source: two sources can never collide on a key.
         return IdempotentRun(key=f"{source}|{key}", source=source, payload=payload, command=command)
 
-    def _run(self, run: IdempotentRun, deadline: Deadline) -> dict[str, Any]:
+    def _run(self, run: IdempotentRun, deadline: Deadline, mode: Mode = Mode.SYNC) -> dict[str, Any]:
         """Runs at most once per key at a time; raising releases the lock so a retry runs again."""
         command = run.command
         reschedule_id = self._new_id()
@@ -220,6 +280,11 @@ class RescheduleService:
         try:
             reply = self._call_provider(self._latest(command), deadline)
         except RelayError as error:
+            if mode is Mode.AUTO and self._queue is not None and queueable(error):
+                try:
+                    return self._enqueue(run, reschedule_id, attempted_at, mode=Mode.AUTO, last_error=error)
+                except QueueUnavailable:
+                    logger.warning("auto delivery could not queue; answering the provider's failure")
             error.extra["reschedule_id"] = reschedule_id
             self._stage(
                 self._record(
@@ -239,10 +304,100 @@ class RescheduleService:
         )
         return result
 
+    def _queue_run(self, run: IdempotentRun, deadline: Deadline) -> dict[str, Any]:
+        """Async: queue the command now; the worker delivers it (same key, same lock, same records)."""
+        reschedule_id = self._new_id()
+        attempted_at = utc_now()
+        try:
+            return self._enqueue(run, reschedule_id, attempted_at, mode=Mode.ASYNC)
+        except QueueUnavailable as error:
+            error.extra["reschedule_id"] = reschedule_id
+            record = self._record(
+                reschedule_id, run.source, Failed(error), command=run.command, attempted_at=attempted_at
+            )
+            self._stage(record, error)
+            raise
+
+    def _enqueue(
+        self,
+        run: IdempotentRun,
+        reschedule_id: str,
+        queued_at: datetime,
+        *,
+        mode: Mode,
+        last_error: RelayError | None = None,
+    ) -> dict[str, Any]:
+        """Send the order (one SQS call), then stage the queued record and answer: they are written with
+        the key's completion, which keeps the 202 as the key's answer until the worker replaces it."""
+        if self._queue is None:
+            raise not_configured("no delivery queue is configured.")
+        attempts = 0 if last_error is None else 1
+        wait = 0
+        if last_error is not None:
+            wait = retry_wait(
+                attempts,
+                self._settings.delivery_base_delay_seconds,
+                at_least=getattr(last_error, "wait_at_least", None) or last_error.retry_after,
+            )
+        idempotency_record = self._persistence.record_key(run.model_dump())
+        order = DeliveryOrder(
+            reschedule_id=reschedule_id,
+            source=run.source,
+            mode=mode.value,  # type: ignore[arg-type]
+            idempotency_record=idempotency_record,
+            queued_at=queued_at,
+            command=run.command,
+        )
+        self._queue.send(order.model_dump_json(), delay_seconds=wait)
+        next_attempt_at = queued_at + timedelta(seconds=wait)
+        delivery = Delivery(
+            mode=order.mode,
+            queued_at=queued_at,
+            idempotency_record=idempotency_record,
+            attempts=attempts,
+            next_attempt_at=next_attempt_at,
+            last_error=last_error.code if last_error else None,
+            last_error_detail=last_error.detail if last_error else None,
+        )
+        record = attempt_record(
+            reschedule_id=reschedule_id,
+            source=run.source,
+            attempted_at=queued_at,
+            retention_days=self._settings.record_retention_days,
+            outcome=Queued(),
+            command=run.command,
+            delivery=delivery,
+        )
+        answer = queued_answer(reschedule_id, run.command, next_attempt_at)
+        expires_at = (
+            int(queued_at.timestamp()) + self._settings.delivery_max_age_seconds + QUEUED_KEY_MARGIN_SECONDS
+        )
+        self._persistence.stage(
+            record,
+            answer,
+            expires_at=max(expires_at, int(queued_at.timestamp()) + self._settings.idempotency_ttl_seconds),
+        )
+        logger.info("reschedule queued", extra=summary(record))
+        return answer
+
     def _stage(self, record: AttemptRecord, answer: dict[str, Any] | RelayError) -> None:
         """The outcome's write: staged here, written with the lock's completion or release."""
         self._persistence.stage(record, answer)
         logger.info("reschedule attempt", extra=summary(record))
+
+    def call_provider(self, command: RescheduleCommand, deadline: Deadline) -> ProviderReply:
+        """One delivery attempt for the queue's worker: the same adapters, token and retries as sync."""
+        return self._call_provider(self._latest(command), deadline)
+
+    def success_answer(
+        self, reschedule_id: str, command: RescheduleCommand, reply: ProviderReply
+    ) -> tuple[dict[str, Any], Succeeded]:
+        """What a sync success answers and records, for a delivery the worker made."""
+        adapter = self._adapters[command.provider]
+        provider_result = adapter.summarise(reply.body)
+        new_booking_id = adapter.new_booking_id(reply.body)
+        result = result_of(reschedule_id, command, provider_result, new_booking_id)
+        return result, Succeeded(reply.status, reply.latency_ms, provider_result, new_booking_id)
 
     def _latest(self, command: RescheduleCommand) -> RescheduleCommand:
         """The command aimed at the booking's latest id, following the ids this relay recorded.
@@ -360,10 +515,14 @@ class RescheduleService:
     # -- GET /v1/reschedules/{id} ------------------------------------------------------------------
 
     def get(self, source: str, reschedule_id: str) -> dict[str, Any]:
+        return public_view(self.get_stored(source, reschedule_id))
+
+    def get_stored(self, source: str, reschedule_id: str) -> dict[str, Any]:
+        """The whole stored record of this source's attempt (private fields too: not for answers)."""
         record = self._records.get(reschedule_id) if _looks_like_id(reschedule_id) else None
         if record is None or record.get("source") != source:  # another source's record: not found
             raise not_found("No reschedule with this id.", "reschedule_not_found")
-        return public_view(record)
+        return record
 
     # -- GET /v1/bookings/{provider}/{booking_id}/reschedules -------------------------------------
 
@@ -371,6 +530,15 @@ class RescheduleService:
         self, source: str, provider: str, booking_id: str, *, limit: str | None, cursor: str | None
     ) -> dict[str, Any]:
         return booking_history(self._records, source, provider, booking_id, limit=limit, cursor=cursor)
+
+
+def _seconds_until(instant: object) -> int:
+    """Seconds from now until an ISO instant (at least 1): a queued request's Retry-After."""
+    try:
+        when = datetime.fromisoformat(str(instant))
+    except ValueError:
+        return IN_PROGRESS_RETRY_AFTER_SECONDS
+    return max(IN_PROGRESS_RETRY_AFTER_SECONDS, int((when - utc_now()).total_seconds()) + 1)
 
 
 def _looks_like_id(value: str) -> bool:

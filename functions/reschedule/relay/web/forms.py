@@ -42,5 +42,10 @@ def success_location(success_url: str | None, result: Mapping[str, Any] | None =
     return with_query(success_url, params)
 
 
+def queued_location(success_url: str | None) -> str | None:
+    """Accepted and queued: the source's success page, told it will be done shortly."""
+    return None if success_url is None else with_query(success_url, {"status": "queued"})
+
+
 def error_location(error_url: str | None, code: str) -> str | None:
     return None if error_url is None else with_query(error_url, {"status": "error", "code": code})

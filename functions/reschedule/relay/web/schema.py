@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from relay.fields import ALIASES
 from relay.providers import PROVIDERS
-from relay.reschedule.attempts import RescheduleRecord, RescheduleResult
+from relay.reschedule.attempts import QueuedAnswer, RescheduleRecord, RescheduleResult
 from relay.reschedule.dry_run import DryRunResult
 from relay.reschedule.history import RescheduleHistory
 from relay.reschedule.request import RescheduleRequest
@@ -59,10 +59,16 @@ POST_RESPONSES: dict[int, Any] = {
         "description": "Rescheduled (or the stored answer to a repeat); with `dry_run`, what would be sent.",
         "content": {JSON: {"model": RescheduleResult | DryRunResult}},
     },
+    202: {
+        "description": "Accepted and queued (`Prefer: respond-async`, or the source's delivery mode); "
+        "`Location` names the record to follow.",
+        "content": {JSON: {"model": QueuedAnswer}},
+    },
+    303: {"description": "A plain HTML form post: sent on to the source's page (`status=ok|queued|error`)."},
     400: _problem("The body does not parse."),
     403: _problem("This source may not use the provider or account."),
     404: _problem("The provider has no such booking."),
-    409: _problem("The same request is still being processed."),
+    409: _problem("The same request is still being processed, or queued (sync callers; `Retry-After`)."),
     413: _problem("The body is over 64 KiB."),
     415: _problem("Unsupported content type, or a file upload."),
     422: _problem("Invalid fields, refused by the provider, or an idempotency key reused."),
@@ -85,6 +91,16 @@ HISTORY_RESPONSES: dict[int, Any] = {
     },
     404: _problem("No such provider."),
     422: _problem("A booking id, limit or cursor that is not valid."),
+    **_COMMON,
+}
+
+DELETE_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "Cancelled: never delivered, its key released.",
+        "content": {JSON: {"model": RescheduleRecord}},
+    },
+    404: _problem("No such reschedule for this source."),
+    409: _problem("Not queued: being delivered now, or already done."),
     **_COMMON,
 }
 

@@ -1,0 +1,90 @@
+"""The delivery queue (SQS): the relay's only SQS code.
+
+The HTTP door sends a queued reschedule; the worker re-times a message for its next attempt and
+parks what reached the maximum age in the dead-letter queue. Every SQS error becomes one
+`QueueUnavailable` (a 503 with Retry-After when it reaches a caller): nothing is accepted that
+the queue did not take.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from relay.errors import RelayError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+# SQS's limit on a message's delay (DelaySeconds).
+MAX_DELAY_SECONDS = 15 * 60
+# SQS's 12 h visibility limit counts from the receive; the worker re-times a message within the
+# invocation that received it (Timeout 60 s), so 5 minutes less is always accepted.
+SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
+VISIBILITY_CAP_MARGIN_SECONDS = 5 * 60
+MAX_VISIBILITY_TIMEOUT_SECONDS = SQS_MAX_VISIBILITY_SECONDS - VISIBILITY_CAP_MARGIN_SECONDS
+RETRY_AFTER_UNAVAILABLE_SECONDS = 5
+
+
+@dataclass(kw_only=True)
+class QueueUnavailable(RelayError):
+    """SQS did not take the call (unreachable, throttled, refused): retry later."""
+
+    detail: str = "The delivery queue is unavailable; try again shortly."
+    status: int = 503
+    code: str = "queue_unavailable"
+    title: str = "Dependency unavailable"
+    retry_after: int | None = RETRY_AFTER_UNAVAILABLE_SECONDS
+    # SQS's error code (e.g. "ReceiptHandleIsInvalid") for the logs; "" when SQS was not reached.
+    sqs_code: str = ""
+
+
+def _clamp(seconds: int, upper: int) -> int:
+    return max(0, min(int(seconds), upper))
+
+
+class DeliveryQueue:
+    """The delivery queue and its dead-letter queue, through an injected boto3 SQS client."""
+
+    def __init__(self, client: SQSClient, queue_url: str, dead_letter_queue_url: str) -> None:
+        self._client = client
+        self._queue_url = queue_url
+        self._dead_letter_queue_url = dead_letter_queue_url
+
+    def send(self, body: str, delay_seconds: int = 0) -> str:
+        """Queue `body`, visible after `delay_seconds` (at most SQS's 15 minutes); the message id."""
+        answer = self._call(
+            "send_message",
+            QueueUrl=self._queue_url,
+            MessageBody=body,
+            DelaySeconds=_clamp(delay_seconds, MAX_DELAY_SECONDS),
+        )
+        return str(answer["MessageId"])
+
+    def change_visibility(self, receipt_handle: str, seconds: int) -> int:
+        """Hide a received message for `seconds` (at most about 12 hours); the seconds applied."""
+        applied = _clamp(seconds, MAX_VISIBILITY_TIMEOUT_SECONDS)
+        self._call(
+            "change_message_visibility",
+            QueueUrl=self._queue_url,
+            ReceiptHandle=receipt_handle,
+            VisibilityTimeout=applied,
+        )
+        return applied
+
+    def send_to_dead_letter(self, body: str) -> str:
+        """Park `body` in the dead-letter queue for an operator; the message id."""
+        answer = self._call("send_message", QueueUrl=self._dead_letter_queue_url, MessageBody=body)
+        return str(answer["MessageId"])
+
+    def _call(self, operation: str, **request: Any) -> dict[str, Any]:
+        try:
+            answer: dict[str, Any] = getattr(self._client, operation)(**request)
+        except ClientError as exc:
+            # SQS's code only: the request (and so the message body) never goes into the error.
+            raise QueueUnavailable(sqs_code=str(exc.response.get("Error", {}).get("Code", ""))) from exc
+        except BotoCoreError as exc:
+            raise QueueUnavailable() from exc
+        return answer

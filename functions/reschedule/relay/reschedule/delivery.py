@@ -1,0 +1,373 @@
+"""The queue-side use case: deliver a queued reschedule exactly once, and cancel one while it waits.
+
+Each SQS message is one `DeliveryOrder`. SQS delivers at least once, so a message is only ever a
+prompt: the attempt record is the truth. A delivery attempt locks the record (until the worker's
+own invocation would be stopped), calls the provider through the use case's own provider path, and
+writes the outcome with the idempotency item (completed with the sync success answer, or released
+on a final failure) in one transaction. Waits between attempts are the message's visibility timeout
+(or, near SQS's receive limit or past its visibility cap, a fresh copy sent with a delay).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from relay.dal.deliveries import DeliveryStore, DeliveryWriteFailed, LockNotHeld
+from relay.dal.queue import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
+from relay.errors import RelayError, conflict
+from relay.reschedule.attempts import (
+    QUEUED,
+    AttemptRecord,
+    Cancelled,
+    Delivery,
+    Failed,
+    Outcome,
+    Queued,
+    attempt_record,
+    public_view,
+    summary,
+)
+from relay.reschedule.modes import queueable
+from relay.reschedule.schedule import DeliveryOrder, retry_wait
+from relay.times import utc_now
+
+if TYPE_CHECKING:
+    from relay.dal.queue import DeliveryQueue
+    from relay.deadline import Deadline
+    from relay.reschedule.service import RescheduleService
+    from relay.settings import Settings
+
+logger = Logger(child=True)
+
+# The queue's redrive is at 50 receives (template.yaml); past this many a wait re-sends a fresh copy
+# (receive count 1) instead of re-timing this one, so a long schedule never reaches the DLQ by count.
+RESEND_AFTER_RECEIVES = 40
+# A message whose record is missing may have overtaken the door's write (sent, then stored): look
+# again after this long, for this long, then drop it (the door answered 503: it was never accepted).
+ORPHAN_RECHECK_SECONDS = 2
+ORPHAN_GRACE_SECONDS = 60
+# Another worker holds the delivery: look again once its lock has expired, plus this.
+LOCK_RECHECK_MARGIN_SECONDS = 1
+# DynamoDB failed under the worker: try the message again after this long.
+STORAGE_RECHECK_SECONDS = 5
+# A message that comes back this early for its next attempt is delivered anyway (clock and rounding slack).
+EARLY_TOLERANCE_SECONDS = 1
+
+
+class Disposition(Enum):
+    FINISHED = "finished"  # delete the message
+    WAITING = "waiting"  # leave it: its visibility timeout is its next attempt
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    body: str
+    receipt_handle: str
+    receive_count: int
+
+
+def max_age_error(settings: Settings, last_error: str | None) -> RelayError:
+    return RelayError(
+        detail=f"Not delivered within {settings.delivery_max_age_seconds} seconds"
+        + (f" (last error: {last_error})." if last_error else "."),
+        status=503,
+        code="delivery_max_age",
+        title="Not delivered in time",
+    )
+
+
+class Deliveries:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        service: RescheduleService,
+        store: DeliveryStore,
+        queue: DeliveryQueue,
+        new_token: Any = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._settings = settings
+        self._service = service
+        self._store = store
+        self._queue = queue
+        self._new_token = new_token
+
+    # -- the worker ----------------------------------------------------------------------------------
+
+    def deliver(self, message: ReceivedMessage, deadline: Deadline) -> Disposition:
+        try:
+            order = DeliveryOrder.model_validate_json(message.body)
+        except ValidationError:
+            # Poison: no retry can fix it. Parked for an operator; its content never goes to the log.
+            logger.error("malformed delivery message parked in the dead-letter queue")
+            self._queue.send_to_dead_letter(message.body)
+            return Disposition.FINISHED
+        try:
+            return self._deliver(order, message, deadline)
+        except DeliveryWriteFailed as exc:
+            logger.warning(
+                "storage failed during a delivery",
+                extra={"reschedule_id": order.reschedule_id, "error": str(exc)},
+            )
+            return self._wait(order, message, STORAGE_RECHECK_SECONDS)
+
+    def _deliver(self, order: DeliveryOrder, message: ReceivedMessage, deadline: Deadline) -> Disposition:
+        record = self._store.read(order.reschedule_id)
+        now = utc_now()
+        not_yet = self._not_ready(order, message, record, now)
+        if not_yet is not None or record is None:
+            return not_yet or Disposition.FINISHED
+        token = self._new_token()
+        remaining = deadline.invocation_remaining()
+        until = int(now.timestamp()) + int(remaining if remaining is not None else MAX_DELAY_SECONDS) + 1
+        try:
+            self._store.take(order.reschedule_id, token, now=int(now.timestamp()), until=until)
+        except LockNotHeld:  # another copy of the message took it, or the source cancelled meanwhile
+            return self._wait(order, message, LOCK_RECHECK_MARGIN_SECONDS + 1)
+        delivery = _delivery_of(order, record)
+        if now - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
+            return self._give_up(order, record, delivery, token, message)
+        return self._attempt(order, record, delivery, token=token, message=message, deadline=deadline)
+
+    def _not_ready(
+        self, order: DeliveryOrder, message: ReceivedMessage, record: dict[str, Any] | None, now: datetime
+    ) -> Disposition | None:
+        """Why this message must not be delivered now (and what becomes of it), or None to deliver it."""
+        log = {"reschedule_id": order.reschedule_id, "source": order.source}
+        if record is None:
+            if now - order.queued_at < timedelta(seconds=ORPHAN_GRACE_SECONDS):
+                return self._wait(order, message, ORPHAN_RECHECK_SECONDS)
+            logger.warning("delivery message without its record dropped (never accepted)", extra=log)
+            return Disposition.FINISHED
+        if (
+            record.get("source") != order.source
+            or record.get("idempotency_record") != order.idempotency_record
+        ):
+            logger.error("delivery message does not match its record; parked in the DLQ", extra=log)
+            self._queue.send_to_dead_letter(message.body)
+            return Disposition.FINISHED
+        if record.get("status") != QUEUED:  # cancelled, or delivered by an earlier copy: nothing to do
+            logger.info("delivery message for a finished request dropped", extra=log)
+            return Disposition.FINISHED
+        wait = _seconds_to_wait(record, now)
+        return None if wait is None else self._wait(order, message, wait)
+
+    def _attempt(
+        self,
+        order: DeliveryOrder,
+        record: dict[str, Any],
+        delivery: Delivery,
+        *,
+        token: str,
+        message: ReceivedMessage,
+        deadline: Deadline,
+    ) -> Disposition:
+        attempts = delivery.attempts + 1
+        try:
+            reply = self._service.call_provider(order.command, deadline)
+        except RelayError as error:
+            now = utc_now()
+            progress = Delivery(
+                mode=delivery.mode,
+                queued_at=delivery.queued_at,
+                idempotency_record=delivery.idempotency_record,
+                attempts=attempts,
+                last_error=error.code,
+                last_error_detail=error.detail,
+                finished_at=now,
+            )
+            if not queueable(error):
+                return self._finish(order, record, progress, token, Failed(error))
+            wait = retry_wait(
+                attempts,
+                self._settings.delivery_base_delay_seconds,
+                at_least=getattr(error, "wait_at_least", None) or error.retry_after,
+            )
+            next_at = now + timedelta(seconds=wait)
+            if next_at - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
+                return self._give_up(order, record, progress, token, message)
+            waiting = replace(progress, next_attempt_at=next_at, finished_at=None)
+            self._store.progress(self._rebuild(order, record, Queued(), waiting), token)
+            logger.info(
+                "delivery attempt failed; retrying later",
+                extra={
+                    "reschedule_id": order.reschedule_id,
+                    "attempts": attempts,
+                    "reason": error.code,
+                    "wait_s": wait,
+                },
+            )
+            return self._wait(order, message, wait)
+        answer, outcome = self._service.success_answer(order.reschedule_id, order.command, reply)
+        done = Delivery(
+            mode=delivery.mode,
+            queued_at=delivery.queued_at,
+            idempotency_record=delivery.idempotency_record,
+            attempts=attempts,
+            last_error=delivery.last_error,
+            last_error_detail=delivery.last_error_detail,
+            finished_at=utc_now(),
+        )
+        final = self._rebuild(order, record, outcome, done)
+        expires_at = int(utc_now().timestamp()) + self._settings.idempotency_ttl_seconds
+        try:
+            self._store.succeed(
+                final,
+                token,
+                idempotency_record=delivery.idempotency_record,
+                answer=answer,
+                expires_at=expires_at,
+            )
+        except DeliveryWriteFailed:
+            # The booking has moved: try the write once more before the lock lapses into a redelivery.
+            self._store.succeed(
+                final,
+                token,
+                idempotency_record=delivery.idempotency_record,
+                answer=answer,
+                expires_at=expires_at,
+            )
+        logger.info("reschedule delivered", extra=summary(final))
+        return Disposition.FINISHED
+
+    def _give_up(
+        self,
+        order: DeliveryOrder,
+        record: dict[str, Any],
+        delivery: Delivery,
+        token: str,
+        message: ReceivedMessage,
+    ) -> Disposition:
+        """Past the maximum age: failed, the key released, and the order parked for an operator's redrive."""
+        self._finish(
+            order, record, delivery, token, Failed(max_age_error(self._settings, delivery.last_error))
+        )
+        self._queue.send_to_dead_letter(message.body)
+        return Disposition.FINISHED
+
+    def _finish(
+        self, order: DeliveryOrder, record: dict[str, Any], delivery: Delivery, token: str, outcome: Failed
+    ) -> Disposition:
+        final = self._rebuild(order, record, outcome, delivery)
+        self._store.fail(final, token, idempotency_record=delivery.idempotency_record)
+        logger.info("delivery failed", extra=summary(final))
+        return Disposition.FINISHED
+
+    def _rebuild(
+        self, order: DeliveryOrder, record: dict[str, Any], outcome: Outcome, delivery: Delivery
+    ) -> AttemptRecord:
+        return attempt_record(
+            reschedule_id=order.reschedule_id,
+            source=order.source,
+            attempted_at=_parse(record.get("attempted_at")) or order.queued_at,
+            retention_days=self._settings.record_retention_days,
+            outcome=outcome,
+            command=order.command,
+            delivery=delivery,
+        )
+
+    def _wait(self, order: DeliveryOrder, message: ReceivedMessage, seconds: int) -> Disposition:
+        """Show the message again in `seconds`: re-timed in place, or as a fresh delayed copy."""
+        seconds = max(1, int(seconds))
+        if message.receive_count < RESEND_AFTER_RECEIVES and seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
+            self._queue.change_visibility(message.receipt_handle, seconds)
+            return Disposition.WAITING
+        # A fresh copy; one sent early (SQS caps delays at 15 min) is re-timed when it comes back.
+        self._queue.send(order.model_dump_json(), delay_seconds=min(seconds, MAX_DELAY_SECONDS))
+        return Disposition.FINISHED
+
+    # -- DELETE /v1/reschedules/{id} -------------------------------------------------------------------
+
+    def cancel(self, source: str, reschedule_id: str) -> dict[str, Any]:
+        """Cancel a queued request of this source: `cancelled`, its key released, never delivered."""
+        record = self._service.get_stored(source, reschedule_id)
+        if record.get("status") != QUEUED:
+            raise conflict(
+                f"This reschedule is {record.get('status')}; only a queued one can be cancelled.",
+                "not_queued",
+            )
+        now = utc_now()
+        delivery = Delivery(
+            mode=record.get("delivery", "async"),
+            queued_at=_parse(record.get("queued_at")) or now,
+            idempotency_record=str(record.get("idempotency_record", "")),
+            attempts=int(record.get("attempts") or 0),
+            last_error=record.get("last_error"),
+            last_error_detail=record.get("last_error_detail"),
+            finished_at=now,
+        )
+        cancelled: AttemptRecord = attempt_record(
+            reschedule_id=reschedule_id,
+            source=source,
+            attempted_at=_parse(record.get("attempted_at")) or now,
+            retention_days=self._settings.record_retention_days,
+            outcome=Cancelled(),
+            delivery=delivery,
+        )
+        # The command is not stored (only the queue carries it): keep what the record already says.
+        for field in (
+            "provider",
+            "account",
+            "booking_id",
+            "booking_key",
+            "start",
+            "end",
+            "timezone",
+        ):
+            if field in record:
+                cancelled[field] = record[field]
+        try:
+            self._store.cancel(
+                cancelled, idempotency_record=delivery.idempotency_record, now=int(now.timestamp())
+            )
+        except LockNotHeld:
+            raise conflict(
+                "This reschedule is being delivered now; it can no longer be cancelled.",
+                "delivering",
+                retry_after=1,
+            ) from None
+        logger.info("reschedule cancelled", extra=summary(cancelled))
+        return public_view(dict(cancelled))
+
+
+def _seconds_to_wait(record: dict[str, Any], now: datetime) -> int | None:
+    """Seconds until this record may be tried: another delivery's lock, or its next attempt time."""
+    lock_expires = int(record.get("delivery_lock_expires") or 0)
+    if lock_expires >= int(now.timestamp()):
+        return lock_expires - int(now.timestamp()) + LOCK_RECHECK_MARGIN_SECONDS
+    next_attempt_at = _parse(record.get("next_attempt_at"))
+    if next_attempt_at is not None and next_attempt_at - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
+        return _ceil_seconds(next_attempt_at - now)
+    return None
+
+
+def _delivery_of(order: DeliveryOrder, record: dict[str, Any]) -> Delivery:
+    return Delivery(
+        mode=order.mode,
+        queued_at=order.queued_at,
+        idempotency_record=order.idempotency_record,
+        attempts=int(record.get("attempts") or 0),
+        next_attempt_at=_parse(record.get("next_attempt_at")),
+        last_error=record.get("last_error"),
+        last_error_detail=record.get("last_error_detail"),
+    )
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _ceil_seconds(delta: timedelta) -> int:
+    return max(1, int(delta.total_seconds() + 0.999))

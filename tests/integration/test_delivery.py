@@ -166,7 +166,7 @@ def test_async_request_is_202_then_delivered_once_and_replays_as_a_sync_success(
     for headers in (AUTH, ASYNC):
         replay = _post(dstack, body, headers, key)
         assert replay.status_code == 200, replay.text
-        assert replay.json()["replayed"] is True and replay.json()["status"] == "rescheduled"
+        assert replay.json()["replayed"] is True and replay.json()["status"] == "succeeded"
         assert replay.json()["reschedule_id"] == accepted["reschedule_id"]
         assert replay.headers["idempotent-replayed"] == "true"
     assert len(boxes["iclosed"].calls()) == 1

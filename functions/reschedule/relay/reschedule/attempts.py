@@ -177,6 +177,15 @@ def attempt_record(
             end=command.local(command.end).isoformat() if command.end else None,
             timezone=command.timezone,
         )
+    record |= _outcome_fields(outcome)
+    if delivery is not None:
+        record |= _delivery_fields(delivery, waiting=isinstance(outcome, Queued))
+    return record
+
+
+def _outcome_fields(outcome: Outcome) -> AttemptRecord:
+    """What happened, in the record's words."""
+    record = AttemptRecord()
     match outcome:
         case Succeeded():
             record |= AttemptRecord(
@@ -200,7 +209,25 @@ def attempt_record(
             record |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
         case Validated():
             record |= AttemptRecord(status="validated", http_status=200)
+        case Queued():
+            record |= AttemptRecord(status="queued", http_status=202)
+        case Cancelled():
+            record |= AttemptRecord(status="cancelled", http_status=200, reason="cancelled_by_source")
     return record
+
+
+def _delivery_fields(delivery: Delivery, *, waiting: bool) -> AttemptRecord:
+    """A queued request's progress; `next_attempt_at` only while it waits, `finished_at` once done."""
+    return AttemptRecord(
+        delivery=delivery.mode,
+        queued_at=delivery.queued_at.isoformat(timespec="milliseconds"),
+        attempts=delivery.attempts,
+        next_attempt_at=_instant(delivery.next_attempt_at) if waiting else None,
+        last_error=delivery.last_error,
+        last_error_detail=delivery.last_error_detail,
+        finished_at=None if waiting else _instant(delivery.finished_at),
+        idempotency_record=delivery.idempotency_record,
+    )
 
 
 _SUMMARY_KEYS = (

@@ -35,7 +35,8 @@ def ops_stack() -> Iterator[Stack]:
 
 
 def relayctl(stack: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = os.environ | stack.env
+    # Exactly what `.local/stack.json` says points boto3 and the tool at the stack.
+    env = os.environ | stack.describe()["aws"]["env"]
     return subprocess.run(  # noqa: S603 - our own tool, arguments from the test
         [sys.executable, "-m", "relayctl", *args],
         env=env,

@@ -78,6 +78,23 @@ class StackRunning(RuntimeError):
     """`make reset` refuses to delete the data of a stack that is still running."""
 
 
+# The environment variables that point boto3 (and so relayctl) at the local stack's resources.
+TOOL_ENV_NAMES = (
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_SQS",
+    "SECRETS_PREFIX",
+    "RESCHEDULES_TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "DELIVERY_QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
+)
+
+
 @dataclass
 class Stack:
     dynamodb: DynamoDBLocal
@@ -122,6 +139,8 @@ class Stack:
                 "url": self.queues["DeliveryQueue"].url if self.queues else None,
                 "dlq_url": self.queues["DeliveryDeadLetterQueue"].url if self.queues else None,
             },
+            # What points boto3 and relayctl at this stack (`export` them, then run relayctl).
+            "aws": {"region": REGION, "env": {k: v for k, v in self.env.items() if k in TOOL_ENV_NAMES}},
         }
 
     def stop(self) -> None:
@@ -303,6 +322,9 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     form, _ = _first(info, "signed_link")
     iclosed = info["providers"]["iclosed"]["bookings"]
     novacal = info["providers"]["novacal"]["bookings"]
+    calcom = info["providers"]["calcom"]["bookings"]
+    acuity = info["providers"]["acuity"]["bookings"]
+    exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
     day = (date.today() + timedelta(days=30)).isoformat()
     link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
     posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
@@ -333,8 +355,25 @@ Or post the link's fields yourself, as the form does:
     --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
 Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
 
-Read a stored outcome:
+API key -- reschedule a Cal.com booking (it gets a new uid: the answer's new_booking_id):
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+    -d '{{"provider": "calcom", "booking_id": "{calcom[0]}", "start": "{day}T14:00:00Z"}}'
+
+API key -- reschedule an Acuity appointment:
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+    -d '{{"provider": "acuity", "booking_id": {acuity[0]}, "start": "{day}T09:00:00",
+         "timezone": "America/Chicago"}}'
+
+Read a stored outcome, and a booking's history:
   curl -s {api}/v1/reschedules/<reschedule_id> -H 'Authorization: Bearer {key}'
+  curl -s {api}/v1/bookings/iclosed/{iclosed[0]}/reschedules -H 'Authorization: Bearer {key}'
+
+The operator's tool against this stack (in another shell):
+{exports}
+  .venv/bin/relayctl sources list
+  .venv/bin/relayctl history iclosed {iclosed[0]}
+  .venv/bin/relayctl queue status
+  .venv/bin/relayctl smoke --api-url {api} --api-key {key}
 """
 
 

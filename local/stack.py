@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -325,7 +325,7 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     calcom = info["providers"]["calcom"]["bookings"]
     acuity = info["providers"]["acuity"]["bookings"]
     exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
-    day = (date.today() + timedelta(days=30)).isoformat()
+    day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
     link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
     posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
     return f"""

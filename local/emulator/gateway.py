@@ -246,7 +246,7 @@ def _log(message: str) -> None:
     print(f"[api-emulator] {message}", file=sys.stderr, flush=True)
 
 
-def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+def _raise_keyboard_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 

@@ -83,7 +83,7 @@ def worker_main(conn: Any, spec: WorkerSpec) -> None:
     try:
         module_name, function_name = spec.handler.split(":")
         handler = getattr(importlib.import_module(module_name), function_name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure of the handler's init is Lambda's init error
         traceback.print_exc()
         conn.send(("init_error", None))
         return
@@ -114,7 +114,7 @@ def worker_main(conn: Any, spec: WorkerSpec) -> None:
         try:
             result = handler(json.loads(event_json), context)
             reply = ("ok", json.dumps(result, default=_lambda_json_default))
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the handler raises, Lambda reports it
             print(f"[ERROR] {aws_request_id} unhandled exception in the handler", file=sys.stderr)
             traceback.print_exc()
             reply = ("error", None)

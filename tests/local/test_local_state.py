@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ QUICK_START_KEY = "demo-1"
 def quick_start(stack: Stack) -> httpx.Response:
     """The first `make run` example: an iClosed booking moved with `Idempotency-Key: demo-1`."""
     assert stack.api is not None
-    day = (date.today() + timedelta(days=30)).isoformat()
+    day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
     body: dict[str, Any] = {
         "provider": "iclosed",
         "booking_id": int(stack.sandboxes["iclosed"].bookings[0]),

@@ -21,7 +21,7 @@ SETTINGS = Settings(
     idempotency_table_name="idem", reschedules_table_name="resch", default_duration_minutes=30
 )
 NOVA_ID = "3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
-NEXT_YEAR = date.today().year + 1
+NEXT_YEAR = datetime.now(UTC).year + 1
 
 
 def command(fields: dict[str, Any], allowed: tuple[str, ...] = ("iclosed", "novacal")) -> RescheduleCommand:

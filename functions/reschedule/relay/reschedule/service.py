@@ -102,7 +102,7 @@ class _InvocationClock:
         return int((self._deadline.invocation_remaining() or 0.0) * 1000)
 
 
-def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
+def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:  # noqa: ARG001 - Powertools' hook
     return {**response, "replayed": True} if isinstance(response, dict) else response
 
 
@@ -254,7 +254,7 @@ class RescheduleService:
         if key:
             try:
                 self._persistence.release(str(key))
-            except Exception as exc:  # storage is failing already: the lock then expires with the invocation
+            except Exception as exc:  # noqa: BLE001 - storage is failing already: the lock expires with the invocation
                 logger.warning("queued key not released", extra={"error": type(exc).__name__})
 
     def _idempotent_run(

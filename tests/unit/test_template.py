@@ -24,6 +24,9 @@ EXPECTED_ENVIRONMENT = {
     "SECRETS_PREFIX",
     "ICLOSED_BASE_URL",
     "NOVACAL_BASE_URL",
+    "CALCOM_BASE_URL",
+    "CALCOM_API_VERSION",
+    "ACUITY_BASE_URL",
     "DEFAULT_DURATION_MINUTES",
     "RECORD_RETENTION_DAYS",
     "DELIVERY_QUEUE_URL",
@@ -407,9 +410,9 @@ def test_layer_is_built_by_the_packager(resources: dict[str, Any]) -> None:
     metadata = resources["DependenciesLayer"]["Metadata"]
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
 
-    # sam build runs the root Makefile's target, which runs local/package.py (the same layer as make package).
+    # sam build runs the root Makefile's target, which runs tools/package.py (the same layer as make package).
     assert metadata == {"BuildMethod": "makefile", "BuildArchitecture": "arm64", "ContextPath": "."}
-    assert re.search(r"^build-DependenciesLayer:\n\t.*-m local\.package --layer-dir", makefile, re.MULTILINE)
+    assert re.search(r"^build-DependenciesLayer:\n\t.*-m tools\.package --layer-dir", makefile, re.MULTILINE)
 
 
 @pytest.mark.parametrize("table", ["IdempotencyTable", "ReschedulesTable"])
@@ -559,6 +562,20 @@ def test_the_worker_runs_the_same_code_and_layer_as_the_http_function(resources:
     assert worker["Layers"] == http["Layers"] == [{"Ref": "DependenciesLayer"}]
     # Its own log group, apart from the HTTP function's.
     assert worker["LoggingConfig"]["LogGroup"] != http["LoggingConfig"]["LogGroup"]
+
+
+def test_the_worker_is_built_like_the_http_function(resources: dict[str, Any]) -> None:
+    def build(name: str) -> dict[str, Any]:
+        return {k: v for k, v in resources[name]["Metadata"].items() if k != "checkov"}
+
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = {name: re.search(rf"^build-{name}:\n\t(.*)$", makefile, re.MULTILINE) for name in FUNCTIONS}
+
+    assert build("WorkerFunction") == build("RescheduleFunction")
+    assert build("WorkerFunction")["BuildMethod"] == "makefile"
+    http_target, worker_target = (targets[name] for name in FUNCTIONS)
+    assert http_target and worker_target
+    assert worker_target.group(1) == http_target.group(1)  # one tree, two handlers
 
 
 def test_both_functions_have_the_same_settings(resources: dict[str, Any]) -> None:

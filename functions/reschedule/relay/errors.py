@@ -28,9 +28,9 @@ class RelayError(Exception):
     """
 
     detail: str
-    status: int = 400
-    code: str = "bad_request"
-    title: str = "Bad request"
+    status: int
+    code: str
+    title: str
     errors: list[FieldProblem] = field(default_factory=list)
     retry_after: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -116,6 +116,21 @@ def unavailable(detail: str, code: str, retry_after: int) -> RelayError:
 
 def conflict(detail: str, code: str, retry_after: int | None = None) -> RelayError:
     return RelayError(detail=detail, status=409, code=code, title="In progress", retry_after=retry_after)
+
+
+def booking_moved_elsewhere(provider: str, moved_to: str) -> RelayError:
+    """409: the booking was already rescheduled, to another time than the one asked for."""
+    return RelayError(
+        detail=(
+            f"{provider} says this booking was already rescheduled (its id is now {moved_to!r}) "
+            "to another time than the one asked for; it was not moved again. Check the booking, "
+            "then send the new id if it should move."
+        ),
+        status=409,
+        code="booking_moved_elsewhere",
+        title="Booking moved elsewhere",
+        extra={"new_booking_id": moved_to},
+    )
 
 
 def unprocessable(detail: str, code: str, title: str) -> RelayError:

@@ -117,8 +117,17 @@ def test_provider_success_then_storage_failure_still_answers_success_and_logs_th
     caller = identify(service.sources.current(), AUTH, now=time.time())
     iclosed = _sandbox(own_stack, "iclosed")
     iclosed.fault(delay_ms=1500, times=1)
-    # DynamoDB goes away while the provider is working: after the lock, before the outcome is stored
-    threading.Timer(0.5, own_stack.dynamodb.stop).start()
+
+    # DynamoDB goes away while the provider is working: after the lock, before the outcome is stored.
+    # Stopped once the provider has the call (not after a fixed time: a loaded machine may not have
+    # taken the lock yet), within the provider's 1.5 s delay.
+    def stop_dynamodb_once_the_provider_is_called() -> None:
+        deadline = time.monotonic() + 30
+        while not iclosed.calls() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        own_stack.dynamodb.stop()
+
+    threading.Thread(target=stop_dynamodb_once_the_provider_is_called, daemon=True).start()
     result = _reschedule(
         service, caller, {"provider": "iclosed", "id": 1003, "start": future(days=82), "timezone": "UTC"}
     )

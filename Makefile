@@ -106,7 +106,7 @@ TOOL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null 
 	SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(CURDIR)/.local/sam XDG_CACHE_HOME=$(CURDIR)/.local/cache \
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 
-.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction
+.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction build-WorkerFunction
 
 # .local/tools/<name>-<version>.installed stands for .local/tools/<name>/ holding exactly that version.
 $(TOOLS)/%.installed:
@@ -136,4 +136,8 @@ build-DependenciesLayer:
 	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --layer-dir "$(ARTIFACTS_DIR)"
 
 build-RescheduleFunction:
+	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"
+
+# The queue worker is the same code (functions/reschedule, another handler): the same tree.
+build-WorkerFunction:
 	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"

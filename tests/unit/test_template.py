@@ -576,6 +576,20 @@ def test_the_worker_runs_the_same_code_and_layer_as_the_http_function(resources:
     assert worker["LoggingConfig"]["LogGroup"] != http["LoggingConfig"]["LogGroup"]
 
 
+def test_the_worker_is_built_like_the_http_function(resources: dict[str, Any]) -> None:
+    def build(name: str) -> dict[str, Any]:
+        return {k: v for k, v in resources[name]["Metadata"].items() if k != "checkov"}
+
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = {name: re.search(rf"^build-{name}:\n\t(.*)$", makefile, re.MULTILINE) for name in FUNCTIONS}
+
+    assert build("WorkerFunction") == build("RescheduleFunction")
+    assert build("WorkerFunction")["BuildMethod"] == "makefile"
+    http_target, worker_target = (targets[name] for name in FUNCTIONS)
+    assert http_target and worker_target
+    assert worker_target.group(1) == http_target.group(1)  # one tree, two handlers
+
+
 def test_both_functions_have_the_same_settings(resources: dict[str, Any]) -> None:
     http = resources["RescheduleFunction"]["Properties"]["Environment"]["Variables"]
     worker = resources["WorkerFunction"]["Properties"]["Environment"]["Variables"]

@@ -586,7 +586,8 @@ def test_the_worker_is_built_like_the_http_function(resources: dict[str, Any]) -
     assert build("WorkerFunction") == build("RescheduleFunction")
     assert build("WorkerFunction")["BuildMethod"] == "makefile"
     http_target, worker_target = (targets[name] for name in FUNCTIONS)
-    assert http_target and worker_target
+    assert http_target
+    assert worker_target
     assert worker_target.group(1) == http_target.group(1)  # one tree, two handlers
 
 

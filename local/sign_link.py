@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from typing import Any
 
 import boto3
@@ -49,32 +48,23 @@ def mint_link(
     account: str = "default",
     now: float | None = None,
 ) -> dict[str, str]:
-    """The hidden fields and `url` of a link for one booking, from the registry's raw JSON."""
+    """The hidden fields and `url` of a link for one booking: what `relayctl links mint` makes."""
     relay_importable()
-    from relay.callers.links import mint  # noqa: PLC0415
-    from relay.callers.registry import SignedLinkSource, parse_registry  # noqa: PLC0415
-    from relay.errors import RelayError  # noqa: PLC0415 - importable only once the path is set
-    from relay.providers import PROVIDERS  # noqa: PLC0415
-    from relay.providers.base import BookingIdProblem  # noqa: PLC0415
+    from relayctl.errors import ToolError  # noqa: PLC0415 - importable only once the path is set
+    from relayctl.links import mint_link as mint  # noqa: PLC0415
 
     try:
-        parsed = parse_registry(registry)
-    except RelayError as exc:
-        raise SignLinkError(f"sign-link: {exc.detail}") from None
-    found = parsed.sources.get(source)
-    if not isinstance(found, SignedLinkSource):
-        forms = sorted(name for name, _ in parsed.of_kind(SignedLinkSource))
-        raise SignLinkError(
-            f"sign-link: {source!r} is not a signed_link source; those are: {', '.join(forms)}"
+        return mint(
+            registry,
+            source=source,
+            provider=provider,
+            booking_id=booking_id,
+            expires_in=expires_in,
+            account=account,
+            now=now,
         )
-    if account not in found.providers.get(provider, []):
-        raise SignLinkError(f"sign-link: {source} may not use {provider} account {account!r}")
-    try:
-        booking = PROVIDERS[provider].normalise_booking_id(booking_id)
-    except BookingIdProblem as exc:
-        raise SignLinkError(f"sign-link: booking {booking_id!r}: {exc}") from None
-    expires = int(time.time() if now is None else now) + expires_in
-    return mint(source, found, provider=provider, booking_id=booking, expires=expires, account=account)
+    except ToolError as exc:
+        raise SignLinkError(f"sign-link: {exc}") from None
 
 
 def read_registry(secrets_endpoint: str, prefix: str) -> dict[str, Any]:

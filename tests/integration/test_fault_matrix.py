@@ -1,6 +1,6 @@
 """The fault matrix: each row a provider fault, driven through the sandbox's fault switches, asserting
-the answer, Retry-After, the number of provider calls and the stored record (README: "What happens
-when things fail")."""
+the answer, Retry-After, the number of provider calls and the stored record (docs/failures.md, whose
+table is checked against this matrix below)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from local.stack import Stack
+from tests.doc_checks import page, tables
 from tests.helpers import Invoker, Sandbox, future, new_key, stored_record
 
 # (fault switched on at the sandbox, expected status, code, Retry-After header, provider calls)
@@ -46,6 +47,16 @@ MATRIX = [
     pytest.param({"status": 404, "times": 1}, 404, "booking_not_found", None, 1, id="404"),
     pytest.param({"status": 422, "times": 1}, 422, "provider_rejected", None, 1, id="422"),
 ]
+
+
+def test_the_failures_page_gives_each_refusal_of_the_matrix() -> None:
+    # Each code this matrix asserts appears in docs/failures.md's answer column with the same status.
+    (rows,) = [rows for rows in tables(page("failures.md")) if rows and "answer" in rows[0]]
+    answers = " ".join(row["answer"] for row in rows)
+    expected = {(param.values[1], param.values[2]) for param in MATRIX if param.values[2] is not None}
+    assert expected
+    missing = sorted((status, code) for status, code in expected if f"{status} `{code}`" not in answers)
+    assert missing == [], "docs/failures.md does not say these answers"
 
 
 @pytest.mark.parametrize(("fault", "status", "code", "retry_after", "calls"), MATRIX)

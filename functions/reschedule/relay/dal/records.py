@@ -74,7 +74,7 @@ class RecordStore:
             TableName=self._table, Key={"reschedule_id": {"S": reschedule_id}}, ConsistentRead=True
         )
         item = answer.get("Item")
-        return None if item is None else self._plain(item)
+        return None if item is None else self.plain(item)
 
     def history(self, provider: str, booking_id: str, limit: int = 50) -> list[dict[str, Any]]:
         answer = self._client.query(
@@ -85,8 +85,8 @@ class RecordStore:
             ScanIndexForward=True,
             Limit=limit,
         )
-        return [self._plain(item) for item in answer.get("Items", [])]
+        return [self.plain(item) for item in answer.get("Items", [])]
 
     @staticmethod
-    def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    def plain(item: dict[str, Any]) -> dict[str, Any]:
         return {k: _from_dynamodb(_deserializer.deserialize(v)) for k, v in item.items()}

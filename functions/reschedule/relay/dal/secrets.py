@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 from relay.errors import RelayError, not_configured, unavailable
 
 RETRY_AFTER_UNAVAILABLE_SECONDS = 5
+CURRENT_STAGE = "AWSCURRENT"
 
 
 class SecretStore:
@@ -23,7 +24,15 @@ class SecretStore:
 
     def get_json(self, name: str, *, force_fetch: bool = False) -> dict[str, Any]:
         try:
-            value = self._provider.get(name, max_age=self._max_age, transform="json", force_fetch=force_fetch)
+            # AWSCURRENT is the default; named because relayctl moves it with UpdateSecretVersionStage,
+            # which moto's server (the local stack) reflects only for reads that name the stage.
+            value = self._provider.get(
+                name,
+                max_age=self._max_age,
+                transform="json",
+                force_fetch=force_fetch,
+                VersionStage=CURRENT_STAGE,
+            )
         except TransformParameterError:
             raise _missing(name, "is not valid JSON") from None
         except (GetParameterError, BotoCoreError, ClientError) as exc:

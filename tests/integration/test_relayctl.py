@@ -1,0 +1,192 @@
+"""The operator's tool against the local stack's Secrets Manager emulator and DynamoDB Local, with
+the relay answering through the API emulator: what the tool writes changes what the relay accepts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+from local.seed import SECRETS_PREFIX
+from local.stack import Stack, start_stack
+from relay.callers import links
+from relay.callers.registry import parse_registry
+from tests.helpers import ZAPIER, future, new_key
+
+# The relay re-reads secrets this often here, so a change shows without a restart.
+SECRET_CACHE_SECONDS = 1
+
+
+@pytest.fixture(scope="module")
+def ops_stack() -> Iterator[Stack]:
+    with start_stack(
+        api_port=0, workers=2, extra_env={"SECRETS_MAX_AGE_SECONDS": str(SECRET_CACHE_SECONDS)}
+    ) as stack:
+        yield stack
+
+
+def relayctl(stack: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = os.environ | stack.env
+    return subprocess.run(  # noqa: S603 - our own tool, arguments from the test
+        [sys.executable, "-m", "relayctl", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def lookup_status(stack: Stack, key: str) -> int:
+    """401 for a key the relay does not accept; 404 (an unknown id) for one it does."""
+    assert stack.api is not None
+    url = f"{stack.api.url}/v1/reschedules/{uuid.uuid4()}"
+    return httpx.get(url, headers={"authorization": f"Bearer {key}"}, timeout=30).status_code
+
+
+def registry_now(stack: Stack) -> dict[str, Any]:
+    secret = stack.client("secretsmanager").get_secret_value(
+        SecretId=f"{SECRETS_PREFIX}/sources", VersionStage="AWSCURRENT"
+    )
+    value: dict[str, Any] = json.loads(secret["SecretString"])
+    return value
+
+
+def wait_for_cache() -> None:
+    time.sleep(SECRET_CACHE_SECONDS + 0.5)
+
+
+def test_add_rotate_retire_and_revoke_change_what_the_relay_accepts(ops_stack: Stack) -> None:
+    # Given a new API-key source made by the tool
+    added = relayctl(
+        ops_stack, "sources", "add", "ops-zap", "--kind", "api_key", "--allow", "iclosed:default", "--json"
+    )
+    assert added.returncode == 0, added.stderr
+    first_key = json.loads(added.stdout)["api_key"]
+    stored = json.dumps(registry_now(ops_stack))
+    assert first_key not in stored  # only its hash is kept
+    wait_for_cache()
+    assert lookup_status(ops_stack, first_key) == 404
+
+    # When it is rotated, both keys work; once the old one is retired, only the new one does
+    rotated = relayctl(ops_stack, "sources", "rotate", "ops-zap", "--json")
+    second_key = json.loads(rotated.stdout)["api_key"]
+    wait_for_cache()
+    assert (lookup_status(ops_stack, first_key), lookup_status(ops_stack, second_key)) == (404, 404)
+    assert relayctl(ops_stack, "sources", "retire", "ops-zap").returncode == 0
+    wait_for_cache()
+    assert (lookup_status(ops_stack, first_key), lookup_status(ops_stack, second_key)) == (401, 404)
+
+    # And once revoked, nothing of it works
+    assert relayctl(ops_stack, "sources", "revoke", "ops-zap").returncode == 0
+    wait_for_cache()
+    assert lookup_status(ops_stack, second_key) == 401
+    listed = json.loads(relayctl(ops_stack, "sources", "list", "--json").stdout)
+    assert "ops-zap" not in {row["name"] for row in listed}
+
+
+def test_a_broken_registry_is_refused_before_it_is_written(ops_stack: Stack) -> None:
+    before = registry_now(ops_stack)
+    broken = relayctl(
+        ops_stack,
+        *("sources", "add", "ops-form", "--kind", "signed_link", "--allow", "novacal:default"),
+        *("--origin", "https://Shop.Example.test/path", "--form-url", "https://shop.example.test/r"),
+    )
+    assert broken.returncode == 1
+    assert broken.stderr.count("\n") == 1  # one line saying what to fix
+    assert "origins" in broken.stderr
+    assert registry_now(ops_stack) == before
+
+
+def test_two_concurrent_writers_both_land(ops_stack: Stack) -> None:
+    names = [f"ops-writer-{n}" for n in range(4)]
+    with ThreadPoolExecutor(len(names)) as pool:
+        results = list(
+            pool.map(
+                lambda name: relayctl(
+                    ops_stack, "sources", "add", name, "--kind", "api_key", "--allow", "novacal:default"
+                ),
+                names,
+            )
+        )
+    assert [r.returncode for r in results] == [0] * len(names), [r.stderr for r in results]
+    assert set(names) <= set(registry_now(ops_stack)["sources"])
+    parse_registry(registry_now(ops_stack))  # still a registry the relay accepts
+
+
+def test_a_minted_link_verifies_with_the_deployed_link_secret(ops_stack: Stack) -> None:
+    booking = ops_stack.sandboxes["novacal"].bookings[0]
+    minted = relayctl(ops_stack, "links", "mint", "form-demo", "novacal", booking, "--json")
+    assert minted.returncode == 0, minted.stderr
+    fields = json.loads(minted.stdout)
+    fields.pop("url")
+    admitted = links.verify(parse_registry(registry_now(ops_stack)), fields, now=time.time())
+    assert (admitted.caller.name, admitted.booking_id) == ("form-demo", booking)
+    refused = relayctl(ops_stack, "links", "mint", "zapier-demo", "novacal", booking)
+    assert refused.returncode == 1
+    assert "not a signed_link source" in refused.stderr
+
+
+def test_history_lists_a_bookings_attempts_newest_first(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    url = f"{ops_stack.api.url}/v1/reschedules"
+    auth = {"authorization": f"Bearer {ZAPIER.api_key}"}
+    ids = []
+    for days in (40, 41):
+        body = {"provider": "iclosed", "id": 1005, "start": future(days=days), "timezone": "UTC"}
+        answer = httpx.post(url, json=body, headers=auth | {"idempotency-key": new_key()}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        ids.append(answer.json()["reschedule_id"])
+    shown = relayctl(ops_stack, "history", "iclosed", "1005", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [row["reschedule_id"] for row in json.loads(shown.stdout)][:2] == ids[::-1]
+    one = json.loads(relayctl(ops_stack, "attempt", ids[0], "--json").stdout)
+    assert (one["status"], one["source"]) == ("succeeded", ZAPIER.name)
+    assert relayctl(ops_stack, "attempt", str(uuid.uuid4())).returncode == 1
+
+
+def test_a_provider_credential_is_stored_in_its_adapters_shape_from_stdin(ops_stack: Stack) -> None:
+    stored = relayctl(ops_stack, "accounts", "put", "novacal", "eu", stdin="sandbox-novacal-token-eu\n")
+    assert stored.returncode == 0, stored.stderr
+    assert "sandbox-novacal-token-eu" not in stored.stdout + stored.stderr  # never printed back
+    secret = ops_stack.client("secretsmanager").get_secret_value(
+        SecretId=f"{SECRETS_PREFIX}/providers/novacal/eu"
+    )
+    assert json.loads(secret["SecretString"]) == {"api_key": "sandbox-novacal-token-eu"}
+    missing = relayctl(ops_stack, "accounts", "put", "novacal", "eu", stdin='{"token": "sandbox-x"}')
+    assert missing.returncode == 1
+    assert "api_key" in missing.stderr
+
+
+def test_every_command_has_help() -> None:
+    for command in (
+        [],
+        ["sources"],
+        ["sources", "add"],
+        ["accounts", "put"],
+        ["links", "mint"],
+        ["history"],
+        ["attempt"],
+        ["failures"],
+        ["queue", "status"],
+        ["queue", "redrive"],
+        ["smoke"],
+    ):
+        shown = subprocess.run(  # noqa: S603 - our own tool, fixed arguments
+            [sys.executable, "-m", "relayctl", *command, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert shown.returncode == 0, (command, shown.stderr)
+        assert "usage: relayctl" in shown.stdout

@@ -14,10 +14,18 @@ from typing import Any, ClassVar
 from local.secrets_emulator import put_secret_json
 
 SECRETS_PREFIX = "reschedule-relay"
-PROVIDER_TOKENS = {
+# Each provider's `default` account secret, as the relay reads it from Secrets Manager.
+PROVIDER_SECRETS: dict[str, dict[str, str]] = {
     # iClosed keys carry an 'iclosed' prefix (contracts/iclosed.md); the relay sends them as stored.
-    "iclosed": "iclosed-sandbox-token-0001",
-    "novacal": "sandbox-novacal-token-0001",
+    "iclosed": {"api_key": "iclosed-sandbox-token-0001"},
+    "novacal": {"api_key": "sandbox-novacal-token-0001"},
+    "calcom": {"api_key": "cal_sandbox_key_0001"},  # Cal.com keys start with `cal_`
+    "acuity": {"user_id": "10001", "api_key": "sandbox-acuity-key-0001"},  # HTTP Basic: user id + key
+}
+# What each sandbox accepts: the bearer token, or for Acuity its Basic credential `<user id>:<key>`.
+PROVIDER_TOKENS = {
+    name: f"{secret['user_id']}:{secret['api_key']}" if "user_id" in secret else secret["api_key"]
+    for name, secret in PROVIDER_SECRETS.items()
 }
 BOTH_PROVIDERS = {"iclosed": ["default"], "novacal": ["default"]}
 # Where `make run` serves the demo form page when PORT is the default (the stack uses the real one).
@@ -141,6 +149,6 @@ def registry(sources: tuple[AnyDemoSource, ...]) -> dict[str, Any]:
 def seed_secrets(
     client: Any, sources: tuple[AnyDemoSource, ...] = DEMO_SOURCES, prefix: str = SECRETS_PREFIX
 ) -> None:
-    for provider, token in PROVIDER_TOKENS.items():
-        put_secret_json(client, f"{prefix}/providers/{provider}/default", {"api_key": token})
+    for provider, secret in PROVIDER_SECRETS.items():
+        put_secret_json(client, f"{prefix}/providers/{provider}/default", secret)
     put_secret_json(client, f"{prefix}/sources", registry(sources))

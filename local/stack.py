@@ -140,6 +140,8 @@ def relay_environment(
         "SECRETS_PREFIX": SECRETS_PREFIX,
         "ICLOSED_BASE_URL": sandboxes["iclosed"].url,
         "NOVACAL_BASE_URL": sandboxes["novacal"].url,
+        "CALCOM_BASE_URL": sandboxes["calcom"].url,
+        "ACUITY_BASE_URL": sandboxes["acuity"].url,
         "DEFAULT_DURATION_MINUTES": "30",
         "RECORD_RETENTION_DAYS": "90",
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint,

@@ -6,7 +6,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class ApiRequest:
     path: str  # without the query string
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
+    query: Mapping[str, list[str]] = field(default_factory=dict)  # parsed query string, blanks kept
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,14 @@ class ProviderApi(Protocol):
         """A faulted answer in this provider's shape; carries `Retry-After` whenever retry_after is set."""
         ...
 
+    def rate_limit_key(self, request: ApiRequest) -> str:
+        """Which key a per-key rate limit counts this call against (the presented credential)."""
+        ...
+
+    def rate_limited(self, per_minute: int, retry_after: int, reset_at: int) -> ApiResponse:
+        """This provider's 429 for a key over its per-minute limit (reset_at in Unix seconds)."""
+        ...
+
     def booking_ids(self) -> list[str]: ...
 
     def bookings_snapshot(self) -> list[dict[str, Any]]: ...
@@ -50,6 +59,12 @@ def bearer_matches(headers: Mapping[str, str], token: str) -> bool:
     """True only for `Authorization: Bearer <token>` with exactly this token."""
     presented = headers.get("authorization", "")
     return hmac.compare_digest(presented.encode(), f"Bearer {token}".encode())
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The presented bearer token, or the whole Authorization value when it is not a bearer one."""
+    presented = headers.get("authorization", "")
+    return presented.removeprefix("Bearer ")
 
 
 def is_json_content_type(headers: Mapping[str, str]) -> bool:
@@ -69,6 +84,6 @@ def decode_json(body: bytes) -> Any:
         raise BodyError(str(exc)) from exc
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """A JSON integer: bool is an int subclass in Python but not a number in JSON."""
     return isinstance(value, int) and not isinstance(value, bool)

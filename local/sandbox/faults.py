@@ -2,6 +2,8 @@
 
 A fault is set with `POST /_sandbox/faults` and replaces any fault still pending, so a test that
 forgot to clear one cannot leak it into the next scenario beyond its own `times`.
+`{"drop_connection": true, "after_commit": true}` applies the call first and then hangs up without
+answering: the caller cannot tell whether the booking moved (the unknown outcome made real).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ MAX_FAULT_DELAY_MS = 60_000
 MAX_FAULT_RETRY_AFTER_SECONDS = 3600
 FAULT_STATUS_RANGE = range(400, 600)
 
-_FAULT_KEYS = frozenset({"status", "times", "retry_after", "delay_ms", "drop_connection"})
+_FAULT_KEYS = frozenset({"status", "times", "retry_after", "delay_ms", "drop_connection", "after_commit"})
 
 
 class FaultSpecError(ValueError):
@@ -32,6 +34,7 @@ class Fault:
     retry_after: int | None = None
     delay_ms: int = 0
     drop_connection: bool = False
+    after_commit: bool = False  # with drop_connection: apply the call, then hang up
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,12 +61,20 @@ def parse_fault(spec: object) -> Fault:
     drop_connection = spec.get("drop_connection", False)
     if not isinstance(drop_connection, bool):
         raise FaultSpecError("drop_connection must be a boolean")
+    after_commit = spec.get("after_commit", False)
+    if not isinstance(after_commit, bool):
+        raise FaultSpecError("after_commit must be a boolean")
+    if after_commit and not drop_connection:
+        raise FaultSpecError("after_commit needs drop_connection: true (it says when to hang up)")
+    if after_commit and spec.get("status") is not None:
+        raise FaultSpecError("after_commit answers nothing, so it takes no status")
     return Fault(
         status=_optional_int_in(spec, "status", FAULT_STATUS_RANGE),
         times=_int_in(spec, "times", range(1, MAX_FAULT_TIMES + 1), default=1),
         retry_after=_optional_int_in(spec, "retry_after", range(MAX_FAULT_RETRY_AFTER_SECONDS + 1)),
         delay_ms=_int_in(spec, "delay_ms", range(MAX_FAULT_DELAY_MS + 1), default=0),
         drop_connection=drop_connection,
+        after_commit=after_commit,
     )
 
 

@@ -13,6 +13,7 @@ from local.sandbox.api import (
     ApiResponse,
     BodyError,
     bearer_matches,
+    bearer_token,
     decode_json,
     is_int,
     is_json_content_type,
@@ -153,6 +154,16 @@ class IclosedApi:
             return ApiResponse(status, {"message": HTTPStatus(status).phrase, "errors": []}, retry_header)
         # The contract's 429 always carries Retry-After and the RateLimit-* trio.
         seconds = DEFAULT_RETRY_AFTER_SECONDS if retry_after is None else retry_after
+        return self._too_many_requests(RATE_LIMIT_PER_SECOND, seconds)
+
+    def rate_limit_key(self, request: ApiRequest) -> str:
+        return bearer_token(request.headers)
+
+    def rate_limited(self, per_minute: int, retry_after: int, reset_at: int) -> ApiResponse:
+        return self._too_many_requests(per_minute, retry_after)
+
+    def _too_many_requests(self, limit: int, seconds: int) -> ApiResponse:
+        """The contract's 429: Retry-After, the RateLimit-* trio (reset in seconds) and the coded body."""
         body = {
             "code": "RATE_LIMIT_EXCEEDED",
             "retryAfter": seconds,
@@ -160,11 +171,11 @@ class IclosedApi:
         }
         headers = (
             ("Retry-After", str(seconds)),
-            ("RateLimit-Limit", str(RATE_LIMIT_PER_SECOND)),
+            ("RateLimit-Limit", str(limit)),
             ("RateLimit-Remaining", "0"),
             ("RateLimit-Reset", str(seconds)),
         )
-        return ApiResponse(status, body, headers)
+        return ApiResponse(HTTPStatus.TOO_MANY_REQUESTS, body, headers)
 
     def _validation_error(self, form_errors: list[str], field_errors: dict[str, list[str]]) -> ApiResponse:
         details = {"formErrors": form_errors, "fieldErrors": field_errors}

@@ -14,6 +14,7 @@ from local.sandbox.api import (
     ApiResponse,
     BodyError,
     bearer_matches,
+    bearer_token,
     decode_json,
     is_int,
     is_json_content_type,
@@ -155,6 +156,12 @@ class NovacalApi:
         message = "Rate limit exceeded" if too_many else HTTPStatus(status).phrase
         headers = () if retry_after is None else (("Retry-After", str(retry_after)),)
         return ApiResponse(status, {"success": False, "message": message}, headers)
+
+    def rate_limit_key(self, request: ApiRequest) -> str:
+        return bearer_token(request.headers)
+
+    def rate_limited(self, per_minute: int, retry_after: int, reset_at: int) -> ApiResponse:
+        return self.fault(HTTPStatus.TOO_MANY_REQUESTS, retry_after)
 
     def _invalid(self, details: dict[str, list[str]]) -> ApiResponse:
         return self.error(422, "Validation failed", details)

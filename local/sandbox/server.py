@@ -1,7 +1,8 @@
 """HTTP machinery shared by the provider sandboxes: keep-alive server, call log, faults, stats.
 
 Everything under `/_sandbox/` is the control surface for tests and humans; every other request is a
-provider-API request, logged, counted, exposed to faults and then answered by the provider module.
+provider-API request, logged, counted, and then, in this order: failed by a running outage, failed
+by a pending fault, refused by a per-key rate limit, or answered by the provider module.
 """
 
 from __future__ import annotations
@@ -13,19 +14,36 @@ import socketserver
 import sys
 import threading
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from local.sandbox.acuity import AcuityApi
 from local.sandbox.api import ApiRequest, ApiResponse, BodyError, ProviderApi, decode_json
+from local.sandbox.calcom import CalcomApi
 from local.sandbox.faults import FaultSpecError, FaultSwitch, parse_fault
 from local.sandbox.iclosed import IclosedApi
+from local.sandbox.limits import LimitSpecError, RateLimiter, parse_limit
 from local.sandbox.novacal import NovacalApi
+from local.sandbox.outage import OutageSpecError, OutageSwitch, parse_outage
 
-PROVIDERS = ("iclosed", "novacal")
-DEFAULT_TOKENS = {"iclosed": "iclosed-sandbox-token-0001", "novacal": "novacal-sandbox-token-0001"}
+_APIS: dict[str, Callable[[str], ProviderApi]] = {
+    "iclosed": IclosedApi,
+    "novacal": NovacalApi,
+    "calcom": CalcomApi,
+    "acuity": AcuityApi,
+}
+PROVIDERS = tuple(_APIS)
+# Acuity's "token" is its HTTP Basic credential, `<user id>:<api key>`.
+DEFAULT_TOKENS = {
+    "iclosed": "iclosed-sandbox-token-0001",
+    "novacal": "novacal-sandbox-token-0001",
+    "calcom": "cal_sandbox_key_0001",
+    "acuity": "10001:sandbox-acuity-key-0001",
+}
 
 CONTROL_PREFIX = "/_sandbox/"
 # Largest request body read; bigger ones get 413 and the connection is closed.
@@ -52,6 +70,8 @@ class SandboxState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.faults = FaultSwitch()
+        self.outage = OutageSwitch()
+        self.limits = RateLimiter()
         self._calls: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_CALLS)
         self._requests = 0
         self._connections = 0  # connections that carried provider-API requests since the last reset
@@ -191,7 +211,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._send(self._control(path, body))
             return
         self._log_call(headers, body)
-        self._serve_api(ApiRequest(method=self.command, path=path, headers=headers, body=body))
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+        self._serve_api(ApiRequest(method=self.command, path=path, headers=headers, body=body, query=query))
 
     def _header_pairs(self) -> list[tuple[str, str]]:
         pairs: dict[str, list[str]] = {}
@@ -242,17 +263,30 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     def _serve_api(self, request: ApiRequest) -> None:
         api = self.server.api
-        fault = self.server.state.faults.take()
+        state = self.server.state
+        outage = state.outage.take()
+        if outage is not None:
+            self._send(api.fault(outage.status, outage.retry_after))
+            return
+        fault = state.faults.take()
         if fault is not None:
             if fault.delay_ms:
                 time.sleep(fault.delay_ms / 1000)
-            if fault.drop_connection:
+            if fault.drop_connection and not fault.after_commit:
                 self._drop_connection()
                 return
             if fault.status is not None:
                 self._send(api.fault(fault.status, fault.retry_after))
                 return
-        self._send(api.handle(request))
+        refusal = state.limits.admit(api.rate_limit_key(request))
+        if refusal is not None:
+            self._send(api.rate_limited(refusal.per_minute, refusal.retry_after, refusal.reset_at))
+            return
+        response = api.handle(request)
+        if fault is not None and fault.after_commit:
+            self._drop_connection()  # the change is applied; the answer never leaves
+            return
+        self._send(response)
 
     def _drop_connection(self) -> None:
         """Hang up without a single response byte, as a crashed upstream would."""
@@ -289,6 +323,12 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             ("GET", "/_sandbox/stats"): lambda: ApiResponse(200, state.stats()),
             ("DELETE", "/_sandbox/stats"): lambda: _no_content(state.reset_stats),
             ("GET", "/_sandbox/bookings"): lambda: ApiResponse(200, self.server.api.bookings_snapshot()),
+            ("POST", "/_sandbox/outage"): lambda: self._start_outage(body),
+            ("GET", "/_sandbox/outage"): lambda: ApiResponse(200, state.outage.describe()),
+            ("DELETE", "/_sandbox/outage"): lambda: _no_content(state.outage.end),
+            ("POST", "/_sandbox/limits"): lambda: self._set_limit(body),
+            ("GET", "/_sandbox/limits"): lambda: ApiResponse(200, state.limits.describe()),
+            ("DELETE", "/_sandbox/limits"): lambda: _no_content(state.limits.clear),
         }
         route = routes.get((self.command, path.removesuffix("/")))
         if route is None:
@@ -303,18 +343,26 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         self.server.state.faults.arm(fault)
         return ApiResponse(204)
 
+    def _start_outage(self, body: bytes) -> ApiResponse:
+        try:
+            outage = parse_outage(decode_json(body) if body else {})
+        except (BodyError, OutageSpecError) as exc:
+            return ApiResponse(400, {"error": f"invalid outage: {exc}"})
+        self.server.state.outage.start(outage)
+        return ApiResponse(204)
+
+    def _set_limit(self, body: bytes) -> ApiResponse:
+        try:
+            limit = parse_limit(decode_json(body) if body else {})
+        except (BodyError, LimitSpecError) as exc:
+            return ApiResponse(400, {"error": f"invalid limit: {exc}"})
+        self.server.state.limits.set(limit)
+        return ApiResponse(204)
+
 
 def _no_content(action: Callable[[], None]) -> ApiResponse:
     action()
     return ApiResponse(204)
-
-
-def _make_api(name: str, token: str) -> ProviderApi:
-    if name == "iclosed":
-        return IclosedApi(token)
-    if name == "novacal":
-        return NovacalApi(token)
-    raise ValueError(f"unknown sandbox provider {name!r}; expected one of {', '.join(PROVIDERS)}")
 
 
 class SandboxProvider:
@@ -364,7 +412,7 @@ def start_sandbox(
     token = DEFAULT_TOKENS[name] if token is None else token
     if not token:
         raise ValueError("a sandbox needs a non-empty bearer token")
-    api = _make_api(name, token)
+    api = _APIS[name](token)
     server = SandboxHTTPServer((host, port), api, access_log=access_log)  # binds and listens
     thread = threading.Thread(
         target=server.serve_forever, args=(STOP_POLL_SECONDS,), name=f"sandbox-{name}", daemon=True

@@ -72,3 +72,31 @@ def format_utc(moment: datetime) -> str:
     """RFC 3339 in UTC with `Z`, seconds precision unless the moment has a fraction."""
     text = moment.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
+
+
+# Acuity `datetime`: ISO 8601 with a UTC offset (`-0500`, `-05:00` or `Z`); seconds optional.
+_ISO8601_WITH_OFFSET = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:(Z)|([+-])(\d{2}):?(\d{2}))"
+)
+
+
+def parse_iso8601_with_offset(value: str) -> datetime | None:
+    """An ISO 8601 date-time that carries its offset, as an aware datetime; None without one."""
+    match = _ISO8601_WITH_OFFSET.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
+    if zulu:
+        tz = UTC
+    else:
+        if int(off_h) > 23 or int(off_m) > 59:
+            return None
+        offset = timedelta(hours=int(off_h), minutes=int(off_m))
+        tz = timezone(-offset if sign == "-" else offset)
+    microsecond = int((fraction or "0").ljust(6, "0")[:6])
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), microsecond, tzinfo=tz
+        )
+    except ValueError:
+        return None

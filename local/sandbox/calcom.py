@@ -1,0 +1,343 @@
+"""Cal.com API v2 sandbox: `POST /v2/bookings/{uid}/reschedule` and `GET /v2/bookings/{uid}`,
+per /work/shared/contracts/calcom.md.
+
+A move creates a new booking with a new uid; the old one becomes `cancelled` with `rescheduledToUid`,
+so a second move of the old uid is a 400 naming the new uid. Seeded bookings that refuse a move:
+cancelled, rejected, awaiting_host (see `local.sandbox.bookings`); a seated booking moves one seat
+(`seatUid`) and a recurring one answers with an array.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+
+from local.sandbox.api import (
+    ApiRequest,
+    ApiResponse,
+    BodyError,
+    bearer_matches,
+    bearer_token,
+    decode_json,
+    is_json_content_type,
+)
+from local.sandbox.bookings import CALCOM_EVENT_TYPES, CALCOM_FIRST_ID, CALCOM_UIDS, CalcomSeed, calcom_seeds
+from local.sandbox.timefields import format_utc_millis, parse_rfc3339, wall_time_to_utc
+
+API_VERSIONS = ("2024-08-13", "2026-02-25")
+# The published default per API key; reported in X-RateLimit-Limit-Default on a 429 fault.
+RATE_LIMIT_PER_MINUTE = 120
+RATE_WINDOW_SECONDS = 60
+RESCHEDULABLE = ("accepted", "pending")
+# Generated uids look like Cal.com's (22 characters) and cannot collide with a seed or an earlier run.
+_NEW_UID_PREFIX = "sbxcal"
+_NEW_UID_RANDOM_BYTES = 8
+
+_RESCHEDULE_PATH = re.compile(r"/v2/bookings/([^/]+)/reschedule")
+_BOOKING_PATH = re.compile(r"/v2/bookings/([^/]+)")
+_ALLOWED_FIELDS = ("start", "rescheduledBy", "reschedulingReason", "seatUid")
+# Loose on purpose: the sandbox checks that the value is an email, not that it is deliverable.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_HOST = {
+    "id": 801,
+    "name": "Sandbox Host",
+    "email": "sandbox-host@example.test",
+    "username": "sandbox-host",
+    "timeZone": "America/New_York",
+}
+_EXCEPTION_NAMES = {
+    400: "BadRequestException",
+    401: "UnauthorizedException",
+    403: "ForbiddenException",
+    404: "NotFoundException",
+    413: "PayloadTooLargeException",
+    429: "ThrottlerException",
+    500: "InternalServerErrorException",
+    502: "BadGatewayException",
+    503: "ServiceUnavailableException",
+    504: "GatewayTimeoutException",
+}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Booking:
+    id: int
+    uid: str
+    event_type_id: int
+    status: str
+    start: datetime  # aware
+    attendees: list[dict[str, Any]]
+    created_at: datetime
+    recurring_booking_uid: str | None = None
+    seated: bool = False
+    rescheduling_reason: str | None = None
+    rescheduled_by_email: str | None = None
+    rescheduled_from_uid: str | None = None
+    rescheduled_to_uid: str | None = None
+    cancellation_reason: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> int:
+        return CALCOM_EVENT_TYPES[self.event_type_id][1]
+
+    def to_json(self) -> dict[str, Any]:
+        slug, _ = CALCOM_EVENT_TYPES[self.event_type_id]
+        data: dict[str, Any] = {
+            "id": self.id,
+            "uid": self.uid,
+            "title": f"Sandbox {self.duration} min between Sandbox Host and {self.attendees[0]['name']}",
+            "description": "",
+            "hosts": [dict(_HOST)],
+            "status": self.status,
+            "cancellationReason": self.cancellation_reason,
+            "reschedulingReason": self.rescheduling_reason,
+            "rescheduledByEmail": self.rescheduled_by_email,
+            "rescheduledFromUid": self.rescheduled_from_uid,
+            "rescheduledToUid": self.rescheduled_to_uid,
+            "start": format_utc_millis(self.start),
+            "end": format_utc_millis(self.start + timedelta(minutes=self.duration)),
+            "duration": self.duration,
+            "eventTypeId": self.event_type_id,
+            "eventType": {"id": self.event_type_id, "slug": slug},
+            "meetingUrl": f"https://meet.example.test/calcom-sandbox-{self.id}",
+            "location": f"https://meet.example.test/calcom-sandbox-{self.id}",
+            "absentHost": False,
+            "createdAt": format_utc_millis(self.created_at),
+            "updatedAt": format_utc_millis(self.created_at),
+            "metadata": dict(self.metadata),
+            "attendees": [dict(attendee) for attendee in self.attendees],
+            "guests": [],
+            "bookingFieldsResponses": {key: self.attendees[0][key] for key in ("name", "email")},
+        }
+        if self.recurring_booking_uid is not None:
+            data["recurringBookingUid"] = self.recurring_booking_uid
+        return data
+
+
+def _attendee(number: int, zone: str, seat_uid: str | None = None) -> dict[str, Any]:
+    attendee: dict[str, Any] = {
+        "name": f"Sandbox Attendee {number}",
+        "email": f"sandbox-attendee-{number}@example.test",
+        "timeZone": zone,
+        "language": "en",
+        "absent": False,
+    }
+    if seat_uid is not None:
+        attendee["seatUid"] = seat_uid
+    return attendee
+
+
+def _seed_booking(seed: CalcomSeed) -> _Booking:
+    start = wall_time_to_utc(datetime.fromisoformat(seed.start), seed.time_zone)
+    if seed.seat_uids:
+        attendees = [_attendee(seed.number * 10 + i, seed.time_zone, s) for i, s in enumerate(seed.seat_uids)]
+    else:
+        attendees = [_attendee(seed.number, seed.time_zone)]
+    return _Booking(
+        id=CALCOM_FIRST_ID + seed.number - 1,
+        uid=seed.uid,
+        event_type_id=seed.event_type_id,
+        status=seed.status,
+        start=start,
+        attendees=attendees,
+        created_at=datetime(2030, 1, 1, tzinfo=UTC),
+        recurring_booking_uid=seed.recurring_booking_uid,
+        seated=bool(seed.seat_uids),
+        cancellation_reason="Sandbox: cancelled by the attendee" if seed.status == "cancelled" else None,
+    )
+
+
+def _start_problem(start: object) -> str | None:
+    if start is None:
+        return "start should not be empty"
+    if not isinstance(start, str) or not start.endswith("Z") or parse_rfc3339(start) is None:
+        return "start must be a valid ISO 8601 date-time in UTC, e.g. 2027-01-15T15:00:00Z"
+    return None
+
+
+def _optional_problem(body: dict[str, Any]) -> str | None:
+    if "rescheduledBy" in body:
+        by = body["rescheduledBy"]
+        if not isinstance(by, str) or _EMAIL.fullmatch(by) is None:
+            return "rescheduledBy must be an email"
+    for text_field in ("reschedulingReason", "seatUid"):
+        if text_field in body and not isinstance(body[text_field], str):
+            return f"{text_field} must be a string"
+    if "seatUid" in body and "reschedulingReason" in body:
+        return "property reschedulingReason should not exist"  # the seated variant has no reason
+    return None
+
+
+def _body_problem(body: dict[str, Any]) -> str | None:
+    """The first thing wrong with a reschedule body, in class-validator's words, or None."""
+    unknown = [key for key in body if key not in _ALLOWED_FIELDS]
+    if unknown:
+        return f"property {unknown[0]} should not exist"
+    return _start_problem(body.get("start")) or _optional_problem(body)
+
+
+def _json_object(request: ApiRequest) -> dict[str, Any] | str:
+    """The request's JSON object body, or what is wrong with it."""
+    if not is_json_content_type(request.headers):
+        return "Content-Type must be application/json"
+    try:
+        body = decode_json(request.body)
+    except BodyError:
+        return "Request body is not valid JSON"
+    return body if isinstance(body, dict) else "Request body must be a JSON object"
+
+
+class CalcomApi:
+    name = "calcom"
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._lock = threading.Lock()
+        self._bookings = {booking.uid: booking for booking in map(_seed_booking, calcom_seeds())}
+        self._next_id = CALCOM_FIRST_ID + len(self._bookings)
+
+    # -- error shapes --------------------------------------------------------------------------
+
+    def error(self, status: int, message: str, path: str = "") -> ApiResponse:
+        body = {
+            "status": "error",
+            "timestamp": format_utc_millis(_now()),
+            "path": path,
+            "error": {"code": _EXCEPTION_NAMES.get(status, "HttpException"), "message": message},
+        }
+        return ApiResponse(status, body)
+
+    def fault(self, status: int, retry_after: int | None) -> ApiResponse:
+        retry_header = () if retry_after is None else (("Retry-After", str(retry_after)),)
+        failed = self.error(status, HTTPStatus(status).phrase)
+        if status != HTTPStatus.TOO_MANY_REQUESTS:
+            return replace(failed, headers=retry_header)
+        reset_in = RATE_WINDOW_SECONDS if retry_after is None else retry_after
+        limited = self.rate_limited(RATE_LIMIT_PER_MINUTE, reset_in, int(_now().timestamp()) + reset_in)
+        return replace(limited, headers=limited.headers + retry_header)
+
+    def rate_limit_key(self, request: ApiRequest) -> str:
+        return bearer_token(request.headers)
+
+    def rate_limited(self, per_minute: int, retry_after: int, reset_at: int) -> ApiResponse:
+        # Cal.com's throttler sends its own headers and (contract) no dependable Retry-After.
+        headers = (
+            ("X-RateLimit-Limit-Default", str(per_minute)),
+            ("X-RateLimit-Remaining-Default", "0"),
+            ("X-RateLimit-Reset-Default", str(reset_at)),
+        )
+        return replace(self.error(429, "ThrottlerException: Too Many Requests"), headers=headers)
+
+    # -- routes ----------------------------------------------------------------------------------
+
+    def _preflight(self, request: ApiRequest) -> ApiResponse | None:
+        """Route, auth and version header, checked before the body is looked at."""
+        path = request.path
+        known_route = (request.method == "POST" and _RESCHEDULE_PATH.fullmatch(path)) or (
+            request.method == "GET" and _BOOKING_PATH.fullmatch(path)
+        )
+        if not known_route:
+            return self.error(404, f"Cannot {request.method} {path}", path)
+        if not bearer_matches(request.headers, self._token):
+            return self.error(401, "Invalid Access Token", path)
+        version = request.headers.get("cal-api-version")
+        if version not in API_VERSIONS:
+            expected = " or ".join(API_VERSIONS)
+            return self.error(400, f"cal-api-version header must be {expected}, got {version!r}", path)
+        return None
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        if (rejection := self._preflight(request)) is not None:
+            return rejection
+        path = request.path
+        move = _RESCHEDULE_PATH.fullmatch(path)
+        if request.method == "GET" or move is None:
+            return self._read(path.removeprefix("/v2/bookings/"), path)
+        body = _json_object(request)
+        if isinstance(body, str):
+            return self.error(400, body, path)
+        if (problem := _body_problem(body)) is not None:
+            return self.error(400, problem, path)
+        return self._reschedule(move.group(1), body, path)
+
+    def _read(self, uid: str, path: str) -> ApiResponse:
+        with self._lock:
+            booking = self._bookings.get(uid)
+            if booking is None:
+                return self.error(404, f"Booking with uid={uid} was not found in the database", path)
+            return ApiResponse(200, {"status": "success", "data": booking.to_json()})
+
+    def _refusal(self, booking: _Booking, body: dict[str, Any]) -> str | None:
+        uid = booking.uid
+        if booking.rescheduled_to_uid is not None:
+            return (
+                f"Booking with uid={uid} was already rescheduled to booking with "
+                f"uid={booking.rescheduled_to_uid}; reschedule that booking instead"
+            )
+        if booking.status not in RESCHEDULABLE:
+            return f"Booking with uid={uid} has status {booking.status} and can't be rescheduled"
+        seat_uid = body.get("seatUid")
+        if booking.seated and seat_uid is None:
+            return f"Booking with uid={uid} is a seated booking: seatUid is required"
+        if not booking.seated and seat_uid is not None:
+            return f"Booking with uid={uid} is not a seated booking: seatUid is not allowed"
+        if seat_uid is not None and all(a.get("seatUid") != seat_uid for a in booking.attendees):
+            return f"Seat with uid={seat_uid} was not found in booking with uid={uid}"
+        return None
+
+    def _reschedule(self, uid: str, body: dict[str, Any], path: str) -> ApiResponse:
+        with self._lock:
+            old = self._bookings.get(uid)
+            if old is None:
+                return self.error(404, f"Booking with uid={uid} was not found in the database", path)
+            if (refusal := self._refusal(old, body)) is not None:
+                return self.error(400, refusal, path)
+            start = parse_rfc3339(body["start"]) or old.start  # never None: _body_problem checked it
+            by = body.get("rescheduledBy")
+            seat_uid = body.get("seatUid")
+            moved_attendees = [a for a in old.attendees if seat_uid is None or a.get("seatUid") == seat_uid]
+            # A pending booking stays pending unless the event type's owner moves it (auto-confirm).
+            status = "accepted" if old.status == "accepted" or by == _HOST["email"] else "pending"
+            new = _Booking(
+                id=self._next_id,
+                uid=_NEW_UID_PREFIX + secrets.token_hex(_NEW_UID_RANDOM_BYTES),
+                event_type_id=old.event_type_id,
+                status=status,
+                start=start.astimezone(UTC),
+                attendees=[dict(a) for a in moved_attendees],
+                created_at=_now(),
+                recurring_booking_uid=old.recurring_booking_uid,
+                seated=old.seated,
+                rescheduling_reason=body.get("reschedulingReason"),
+                rescheduled_by_email=by,
+                rescheduled_from_uid=old.uid,
+            )
+            self._next_id += 1
+            self._bookings[new.uid] = new
+            if seat_uid is None:
+                old.status = "cancelled"
+                old.rescheduled_to_uid = new.uid
+            else:  # the other seats stay on the old booking
+                old.attendees = [a for a in old.attendees if a.get("seatUid") != seat_uid]
+            data: Any = [new.to_json()] if new.recurring_booking_uid else new.to_json()
+            return ApiResponse(201, {"status": "success", "data": data})
+
+    # -- inspection ------------------------------------------------------------------------------
+
+    def booking_ids(self) -> list[str]:
+        # The plain bookings that can be moved; the refusal seeds are in the snapshot.
+        return list(CALCOM_UIDS)
+
+    def bookings_snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [booking.to_json() for booking in self._bookings.values()]

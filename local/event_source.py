@@ -69,7 +69,7 @@ STOP_WAIT_SECONDS = 5.0
 STOP_JOIN_SECONDS = 0.2
 # The read timeout must outlast the long poll, or every empty poll would look like an error.
 _READ_TIMEOUT_MARGIN_SECONDS = 10
-# Lambda's SQS poller does not validate, and neither does this one (see relay/dal/clients.py).
+# Fail fast when moto is down: the poll loop itself waits and tries again.
 _CLIENT_CONFIG_DEFAULTS: dict[str, Any] = {"connect_timeout": 2, "retries": {"max_attempts": 1}}
 
 SQS_EVENT_TYPE = "SQS"
@@ -227,6 +227,7 @@ class EventSourcePoller:
       the mapping's settings; ``function_timeout_s``, ``function_name``, ``memory_mb``: the function's
     - ``wait_time_seconds``: each ReceiveMessage's long poll (Lambda: 20 s)
     - ``env``: variables of the handler's workers; ``on_batch``: called with each ``BatchOutcome``
+    - ``prestart``: containers started (and their import checked) before polling starts
     """
 
     def __init__(
@@ -248,6 +249,7 @@ class EventSourcePoller:
         wait_time_seconds: int = DEFAULT_WAIT_TIME_SECONDS,
         region: str = DEFAULT_REGION,
         on_batch: Callable[[BatchOutcome], None] | None = None,
+        prestart: int = 1,
     ) -> None:
         if batch_size < 1 or maximum_concurrency < 1:
             raise ValueError("batch_size and maximum_concurrency must be at least 1")
@@ -264,6 +266,7 @@ class EventSourcePoller:
         self.region = region
         self._endpoint = endpoint
         self._on_batch = on_batch
+        self._prestart = prestart
         spec = WorkerSpec(
             handler=handler_reference(handler),
             code_dir=str(Path(code_dir).resolve()),
@@ -282,8 +285,8 @@ class EventSourcePoller:
     # lifecycle
 
     def start(self) -> EventSourcePoller:
-        """Start one container (a handler that cannot be imported fails here), then the pollers."""
-        self._pool.prestart(1)
+        """Start ``prestart`` containers (a handler that cannot be imported fails here), then poll."""
+        self._pool.prestart(self._prestart)
         for number in range(self.maximum_concurrency):
             thread = threading.Thread(target=self._poll_forever, name=f"sqs-poller-{number}", daemon=True)
             thread.start()
@@ -410,10 +413,13 @@ class EventSourcePoller:
         succeeded = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(succeeded), SQS_MAX_MESSAGES_PER_CALL):
             chunk = succeeded[start : start + SQS_MAX_MESSAGES_PER_CALL]
-            client.delete_message_batch(
+            answer = client.delete_message_batch(
                 QueueUrl=self.queue_url,
                 Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)],
             )
+            for failure in answer.get("Failed", []):
+                # As in Lambda: a message that could not be deleted comes back and is handled again.
+                _log(f"could not delete a handled message ({failure.get('Code')}); it will be redelivered")
         if self._on_batch is not None:
             self._on_batch(BatchOutcome(kind, ids, frozenset(failed)))
 

@@ -118,7 +118,9 @@ class DemoLinkSource:
 
 AnyDemoSource = DemoSource | DemoSigningSource | DemoLinkSource
 
-ZAPIER_DEMO = DemoSource("zapier-demo", "sandbox-key-zapier-demo-0001", BOTH_PROVIDERS)
+# The Zapier demo may use every provider's default account (the stack's sandboxes all run).
+ALL_PROVIDERS = {name: ["default"] for name in PROVIDER_SECRETS}
+ZAPIER_DEMO = DemoSource("zapier-demo", "sandbox-key-zapier-demo-0001", ALL_PROVIDERS)
 # A second API-key caller limited to one provider: shows the allow-list, and keeps sources' records apart.
 WEBSITE_DEMO = DemoSource("website-demo", "sandbox-key-website-demo-0001", {"novacal": ["default"]})
 # Two secrets at once, as during a rotation: the sender signs with the first, either verifies.

@@ -268,7 +268,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if outage is not None:
             self._send(api.fault(outage.status, outage.retry_after))
             return
-        fault = state.faults.take()
+        fault = state.faults.take() if request.method != "GET" else None  # faults hit moves, not reads
         if fault is not None:
             if fault.delay_ms:
                 time.sleep(fault.delay_ms / 1000)

@@ -280,7 +280,8 @@ def test_a_visibility_change_by_the_handler_decides_when_the_message_returns(run
 
 def test_no_more_than_maximum_concurrency_invocations_run_at_once(run: Run) -> None:
     run.send(*({"sleep": 1, "n": n} for n in range(4)))
-    run.start(batch_size=1, maximum_concurrency=2)
+    # Both containers warm first: a slow process start must not let one poller take every message.
+    run.start(batch_size=1, maximum_concurrency=2, prestart=2)
 
     wait_until(lambda: len(run.entries("end")) == 4, "all four handled", limit=30)
     spans = [(e["started"], e["ended"]) for e in run.entries("end")]

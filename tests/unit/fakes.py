@@ -18,10 +18,11 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from relay.command import RescheduleCommand
 from relay.dal.idempotency import Staged
 from relay.dal.records import RecordWriteFailed
 from relay.errors import not_configured
-from relay.providers.base import OutboundRequest, Provider
+from relay.providers.base import Credentials, OutboundRequest, Provider
 from relay.providers.client import ProviderError, ProviderReply
 
 
@@ -55,6 +56,22 @@ class FakeRecords:
 
     def get(self, reschedule_id: str) -> dict[str, Any] | None:
         return self.items.get(reschedule_id)
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
+        """The id the newest successful move of this booking created, following the chain."""
+        latest = booking_id
+        for _ in range(len(self.items) + 1):
+            moves = [
+                r
+                for r in self.items.values()
+                if (r.get("provider"), r.get("booking_id"), r.get("status"))
+                == (provider, latest, "succeeded")
+                and r.get("new_booking_id")
+            ]
+            if not moves:
+                break
+            latest = max(moves, key=lambda r: str(r["attempted_at"]))["new_booking_id"]
+        return latest if latest != booking_id else None
 
 
 class FakeIdempotencyStore(BasePersistenceLayer):
@@ -113,10 +130,14 @@ class FakeProviders:
         self.answers = list(answers)
         self.calls: list[tuple[str, OutboundRequest, str]] = []
 
-    def send(
-        self, provider: Provider, request: OutboundRequest, token: str, deadline: Any = None
+    def move(
+        self, provider: Provider, command: RescheduleCommand, credentials: Credentials, deadline: Any = None
     ) -> ProviderReply:
-        self.calls.append((provider.name, request, token))
+        # Recorded as (provider, the request its adapter builds, the Authorization header's value).
+        request = provider.build_request(command)
+        self.calls.append(
+            (provider.name, request, credentials.headers()["Authorization"].removeprefix("Bearer "))
+        )
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, ProviderError):
             raise answer

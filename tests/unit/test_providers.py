@@ -14,7 +14,9 @@ from relay.command import RescheduleCommand
 from relay.composition import build_adapters
 from relay.deadline import Deadline
 from relay.errors import RelayError
+from relay.providers.base import BearerKey
 from relay.providers.client import ProviderClient, retry_after_seconds
+from relay.providers.iclosed import IClosedKey
 from relay.settings import Settings
 
 SETTINGS = Settings.model_validate(
@@ -162,6 +164,7 @@ CMD = RescheduleCommand(
     provider="iclosed", account="default", booking_id="1", start=START, end=None, timezone="UTC"
 )
 ADAPTER = ADAPTERS["iclosed"]
+TOKEN = IClosedKey.model_validate({"api_key": "sandbox-token"})
 
 
 @pytest.mark.parametrize(
@@ -200,7 +203,7 @@ def test_provider_answers_map_to_relay_answers(
 ) -> None:
     provider = Provider429Then((status, body, headers))
     with pytest.raises(RelayError) as caught:
-        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token")
+        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), TOKEN)
     assert (caught.value.status, caught.value.code, caught.value.retry_after) == expected
     assert len(provider.requests) == attempts
     assert "sandbox-token" not in str(caught.value.problem())
@@ -210,7 +213,7 @@ def test_a_retry_that_succeeds_is_a_success() -> None:
     provider = Provider429Then(
         (503, None, None), (-1, None, None), (200, {"data": {"eventCall": {"id": 1}}}, None)
     )
-    reply = provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token")
+    reply = provider.client().send(ADAPTER, ADAPTER.build_request(CMD), TOKEN)
     assert reply.status == 200
     assert len(provider.requests) == 3
     # Exponential ceilings, full jitter (here: the ceiling itself)
@@ -219,14 +222,14 @@ def test_a_retry_that_succeeds_is_a_success() -> None:
 
 def test_429_is_never_retried_sooner_than_retry_after() -> None:
     provider = Provider429Then((429, {}, {"Retry-After": "2"}), (200, {}, None))
-    provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token", Deadline.within(10))
+    provider.client().send(ADAPTER, ADAPTER.build_request(CMD), TOKEN, Deadline.within(10))
     assert provider.sleeps == [2.0]
 
 
 def test_no_retry_starts_when_the_deadline_would_pass() -> None:
     provider = Provider429Then((503, None, {"Retry-After": "5"}), (200, {}, None))
     with pytest.raises(RelayError) as caught:
-        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token", Deadline.within(3))
+        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), TOKEN, Deadline.within(3))
     assert (caught.value.status, caught.value.code, caught.value.retry_after) == (
         503,
         "provider_unavailable",
@@ -239,7 +242,7 @@ def test_no_retry_starts_when_the_deadline_would_pass() -> None:
 def test_rate_limit_longer_than_the_deadline_is_passed_on() -> None:
     provider = Provider429Then((429, {}, {"Retry-After": "30"}), (200, {}, None))
     with pytest.raises(RelayError) as caught:
-        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), "sandbox-token", Deadline.within(5))
+        provider.client().send(ADAPTER, ADAPTER.build_request(CMD), TOKEN, Deadline.within(5))
     assert (caught.value.status, caught.value.retry_after) == (429, 30)
     assert len(provider.requests) == 1
 
@@ -261,7 +264,9 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
             "time_format": 24,
         }
     )
-    reply = client.send(adapter, adapter.build_request(cmd), "sandbox-novacal")
+    reply = client.send(
+        adapter, adapter.build_request(cmd), BearerKey.model_validate({"api_key": "sandbox-novacal"})
+    )
     assert reply.status == 200
     assert str(seen[0].url) == "https://novacal.invalid/base/v1/events/3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
     assert seen[0].headers["authorization"] == "Bearer sandbox-novacal"
@@ -276,9 +281,9 @@ def test_retry_after_as_http_date() -> None:
 
 
 def test_iclosed_token_without_prefix_is_warned_about_not_refused() -> None:
-    assert ADAPTERS["iclosed"].warnings("iclosed_abc") == []
-    assert ADAPTERS["iclosed"].warnings("iclosed-abc") == []
-    warning = ADAPTERS["iclosed"].warnings("sandbox-abc")
+    assert IClosedKey.model_validate({"api_key": "iclosed_abc"}).warnings() == []
+    assert IClosedKey.model_validate({"api_key": "iclosed-abc"}).warnings() == []
+    warning = IClosedKey.model_validate({"api_key": "sandbox-abc"}).warnings()
     assert warning
     assert "sandbox-abc" not in warning[0]
 
@@ -297,6 +302,8 @@ def test_tls_verification_is_on_whenever_a_provider_is_reached_over_https() -> N
             "reschedules_table_name": "resch",
             "iclosed_base_url": "http://127.0.0.1:1",
             "novacal_base_url": "http://127.0.0.1:2",
+            "calcom_base_url": "http://127.0.0.1:3",
+            "acuity_base_url": "http://127.0.0.1:4",
         }
     )
     assert (

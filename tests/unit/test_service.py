@@ -81,6 +81,7 @@ def test_a_success_calls_the_provider_once_records_it_and_replays_from_the_store
     assert again["reschedule_id"] == first["reschedule_id"]
     assert len(providers.calls) == 1
     _, request, token = providers.calls[0]
+    assert request.json is not None
     assert (request.path, request.json["dateTime"], token) == (
         "/v1/eventCalls/reschedule",
         "2030-01-15T10:00:00",

@@ -24,6 +24,9 @@ EXPECTED_ENVIRONMENT = {
     "SECRETS_PREFIX",
     "ICLOSED_BASE_URL",
     "NOVACAL_BASE_URL",
+    "CALCOM_BASE_URL",
+    "CALCOM_API_VERSION",
+    "ACUITY_BASE_URL",
     "DEFAULT_DURATION_MINUTES",
     "RECORD_RETENTION_DAYS",
     "DELIVERY_QUEUE_URL",
@@ -168,6 +171,7 @@ def test_routes(resources: dict[str, Any]) -> None:
     assert routes == {
         ("POST", "/v1/reschedules"),
         ("GET", "/v1/reschedules/{reschedule_id}"),
+        ("DELETE", "/v1/reschedules/{reschedule_id}"),
         ("OPTIONS", "/v1/reschedules"),
     }
     for event in events:

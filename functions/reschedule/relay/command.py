@@ -28,6 +28,7 @@ class RescheduleCommand(BaseModel):
     reason: str | None = None
     notes: str | None = None
     user_id: int | None = None
+    rescheduled_by: str | None = None
     time_format: int | None = None
     answers: dict[str, str] | None = None
 

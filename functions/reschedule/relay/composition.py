@@ -38,9 +38,7 @@ class Relay:
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
     """Each registered adapter with the base URL its setting names."""
-    return {
-        name: adapter(str(getattr(settings, adapter.base_url_setting))) for name, adapter in PROVIDERS.items()
-    }
+    return {name: adapter.from_settings(settings) for name, adapter in PROVIDERS.items()}
 
 
 def build(

@@ -118,6 +118,21 @@ def conflict(detail: str, code: str, retry_after: int | None = None) -> RelayErr
     return RelayError(detail=detail, status=409, code=code, title="In progress", retry_after=retry_after)
 
 
+def booking_moved_elsewhere(provider: str, moved_to: str) -> RelayError:
+    """409: the booking was already rescheduled, to another time than the one asked for."""
+    return RelayError(
+        detail=(
+            f"{provider} says this booking was already rescheduled (its id is now {moved_to!r}) "
+            "to another time than the one asked for; it was not moved again. Check the booking, "
+            "then send the new id if it should move."
+        ),
+        status=409,
+        code="booking_moved_elsewhere",
+        title="Booking moved elsewhere",
+        extra={"new_booking_id": moved_to},
+    )
+
+
 def unprocessable(detail: str, code: str, title: str) -> RelayError:
     """422 for a whole request (not one field): e.g. an idempotency key reused with another request."""
     return RelayError(detail=detail, status=422, code=code, title=title)

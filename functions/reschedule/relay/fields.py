@@ -23,6 +23,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "reason": ("reason", "rescheduleReason"),
     "notes": ("notes",),
     "user_id": ("user_id", "userId"),
+    "rescheduled_by": ("rescheduled_by", "rescheduledBy"),
     "time_format": ("time_format",),
     "answers": ("answers", "form_field_answers"),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
@@ -27,8 +27,14 @@ class Settings(BaseModel):
     idempotency_table_name: str = Field(min_length=3)
     reschedules_table_name: str = Field(min_length=3)
     secrets_prefix: str = Field(default="reschedule-relay", pattern=r"^[A-Za-z0-9/_+=.@-]{1,256}$")
+    # One base URL per provider: each adapter names its field and production default
+    # (relay.providers; tests/unit/test_provider_registry.py holds the two together).
     iclosed_base_url: HttpUrl = HttpUrl("https://public.api.iclosed.io")
     novacal_base_url: HttpUrl = HttpUrl("https://api.novacal.io")
+    calcom_base_url: HttpUrl = HttpUrl("https://api.cal.com")
+    acuity_base_url: HttpUrl = HttpUrl("https://acuityscheduling.com")
+    # Cal.com's `cal-api-version` header: the versions whose reschedule body the adapter sends.
+    calcom_api_version: Literal["2024-08-13", "2026-02-25"] = "2024-08-13"
     # NovaCal needs an end: when the caller gives neither end nor duration, the booking lasts this long.
     default_duration_minutes: int = Field(default=30, ge=1, le=1440)
     # NovaCal's time_format when the caller gives none.

@@ -15,6 +15,7 @@ from botocore.config import Config
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 # Fail fast: the whole request must fit inside API Gateway's 30 s, provider call included.
 AWS_CONNECT_TIMEOUT_SECONDS = 1.0
@@ -55,5 +56,6 @@ def secretsmanager() -> SecretsManagerClient:
 
 
 @cache
-def sqs() -> Any:
-    return new_client("sqs")
+def sqs() -> SQSClient:
+    client: SQSClient = new_client("sqs")
+    return client

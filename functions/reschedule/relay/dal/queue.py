@@ -9,11 +9,14 @@ the queue did not take.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relay.errors import RelayError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 # SQS's limit on a message's delay (DelaySeconds).
 MAX_DELAY_SECONDS = 15 * 60
@@ -25,7 +28,7 @@ MAX_VISIBILITY_TIMEOUT_SECONDS = SQS_MAX_VISIBILITY_SECONDS - VISIBILITY_CAP_MAR
 RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 
 
-@dataclass
+@dataclass(kw_only=True)
 class QueueUnavailable(RelayError):
     """SQS did not take the call (unreachable, throttled, refused): retry later."""
 
@@ -45,7 +48,7 @@ def _clamp(seconds: int, upper: int) -> int:
 class DeliveryQueue:
     """The delivery queue and its dead-letter queue, through an injected boto3 SQS client."""
 
-    def __init__(self, client: Any, queue_url: str, dead_letter_queue_url: str) -> None:
+    def __init__(self, client: SQSClient, queue_url: str, dead_letter_queue_url: str) -> None:
         self._client = client
         self._queue_url = queue_url
         self._dead_letter_queue_url = dead_letter_queue_url

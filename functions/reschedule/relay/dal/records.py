@@ -9,11 +9,18 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from relay.errors import unavailable
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 HISTORY_INDEX = "ByBooking"
+# Following a booking's recorded ids: at most this many hops, reading this many pages per id.
+MAX_CHAIN_HOPS = 20
+HISTORY_PAGE = 25
+MAX_HISTORY_PAGES = 8
+READ_RETRY_AFTER_SECONDS = 2
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -86,6 +93,52 @@ class RecordStore:
             Limit=limit,
         )
         return [self.plain(item) for item in answer.get("Items", [])]
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
+        """The id the last recorded successful move of this booking created, following the chain.
+
+        Only providers that give a booking a new id per move (Cal.com) record `new_booking_id`.
+        """
+        latest, hops = booking_id, 0
+        while hops < MAX_CHAIN_HOPS:
+            newer = self._newest_move(provider, latest)
+            if newer is None or newer == latest:
+                break
+            latest, hops = newer, hops + 1
+        return latest if latest != booking_id else None
+
+    def _newest_move(self, provider: str, booking_id: str) -> str | None:
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": HISTORY_INDEX,
+            "KeyConditionExpression": "booking_key = :k",
+            "FilterExpression": "#s = :ok AND attribute_exists(new_booking_id)",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
+                ":k": {"S": booking_key(provider, booking_id)},
+                ":ok": {"S": "succeeded"},
+            },
+            "ProjectionExpression": "new_booking_id",
+            "ScanIndexForward": False,  # newest first
+            "Limit": HISTORY_PAGE,
+        }
+        try:
+            for _ in range(MAX_HISTORY_PAGES):
+                answer = self._client.query(**query)
+                for item in answer.get("Items", []):
+                    value = item.get("new_booking_id", {}).get("S")
+                    if value:
+                        return value
+                if "LastEvaluatedKey" not in answer:
+                    return None
+                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        except (BotoCoreError, ClientError) as exc:
+            raise unavailable(
+                "The relay's storage is unavailable; try again shortly.",
+                "storage_unavailable",
+                READ_RETRY_AFTER_SECONDS,
+            ) from exc
+        return None
 
     @staticmethod
     def plain(item: dict[str, Any]) -> dict[str, Any]:

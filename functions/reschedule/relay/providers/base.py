@@ -1,44 +1,107 @@
 """The one small interface every provider adapter implements.
 
-An adapter knows its provider's field names, booking id format and error shapes; it does no I/O.
+An adapter declares everything about its provider (name, booking id format, the shape of its
+secret and how it becomes headers, the fields it takes, its base-URL setting and production
+default, its delivery rate, how its errors map and what of its answer is kept); it does no I/O.
 Sending is shared (relay.providers.client), so retries and timeouts behave the same for every provider.
-An adapter is built with its base URL (relay.composition); what it declares about its provider is
-class-level, so validation can use it without building one.
+An adapter is built from the settings (relay.composition); what it declares is class-level, so
+validation and the registry's checks can use it without building one.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
     from relay.errors import FieldProblem
+    from relay.settings import Settings
+
+# Provider messages echoed into field problems are cut to this length.
+MAX_PROVIDER_MESSAGE = 300
 
 
 @dataclass(frozen=True)
 class OutboundRequest:
     method: str
     path: str
-    json: dict[str, Any]
+    json: dict[str, Any] | None = None
+    # Headers the provider's API itself needs (a version header); credentials add their own.
+    headers: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = field(default_factory=dict)
 
 
 class BookingIdProblem(ValueError):
     """The booking id does not have this provider's format."""
 
 
+class Credentials(BaseModel):
+    """A provider account's secret (Secrets Manager JSON), validated; it knows how it is sent."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    @abstractmethod
+    def headers(self) -> dict[str, str]: ...
+
+    def params(self) -> dict[str, str]:
+        """Query parameters the account's settings add to every request (none by default)."""
+        return {}
+
+    def warnings(self) -> list[str]:
+        """Non-fatal remarks about the stored secret (never including it)."""
+        return []
+
+
+class BearerKey(Credentials):
+    """`{"api_key": "..."}`, sent as `Authorization: Bearer <api_key>`."""
+
+    api_key: SecretStr = Field(min_length=1)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value().strip()}"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A provider's 4xx the caller can act on, in the relay's words (status 422 unless moved)."""
+
+    code: str
+    detail: str
+    errors: list[FieldProblem] = field(default_factory=list)
+    # The booking was already rescheduled to this id (Cal.com): the client reads it to decide.
+    moved_to: str | None = None
+
+
 class Provider(ABC):
     name: ClassVar[str]
+    # How people write it (the docs' provider table).
+    display_name: ClassVar[str]
+    # The booking id format in words (OpenAPI field docs, error messages).
+    booking_id_format: ClassVar[str]
     # Optional request fields (canonical names) this provider can act on; others are refused.
     optional_fields: ClassVar[frozenset[str]]
-    # Whether the provider needs an end time (NovaCal) or only a start (iClosed).
+    # Whether the provider needs an end time (NovaCal) or only a start (the others).
     needs_end: ClassVar[bool]
-    # The setting (relay.settings.Settings field) that holds this provider's base URL.
+    # The setting (relay.settings.Settings field) that holds this provider's base URL, and its default.
     base_url_setting: ClassVar[str]
+    production_base_url: ClassVar[str]
+    # The shape of the account secret `<prefix>/providers/<name>/<account>`.
+    credentials: ClassVar[type[Credentials]]
+    # Requests per minute the relay should send at most, per account (the provider's published limit).
+    delivery_rate_per_minute: ClassVar[int]
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Provider:
+        return cls(str(getattr(settings, cls.base_url_setting)))
 
     @staticmethod
     @abstractmethod
@@ -56,9 +119,30 @@ class Provider(ABC):
     def field_errors(self, body: Any) -> list[FieldProblem]:
         """The provider's validation errors mapped onto the relay's canonical field names."""
 
-    def warnings(self, token: str) -> list[str]:
-        """Non-fatal remarks about the stored token (never including it)."""
-        return []
+    def refusal(self, status: int, body: Any) -> Refusal | None:
+        """A 400/422 that means something more specific than 'refused the fields' (None: generic)."""
+        return None
+
+    def new_booking_id(self, body: Any) -> str | None:
+        """The id the booking has after the move, when the provider changes it (Cal.com)."""
+        return None
+
+    # Whether a move gives the booking a new id (Cal.com): later moves follow the recorded ids.
+    booking_id_changes: ClassVar[bool] = False
+    # Whether to read the booking before moving it (read_booking), to refuse what cannot be moved.
+    reads_before_move: ClassVar[bool] = False
+
+    def movable(self, body: Any) -> Refusal | None:
+        """Why a read booking cannot be moved by the relay (None: it can)."""
+        return None
+
+    def read_booking(self, booking_id: str) -> OutboundRequest | None:
+        """The request that reads a booking (to settle an unknown outcome); None: the provider has none."""
+        return None
+
+    def starts_at(self, body: Any, start: datetime) -> bool:
+        """Whether a read booking (read_booking's answer) starts at `start`."""
+        return False
 
 
 def pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:

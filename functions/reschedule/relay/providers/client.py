@@ -12,15 +12,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from relay.deadline import Deadline
-from relay.errors import RelayError
-from relay.providers.base import OutboundRequest, Provider
+from relay.errors import RelayError, booking_moved_elsewhere
+from relay.providers.base import Credentials, OutboundRequest, Provider, Refusal
 from relay.settings import Settings
 from relay.times import utc_now
+
+if TYPE_CHECKING:
+    from relay.command import RescheduleCommand
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 MAX_ATTEMPTS = 3
@@ -50,6 +53,8 @@ class ProviderError(RelayError):
     retryable: bool = False
     # The provider's Retry-After in seconds, when it sent one: no retry goes out sooner.
     wait_at_least: int | None = None
+    # The provider says the booking was already rescheduled to this id (Cal.com's changing uid).
+    moved_to: str | None = None
 
     def final(self) -> ProviderError:
         """The answer once retries are spent: a provider that keeps failing is unavailable (503)."""
@@ -113,15 +118,62 @@ class ProviderClient:
         self._sleep = sleep
         self._jitter = jitter
 
+    def move(
+        self,
+        provider: Provider,
+        command: RescheduleCommand,
+        credentials: Credentials,
+        deadline: Deadline | None = None,
+    ) -> ProviderReply:
+        """Move the booking: refuse what the provider's booking says cannot move, then send the move.
+
+        When the provider answers that the booking was already rescheduled to X (a retry after an
+        unknown outcome, at Cal.com), X is read: at the requested start it is this move's success
+        (nothing is sent twice); anywhere else it is a 409 `booking_moved_elsewhere`.
+        """
+        read = provider.read_booking(command.booking_id) if provider.reads_before_move else None
+        if read is not None:
+            refusal = provider.movable(self.send(provider, read, credentials, deadline).body)
+            if refusal is not None and refusal.moved_to is None:
+                raise _refused(provider, refusal, None, 0)
+            if refusal is not None and refusal.moved_to is not None:
+                return self._settle(provider, command, refusal.moved_to, credentials, deadline)
+        try:
+            return self.send(provider, provider.build_request(command), credentials, deadline)
+        except ProviderError as error:
+            if error.moved_to is None:
+                raise
+            return self._settle(provider, command, error.moved_to, credentials, deadline)
+
+    def _settle(
+        self,
+        provider: Provider,
+        command: RescheduleCommand,
+        moved_to: str,
+        credentials: Credentials,
+        deadline: Deadline | None,
+    ) -> ProviderReply:
+        read = provider.read_booking(moved_to)
+        if read is None:  # pragma: no cover - only providers that read bookings name a new id
+            raise booking_moved_elsewhere(provider.name, moved_to)
+        reply = self.send(provider, read, credentials, deadline)
+        if not provider.starts_at(reply.body, command.start):
+            raise booking_moved_elsewhere(provider.name, moved_to)
+        return reply
+
     def send(
-        self, provider: Provider, request: OutboundRequest, token: str, deadline: Deadline | None = None
+        self,
+        provider: Provider,
+        request: OutboundRequest,
+        credentials: Credentials,
+        deadline: Deadline | None = None,
     ) -> ProviderReply:
         deadline = deadline or Deadline.within(self._settings.provider_read_timeout_seconds * MAX_ATTEMPTS)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._send_once(provider, request, token, deadline)
+                return self._send_once(provider, request, credentials, deadline)
             except ProviderError as error:
                 if not error.retryable or attempt >= MAX_ATTEMPTS:
                     raise error.final() from None
@@ -137,7 +189,7 @@ class ProviderClient:
         return max(wait, float(retry_after)) if retry_after is not None else wait
 
     def _send_once(
-        self, provider: Provider, request: OutboundRequest, token: str, deadline: Deadline
+        self, provider: Provider, request: OutboundRequest, credentials: Credentials, deadline: Deadline
     ) -> ProviderReply:
         # The base URL is configuration; only the adapter's validated path is appended to it.
         url = provider.base_url + request.path
@@ -154,7 +206,8 @@ class ProviderClient:
                 request.method,
                 url,
                 json=request.json,
-                headers={"Authorization": f"Bearer {token}"},
+                params={**request.params, **credentials.params()},
+                headers={**request.headers, **credentials.headers()},
                 timeout=timeout,
             )
         except httpx.TimeoutException:
@@ -229,6 +282,9 @@ def _map_failure(provider: Provider, response: httpx.Response, body: Any, latenc
             latency_ms=latency,
             title="Booking not found",
         )
+    refusal = provider.refusal(status, body) if status in (400, 409, 422) else None
+    if refusal is not None:
+        return _refused(provider, refusal, status, latency)
     if status in (400, 422):
         return ProviderError(
             detail=f"{name} refused the new time or fields.",
@@ -270,4 +326,17 @@ def _map_failure(provider: Provider, response: httpx.Response, body: Any, latenc
         retryable=status in RETRYABLE_STATUSES,
         retry_after=retry_after,
         wait_at_least=retry_after,
+    )
+
+
+def _refused(provider: Provider, refusal: Refusal, status: int | None, latency: int) -> ProviderError:
+    return ProviderError(
+        detail=refusal.detail,
+        status=422,
+        code=refusal.code,
+        provider_status=status,
+        latency_ms=latency,
+        title="Provider refused the request",
+        errors=refusal.errors,
+        moved_to=refusal.moved_to,
     )

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from relay.errors import FieldProblem
-from relay.providers.base import BookingIdProblem, OutboundRequest, Provider, pick
+from relay.providers.base import BearerKey, BookingIdProblem, OutboundRequest, Provider, pick
 from relay.times import wall_time
 
 if TYPE_CHECKING:
@@ -34,10 +34,25 @@ _RESULT_FIELDS = (
 )
 
 
+class IClosedKey(BearerKey):
+    """`{"api_key": "iclosed_..."}`, sent as a Bearer token."""
+
+    def warnings(self) -> list[str]:
+        # iClosed's own docs disagree on the separator, so the key is sent as stored either way.
+        if not self.api_key.get_secret_value().startswith("iclosed"):
+            return ["The iClosed API key does not start with 'iclosed'; check the stored secret."]
+        return []
+
+
 class IClosed(Provider):
     name: ClassVar[str] = "iclosed"
+    display_name: ClassVar[str] = "iClosed"
+    booking_id_format: ClassVar[str] = "a positive integer"
     optional_fields: ClassVar[frozenset[str]] = frozenset({"reason", "notes", "user_id"})
     base_url_setting: ClassVar[str] = "iclosed_base_url"
+    production_base_url: ClassVar[str] = "https://public.api.iclosed.io"
+    credentials: ClassVar[type[BearerKey]] = IClosedKey
+    delivery_rate_per_minute: ClassVar[int] = 1200  # 20 requests/s
     needs_end: ClassVar[bool] = False
 
     @staticmethod
@@ -80,9 +95,3 @@ class IClosed(Provider):
         elif isinstance(message, str):
             problems.append(FieldProblem("", message[:300], "provider_rejected"))
         return problems
-
-    def warnings(self, token: str) -> list[str]:
-        # iClosed's own docs disagree on the separator, so the key is sent as stored either way.
-        if not token.startswith("iclosed"):
-            return ["The iClosed API key does not start with 'iclosed'; check the stored secret."]
-        return []

@@ -6,7 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from relay.errors import FieldProblem
-from relay.providers.base import BookingIdProblem, OutboundRequest, Provider, pick
+from relay.providers.base import BearerKey, BookingIdProblem, OutboundRequest, Provider, pick
 from relay.times import rfc3339_utc
 
 if TYPE_CHECKING:
@@ -27,7 +27,12 @@ class NovaCal(Provider):
     optional_fields: ClassVar[frozenset[str]] = frozenset(
         {"end", "duration_minutes", "time_format", "answers"}
     )
+    display_name: ClassVar[str] = "NovaCal"
+    booking_id_format: ClassVar[str] = "a UUID"
     base_url_setting: ClassVar[str] = "novacal_base_url"
+    production_base_url: ClassVar[str] = "https://api.novacal.io"
+    credentials: ClassVar[type[BearerKey]] = BearerKey
+    delivery_rate_per_minute: ClassVar[int] = 60
     needs_end: ClassVar[bool] = True
 
     @staticmethod

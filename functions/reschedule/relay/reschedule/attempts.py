@@ -34,6 +34,7 @@ class AttemptRecord(TypedDict, total=False):
     account: str
     booking_id: str
     booking_key: str
+    new_booking_id: str
     requested_start: str
     requested_end: str | None
     timezone: str
@@ -70,6 +71,8 @@ class Succeeded:
     provider_status: int
     latency_ms: int
     provider_result: dict[str, Any]
+    # The id the provider gave the booking with this move (Cal.com), when it changes.
+    new_booking_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,8 @@ def attempt_record(
                 latency_ms=outcome.latency_ms,
                 provider_result=outcome.provider_result,
             )
+            if outcome.new_booking_id is not None:
+                record |= AttemptRecord(new_booking_id=outcome.new_booking_id)
         case Failed(error=error):
             record |= AttemptRecord(
                 status="failed", http_status=error.status, reason=error.code, detail=error.detail
@@ -213,6 +218,9 @@ class RescheduleRecord(BaseModel):
     provider: str | None = None
     account: str | None = None
     booking_id: str | None = None
+    new_booking_id: str | None = Field(
+        default=None, description="The id the provider gave the booking with this move (Cal.com)."
+    )
     requested_start: str | None = None
     requested_end: str | None = None
     timezone: str | None = None
@@ -251,7 +259,10 @@ class RescheduleResult(BaseModel):
     status: str = Field(description="'rescheduled'")
     provider: str
     account: str
-    booking_id: str
+    booking_id: str = Field(description="The booking id as the caller sent it.")
+    new_booking_id: str | None = Field(
+        description="The booking's id after the move, when the provider gives it a new one (Cal.com)."
+    )
     start: str = Field(description="The new start, ISO 8601 with the offset of `timezone`.")
     end: str | None
     timezone: str
@@ -260,7 +271,10 @@ class RescheduleResult(BaseModel):
 
 
 def result_of(
-    reschedule_id: str, command: RescheduleCommand, provider_result: dict[str, Any]
+    reschedule_id: str,
+    command: RescheduleCommand,
+    provider_result: dict[str, Any],
+    new_booking_id: str | None = None,
 ) -> dict[str, Any]:
     """The success answer, with exactly RescheduleResult's fields (a unit test holds them together)."""
     return {
@@ -269,6 +283,7 @@ def result_of(
         "provider": command.provider,
         "account": command.account,
         "booking_id": command.booking_id,
+        "new_booking_id": new_booking_id,
         "start": command.local(command.start).isoformat(),
         "end": command.local(command.end).isoformat() if command.end else None,
         "timezone": command.timezone,

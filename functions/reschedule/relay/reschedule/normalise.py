@@ -149,6 +149,7 @@ def normalise(
         reason=request.reason,
         notes=request.notes,
         user_id=request.user_id,
+        rescheduled_by=request.rescheduled_by,
         time_format=(request.time_format or settings.default_time_format) if provider.needs_end else None,
         answers=request.answers,
     )

@@ -20,6 +20,9 @@ MAX_DURATION_MINUTES = 24 * 60
 MAX_FIELD_NAME_ECHO = 64
 ACCOUNT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
+MAX_EMAIL = 254
+# Deliberately loose: one '@', no spaces, a dot in the domain; the provider checks the rest.
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DIGITS = re.compile(r"^[0-9]{1,18}$")
 # C0/C1 controls other than tab, newline and carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -56,6 +59,12 @@ def _known_provider(value: str | None) -> str | None:
     return value
 
 
+def _email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value):
+        raise ValueError("Use an email address, e.g. 'host@example.com'.")
+    return value
+
+
 def _time_format(value: int | None) -> int | None:
     if value not in (None, 12, 24):
         raise ValueError("Use 12 or 24.")
@@ -83,6 +92,7 @@ class RescheduleRequest(BaseModel):
     reason: Annotated[Text | None, Field(max_length=MAX_REASON)] = None
     notes: Annotated[Text | None, Field(max_length=MAX_NOTES)] = None
     user_id: Annotated[Integer | None, Field(ge=1, lt=2**63)] = None
+    rescheduled_by: Annotated[Text | None, Field(max_length=MAX_EMAIL), AfterValidator(_email)] = None
     time_format: Annotated[Integer | None, AfterValidator(_time_format)] = None
     answers: Annotated[
         dict[

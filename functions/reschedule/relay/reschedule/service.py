@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from relay.command import RescheduleCommand
 from relay.dal.queue import QueueUnavailable
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from relay.dal.queue import DeliveryQueue
     from relay.dal.secrets import SecretStore
     from relay.deadline import Deadline
-    from relay.providers.base import Provider
+    from relay.providers.base import Credentials, Provider
     from relay.settings import Settings
 
 logger = Logger(child=True)
@@ -271,7 +271,7 @@ class RescheduleService:
         reschedule_id = self._new_id()
         attempted_at = utc_now()
         try:
-            reply = self._call_provider(command, deadline)
+            reply = self._call_provider(self._latest(command), deadline)
         except RelayError as error:
             if mode is Mode.AUTO and self._queue is not None and queueable(error):
                 try:
@@ -286,9 +286,11 @@ class RescheduleService:
                 error,
             )
             raise
-        provider_result = self._adapters[command.provider].summarise(reply.body)
-        result = result_of(reschedule_id, command, provider_result)
-        outcome = Succeeded(reply.status, reply.latency_ms, provider_result)
+        adapter = self._adapters[command.provider]
+        provider_result = adapter.summarise(reply.body)
+        new_booking_id = adapter.new_booking_id(reply.body)
+        result = result_of(reschedule_id, command, provider_result, new_booking_id)
+        outcome = Succeeded(reply.status, reply.latency_ms, provider_result, new_booking_id)
         self._stage(
             self._record(reschedule_id, run.source, outcome, command=command, attempted_at=attempted_at),
             result,
@@ -378,22 +380,35 @@ class RescheduleService:
 
     def call_provider(self, command: RescheduleCommand, deadline: Deadline) -> ProviderReply:
         """One delivery attempt for the queue's worker: the same adapters, token and retries as sync."""
-        return self._call_provider(command, deadline)
+        return self._call_provider(self._latest(command), deadline)
 
     def success_answer(
         self, reschedule_id: str, command: RescheduleCommand, reply: ProviderReply
     ) -> tuple[dict[str, Any], Succeeded]:
         """What a sync success answers and records, for a delivery the worker made."""
-        provider_result = self._adapters[command.provider].summarise(reply.body)
-        return result_of(reschedule_id, command, provider_result), Succeeded(
-            reply.status, reply.latency_ms, provider_result
-        )
+        adapter = self._adapters[command.provider]
+        provider_result = adapter.summarise(reply.body)
+        new_booking_id = adapter.new_booking_id(reply.body)
+        result = result_of(reschedule_id, command, provider_result, new_booking_id)
+        return result, Succeeded(reply.status, reply.latency_ms, provider_result, new_booking_id)
+
+    def _latest(self, command: RescheduleCommand) -> RescheduleCommand:
+        """The command aimed at the booking's latest id, following the ids this relay recorded.
+
+        Cal.com gives a booking a new id on every move; a link or zap holding an earlier id still
+        means the same booking, so the move goes to the id the last recorded move created.
+        """
+        if not self._adapters[command.provider].booking_id_changes:
+            return command
+        latest = self._records.latest_booking_id(command.provider, command.booking_id)
+        if latest is None or latest == command.booking_id:
+            return command
+        return command.model_copy(update={"booking_id": latest})
 
     def _call_provider(self, command: RescheduleCommand, deadline: Deadline) -> ProviderReply:
         adapter = self._adapters[command.provider]
-        request = adapter.build_request(command)
         try:
-            return self._providers.send(adapter, request, self._provider_token(command), deadline)
+            return self._providers.move(adapter, command, self._provider_credentials(command), deadline)
         except ProviderError as error:
             if error.code != "provider_auth_failed":
                 raise
@@ -401,19 +416,22 @@ class RescheduleService:
         logger.warning(
             "provider refused the cached token; reading it again", extra={"provider": adapter.name}
         )
-        return self._providers.send(
-            adapter, request, self._provider_token(command, force_fetch=True), deadline
+        return self._providers.move(
+            adapter, command, self._provider_credentials(command, force_fetch=True), deadline
         )
 
-    def _provider_token(self, command: RescheduleCommand, *, force_fetch: bool = False) -> str:
+    def _provider_credentials(self, command: RescheduleCommand, *, force_fetch: bool = False) -> Credentials:
+        """The account's secret, in the shape its adapter declares (naming missing keys, never values)."""
         name = f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
         secret = self._secrets.get_json(name, force_fetch=force_fetch)
-        token = secret.get("api_key")
-        if not isinstance(token, str) or not token.strip():
-            raise not_configured(f"secret {name!r} has no 'api_key'.")
-        for warning in self._adapters[command.provider].warnings(token):
+        try:
+            credentials = self._adapters[command.provider].credentials.model_validate(secret)
+        except ValidationError as exc:
+            keys = sorted({str(e["loc"][0]) for e in exc.errors(include_input=False) if e["loc"]})
+            raise not_configured(f"secret {name!r} lacks a valid {', '.join(map(repr, keys))}.") from None
+        for warning in credentials.warnings():
             logger.warning(warning, extra={"provider": command.provider, "account": command.account})
-        return token
+        return credentials
 
     def _record(
         self,

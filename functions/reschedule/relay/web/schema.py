@@ -39,6 +39,7 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
     retry_after: int | None = None
     reschedule_id: str | None = None
+    new_booking_id: str | None = None
 
 
 def _problem(description: str) -> dict[str, Any]:
@@ -94,7 +95,11 @@ DELETE_RESPONSES: dict[int, Any] = {
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "provider": {"type": "string", "enum": sorted(PROVIDERS)},
     "account": {"type": "string"},
-    "booking_id": {"type": ["string", "integer"], "description": "iClosed: positive integer; NovaCal: UUID."},
+    "booking_id": {
+        "type": ["string", "integer"],
+        "description": "; ".join(f"{p.display_name}: {p.booking_id_format}" for p in PROVIDERS.values())
+        + ".",
+    },
     "start": {"type": "string", "description": "ISO 8601, with an offset or as wall time in `timezone`."},
     "date": {"type": "string", "description": "YYYY-MM-DD, with `time`, instead of `start`."},
     "time": {"type": "string", "description": "HH:MM or H:MM AM/PM, with `date`."},
@@ -104,6 +109,11 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "reason": {"type": "string"},
     "notes": {"type": "string"},
     "user_id": {"type": ["integer", "string"]},
+    "rescheduled_by": {
+        "type": "string",
+        "format": "email",
+        "description": "Cal.com: who reschedules (the event type owner's email auto-confirms).",
+    },
     "time_format": {"type": ["integer", "string"], "description": "12 or 24"},
     "answers": {"type": "object", "additionalProperties": {"type": "string"}},
 }

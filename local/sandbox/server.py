@@ -378,6 +378,10 @@ class SandboxProvider:
         self._stop_lock = threading.Lock()
         self._stopped = False
 
+    def allow_token(self, token: str) -> None:
+        """Accept another account's key too (providers whose sandbox supports it: NovaCal)."""
+        self._server.api.allow_token(token)  # type: ignore[attr-defined]
+
     def stop(self) -> None:
         with self._stop_lock:
             if self._stopped:

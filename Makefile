@@ -16,10 +16,10 @@ export SAM_CLI_TELEMETRY := 0
 help:
 	@echo "make run    - the local stack in the foreground (API on 127.0.0.1:3000, PORT overrides)"
 	@echo "make test   - lint, type checks and every test (starts and stops its own servers)"
-	@echo "make bench  - cold start, warm latency, remote calls, layer size vs budgets -> bench/results.json"
+	@echo "make bench  - cold start of the artifacts, warm latency, remote calls, sizes vs budgets -> .local/bench/results.json"
 	@echo "make sign-link SOURCE=form-demo PROVIDER=novacal BOOKING=<id> [EXPIRES_IN=86400] [ACCOUNT=default]"
 	@echo "             - a signed reschedule link for a form source (needs 'make run' running)"
-	@echo "make package        - build/layer.zip, build/function.zip and build/sizes.json, reproducibly"
+	@echo "make package        - build/layer.zip, build/function.zip (both with bytecode) and build/sizes.json"
 	@echo "make check-template - cfn-lint, sam validate --lint and checkov on template.yaml, offline"
 
 $(STAMP): pyproject.toml
@@ -61,7 +61,7 @@ lint: $(STAMP)
 	PYTHONPATH=functions/reschedule $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy functions/reschedule local bench tests relayctl
+	$(VENV)/bin/mypy functions/reschedule local bench tests tools relayctl
 
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
@@ -69,7 +69,8 @@ unit: $(STAMP)
 test: prereqs browser lint typecheck check-template
 	$(PY) -m pytest -q
 
-# Starts and stops its own stack; prints a table and writes bench/results.json (exit 0 even over budget).
+# Starts and stops its own stack; prints a table and writes .local/bench/results.json (exit 0 even over
+# budget). bench/results.json is the reference copy the docs' figures come from (docs/performance.md).
 bench: prereqs
 	$(PY) -m bench
 
@@ -89,7 +90,7 @@ TOOL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null 
 	SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(CURDIR)/.local/sam XDG_CACHE_HOME=$(CURDIR)/.local/cache \
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 
-.PHONY: package lock-layer check-template build-DependenciesLayer
+.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction
 
 # .local/tools/<name>-<version>.installed stands for .local/tools/<name>/ holding exactly that version.
 $(TOOLS)/%.installed:
@@ -107,12 +108,16 @@ check-template: $(TOOLS)/$(CFN_LINT).installed $(TOOLS)/$(SAM_CLI).installed $(T
 		--framework cloudformation --skip-download --quiet --compact
 
 package:
-	"$(PYTHON)" -m local.package
+	"$(PYTHON)" -m tools.package
 
 # Re-pin every distribution of the layer (layers/constraints.txt) after changing layers/requirements.txt.
 lock-layer:
-	"$(PYTHON)" -m local.package --lock
+	"$(PYTHON)" -m tools.package --lock
 
-# `sam build` runs this (template.yaml: DependenciesLayer, BuildMethod makefile) from a scratch folder.
+# `sam build` runs these (template.yaml: BuildMethod makefile) from a scratch folder; both trees
+# carry CPython 3.13 bytecode (unchecked-hash), which sam build's Python workflow would strip.
 build-DependenciesLayer:
-	cd "$(REPO_DIR)" && "$(PYTHON)" -m local.package --layer-dir "$(ARTIFACTS_DIR)"
+	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --layer-dir "$(ARTIFACTS_DIR)"
+
+build-RescheduleFunction:
+	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"

@@ -1,5 +1,11 @@
 """Cold starts: each run is a new process (`bench.cold_child`) with a Lambda-like environment.
 
+Two layouts: the older "Lambda-like site" (the dev interpreter, `-S`, the layer's requirements and
+boto3 installed for this machine, bytecode cached as the dev tree has it), and "as deployed"
+(`bench.artifacts`: the function and layer trees `tools.package` builds, read-only, imported by
+CPython 3.13 with PYTHONDONTWRITEBYTECODE=1 and only those trees and a precompiled boto3 on
+sys.path), with and without their bytecode, beside the floor measured the same way.
+
 Runs are interleaved (one of each mode, then again) so slow drift on the machine affects every
 mode alike; the first round is a discarded warm-up (bytecode caches, the OS file cache).
 """
@@ -18,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.artifacts import Deployed
 from bench.lambda_env import lambda_environment
 from bench.layer import LambdaSite
 from bench.workload import PROVIDER, PROVIDER_SECRET_NAME, Reschedule, Workload, lambda_context
@@ -25,6 +32,7 @@ from local.stack import CODE_DIR, TABLE_NAMES, Stack
 
 # A cold start takes about a second here; a child that takes this long is stuck, not slow.
 CHILD_TIMEOUT_SECONDS = 60.0
+COLD_CHILD_SCRIPT = Path(__file__).resolve().parent / "cold_child.py"
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class ColdMode:
     child: str  # "relay" or "floor" (bench.cold_child)
     tracing: bool = False  # Tracer active, as template.yaml deploys it (the stack's env disables it)
     lambda_site: bool = True  # only the layer's and the runtime's packages; else the dev virtualenv
+    deployed: str | None = None  # "pyc" / "nopyc": the artifacts as deployed (bench.artifacts)
 
 
 MODES = (
@@ -40,7 +49,17 @@ MODES = (
     ColdMode("floor", "floor"),
     ColdMode("relay_traced", "relay", tracing=True),
     ColdMode("relay_venv", "relay", lambda_site=False),
+    ColdMode("deployed", "relay", deployed="pyc"),
+    ColdMode("deployed_nopyc", "relay", deployed="nopyc"),
+    ColdMode("deployed_traced", "relay", tracing=True, deployed="pyc"),
+    ColdMode("deployed_floor", "floor", deployed="pyc"),
 )
+
+
+@dataclass(frozen=True)
+class Layouts:
+    site: LambdaSite
+    deployed: dict[str, Deployed]
 
 
 @contextlib.contextmanager
@@ -80,30 +99,45 @@ def _spec(stack: Stack, reschedule: Reschedule) -> dict[str, Any]:
     }
 
 
+def _command(
+    mode: ColdMode, env: dict[str, str], layouts: Layouts, extra_args: tuple[str, ...]
+) -> tuple[list[str], Path]:
+    """The child's command line and working directory; adjusts `env` for the layout."""
+    if mode.deployed is not None:
+        deployed = layouts.deployed[mode.deployed]
+        # -S: no site-packages; -P: not even this script's folder. Only the artifacts are importable.
+        env["PYTHONPATH"] = os.pathsep.join(deployed.python_path())
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["LAMBDA_TASK_ROOT"] = str(deployed.function)
+        return [deployed.interpreter, *extra_args, "-S", "-P", str(COLD_CHILD_SCRIPT)], deployed.function
+    interpreter = [sys.executable, *extra_args]
+    if mode.lambda_site:
+        # -S: no site-packages of the dev virtualenv; the layer and the runtime's boto3 instead.
+        interpreter.append("-S")
+        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *layouts.site.python_path()])
+    return [*interpreter, "-m", "bench.cold_child"], CODE_DIR
+
+
 def run_child(
     mode: ColdMode,
     spec: dict[str, Any],
     env: dict[str, str],
-    site: LambdaSite,
+    layouts: Layouts,
     *,
     extra_args: tuple[str, ...] = (),
     child: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Run one child; returns its result and its stderr (the relay's logs go to stdout)."""
     env = dict(env)
-    interpreter = [sys.executable, *extra_args]
-    if mode.lambda_site:
-        # -S: no site-packages of the dev virtualenv; the layer and the runtime's boto3 instead.
-        interpreter.append("-S")
-        env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *site.python_path()])
+    command, cwd = _command(mode, env, layouts, extra_args)
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         result_path = Path(tmp) / "result.json"
         done = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [*interpreter, "-m", "bench.cold_child", child or mode.child, str(result_path)],
+            [*command, child or mode.child, str(result_path)],
             input=json.dumps(spec),
             capture_output=True,
             text=True,
-            cwd=CODE_DIR,
+            cwd=cwd,
             env=env,
             timeout=CHILD_TIMEOUT_SECONDS,
             check=False,
@@ -121,7 +155,7 @@ def _check(mode: ColdMode, result: dict[str, Any]) -> None:
         raise RuntimeError(f"cold-start child ({mode.name}) did not make a new reschedule: {result}")
 
 
-def run_cold_starts(stack: Stack, site: LambdaSite, runs: int) -> dict[str, list[dict[str, Any]]]:
+def run_cold_starts(stack: Stack, layouts: Layouts, runs: int) -> dict[str, list[dict[str, Any]]]:
     """`runs` timed cold starts of each mode, after one discarded warm-up round."""
     workload = Workload("cold")
     samples: dict[str, list[dict[str, Any]]] = {mode.name: [] for mode in MODES}
@@ -130,7 +164,7 @@ def run_cold_starts(stack: Stack, site: LambdaSite, runs: int) -> dict[str, list
         for round_number in range(runs + 1):
             for mode in MODES:
                 env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
-                result, stderr = run_child(mode, _spec(stack, workload.next()), env, site)
+                result, stderr = run_child(mode, _spec(stack, workload.next()), env, layouts)
                 _check(mode, result)
                 result["stderr_lines"] = [line for line in stderr.splitlines() if line.strip()]
                 result["xray_datagrams"] = _drain(sink)
@@ -139,21 +173,23 @@ def run_cold_starts(stack: Stack, site: LambdaSite, runs: int) -> dict[str, list
     return samples
 
 
-def import_profile(stack: Stack, site: LambdaSite, mode: ColdMode) -> str:
+def import_profile(stack: Stack, layouts: Layouts, mode: ColdMode) -> str:
     """`python -X importtime` output (stderr) of one relay cold start, for attributing init time."""
     workload = Workload("importtime")
     with xray_sink() as sink:
         daemon = f"127.0.0.1:{sink.getsockname()[1]}"
         env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
-        _, stderr = run_child(mode, _spec(stack, workload.next()), env, site, extra_args=("-X", "importtime"))
+        _, stderr = run_child(
+            mode, _spec(stack, workload.next()), env, layouts, extra_args=("-X", "importtime")
+        )
     return stderr
 
 
-def stage_profile(stack: Stack, site: LambdaSite, mode: ColdMode) -> dict[str, Any]:
+def stage_profile(stack: Stack, layouts: Layouts, mode: ColdMode) -> dict[str, Any]:
     """One relay cold start taken apart step by step (bench.cold_child `stages`)."""
     workload = Workload("stages")
     with xray_sink() as sink:
         daemon = f"127.0.0.1:{sink.getsockname()[1]}"
         env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
-        result, _ = run_child(mode, _spec(stack, workload.next()), env, site, child="stages")
+        result, _ = run_child(mode, _spec(stack, workload.next()), env, layouts, child="stages")
     return result

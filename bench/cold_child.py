@@ -1,6 +1,7 @@
 """One cold start in a fresh interpreter, started by `bench.cold` (never imported by anything else).
 
     python -m bench.cold_child relay|floor|stages RESULT_PATH    # the spec comes as JSON on stdin
+    python -S -P bench/cold_child.py relay|floor RESULT_PATH     # "as deployed": artifacts only on sys.path
 
 The working directory is the function's code directory (Lambda's /var/task) and the environment is
 Lambda-like (`bench.lambda_env`). Everything before the timer starts is what both modes share: the
@@ -21,13 +22,23 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from local.lambda_context import LambdaContext
+# Loaded from its file, not imported as `local.lambda_context`: an "as deployed" child runs this
+# file as a script with only the artifacts on sys.path (bench.cold), so the repository is not there.
+_CONTEXT_FILE = Path(__file__).resolve().parent.parent / "local" / "lambda_context.py"
+_context_spec = importlib.util.spec_from_file_location("bench_lambda_context", _CONTEXT_FILE)
+assert _context_spec is not None and _context_spec.loader is not None
+_context_module = importlib.util.module_from_spec(_context_spec)
+sys.modules[_context_spec.name] = _context_module  # dataclasses looks its module up by name
+_context_spec.loader.exec_module(_context_module)
+LambdaContext = _context_module.LambdaContext
 
 
 class GcClock:

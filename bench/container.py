@@ -9,7 +9,9 @@ around a handler call is the handler's CPU alone. Per iteration, in this order:
 1. a new reschedule (unique key and start): wall time, CPU, DynamoDB and Secrets Manager sends;
 2. its replay (the same key again): the same figures;
 3. the floor: the same provider PUT with urllib3 (keep-alive) and one conditional PutItem (boto3),
-   wall time and CPU;
+   wall time and CPU; then a second, sequential DynamoDB round trip (a conditional UpdateItem that
+   completes the item with a record): "floor2", the least an exactly-once relay with a stored
+   answer needs (take the lock, call the provider, complete the lock), wall time and CPU;
 4. one GetItem alone.
 
 The provider delays each call by `delay_ms` (sandbox fault), armed per block of iterations for
@@ -61,6 +63,20 @@ class Floor:
             TableName=self._table,
             Item={"id": {"S": item_id}, "expiration": {"N": str(int(time.time()) + 3600)}},
             ConditionExpression="attribute_not_exists(id)",
+        )
+
+    def complete_item(self, item_id: str) -> None:
+        """The second round trip: complete the lock with the stored answer, only if it is ours."""
+        self.dynamodb.update_item(
+            TableName=self._table,
+            Key={"id": {"S": item_id}},
+            UpdateExpression="SET #status = :completed, #data = :record",
+            ConditionExpression="attribute_exists(id)",
+            ExpressionAttributeNames={"#status": "status", "#data": "data"},
+            ExpressionAttributeValues={
+                ":completed": {"S": "COMPLETED"},
+                ":record": {"S": '{"status":"rescheduled","provider":"iclosed"}'},
+            },
         )
 
     def get_item(self, item_id: str) -> None:
@@ -116,10 +132,15 @@ class Container:
         put_ms = _timed(lambda: self.floor.provider_put(reschedule))
         put_item_ms = _timed(lambda: self.floor.put_item(item_id))
         floor_cpu_ms = (time.process_time() - cpu_started) * 1000
+        complete_ms = _timed(lambda: self.floor.complete_item(item_id))
+        floor2_cpu_ms = (time.process_time() - cpu_started) * 1000
         get_item_ms = _timed(lambda: self.floor.get_item(item_id))
         if record:
             self._record("floor_ms", put_ms + put_item_ms)
             self._record("floor_cpu_ms", floor_cpu_ms)
+            self._record("floor2_ms", put_ms + put_item_ms + complete_ms)
+            self._record("floor2_cpu_ms", floor2_cpu_ms)
+            self._record("dynamodb_update_item_ms", complete_ms)
             self._record("floor_provider_put_ms", put_ms)
             self._record("dynamodb_put_item_ms", put_item_ms)
             self._record("dynamodb_get_item_ms", get_item_ms)

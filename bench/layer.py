@@ -1,7 +1,8 @@
 """The dependency layer: its size, and a Lambda-like set of packages for cold starts on this machine.
 
-Size: `python -m local.package` (what `make package` runs) builds build/layer.zip and writes
-build/sizes.json; the bench reads that, so it measures exactly what is deployed.
+Size: `python -m tools.package` (what `make package` runs) builds build/layer.zip and
+build/function.zip (both with their bytecode) and writes build/sizes.json; the bench reads that,
+so it measures exactly what is deployed.
 
 Cold starts: the dev virtualenv holds many packages the layer does not (rich, click, trio, ...)
 and some libraries import whatever is installed (httpx imports its CLI when rich and click are
@@ -66,9 +67,9 @@ def _remove_runtime_provided(site: Path) -> None:
 
 
 def packaged_sizes() -> dict[str, Any]:
-    """Sizes from `python -m local.package` (build/sizes.json)."""
+    """Sizes from `python -m tools.package` (build/sizes.json)."""
     done = subprocess.run(
-        [sys.executable, "-m", "local.package"],
+        [sys.executable, "-m", "tools.package"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -76,15 +77,17 @@ def packaged_sizes() -> dict[str, Any]:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"python -m local.package failed:\n{done.stderr[-3000:]}")
+        raise RuntimeError(f"python -m tools.package failed:\n{done.stderr[-3000:]}")
     sizes: dict[str, Any] = json.loads(SIZES_JSON.read_text())
-    return {"layer_source": "local.package (build/sizes.json)", **sizes}
+    return {"layer_source": "tools.package (build/sizes.json)", **sizes}
 
 
 def layer_sizes() -> dict[str, Any]:
     sizes = packaged_sizes()
     sizes["layer_unzipped_mib"] = sizes["layer_unzipped_bytes"] / MIB
     sizes["layer_zipped_mib"] = sizes["layer_zipped_bytes"] / MIB
+    sizes["function_unzipped_mib"] = sizes["function_unzipped_bytes"] / MIB
+    sizes["function_zipped_mib"] = sizes["function_zipped_bytes"] / MIB
     return sizes
 
 

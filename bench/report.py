@@ -1,14 +1,32 @@
-"""The results as a table: plain text for `make bench`, Markdown for README.md (`--markdown`)."""
+"""The results as a table: plain text for `make bench`, Markdown for docs/performance.md (`--markdown`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench import prices
 from bench.budgets import BUDGETS
 
 # (results key, label, format); every figure in the table, budgets marked where they apply.
 FIGURES = (
-    ("cold_start_ms", "Cold start: import app + init + first new reschedule (median)", "{:.0f} ms"),
+    (
+        "cold_start_deployed_ms",
+        "Cold start as deployed: artifacts with bytecode, read-only, CPython 3.13 (median)",
+        "{:.0f} ms",
+    ),
+    ("cold_start_deployed_nopyc_ms", "  the same artifacts without bytecode (as before)", "{:.0f} ms"),
+    (
+        "cold_start_deployed_floor_ms",
+        "  floor, same method: boto3, 2 clients, 1 secret, 1 PutItem, 1 urllib3 PUT",
+        "{:.0f} ms",
+    ),
+    ("cold_start_deployed_ratio", "  as deployed / floor", "{:.2f}x"),
+    ("cold_start_deployed_nopyc_ratio", "  without bytecode / floor", "{:.2f}x"),
+    ("init_deployed_ms", "  init alone (import app), with bytecode", "{:.0f} ms"),
+    ("init_deployed_nopyc_ms", "  init alone, without bytecode", "{:.0f} ms"),
+    ("cold_start_deployed_first_request_ms", "  first request alone", "{:.0f} ms"),
+    ("cold_start_deployed_traced_ms", "  as deployed with the Tracer active", "{:.0f} ms"),
+    ("cold_start_ms", "Cold start, Lambda-like site (dev interpreter, cached bytecode)", "{:.0f} ms"),
     (
         "cold_start_floor_ms",
         "  floor: import boto3, 2 clients, 1 secret, 1 PutItem, 1 urllib3 PUT",
@@ -27,6 +45,12 @@ FIGURES = (
     ("warm_new_floor_p50_ms", "  floor p50: urllib3 PUT + 1 PutItem", "{:.1f} ms"),
     ("warm_new_floor_p99_ms", "  floor p99", "{:.1f} ms"),
     ("warm_new_p50_ratio", "  new p50 / floor p50", "{:.2f}x"),
+    (
+        "warm_new_floor2_p50_ms",
+        "  floor2 p50: urllib3 PUT + PutItem + UpdateItem (lock, complete)",
+        "{:.1f} ms",
+    ),
+    ("warm_new_floor2_ratio", "  new p50 / floor2 p50", "{:.2f}x"),
     ("replay_p50_ms", "Replay p50", "{:.1f} ms"),
     ("replay_p99_ms", "Replay p99", "{:.1f} ms"),
     ("ddb_roundtrip_p50_ms", "  one DynamoDB round trip p50 (PutItem)", "{:.1f} ms"),
@@ -35,12 +59,16 @@ FIGURES = (
     ("handler_cpu_new_ms", "Handler CPU per new reschedule (median)", "{:.1f} ms"),
     ("handler_cpu_replay_ms", "Handler CPU per replay (median)", "{:.1f} ms"),
     ("warm_floor_cpu_ms", "  floor CPU (urllib3 PUT + PutItem), for reference", "{:.1f} ms"),
+    ("handler_cpu_floor_ms", "  floor2 CPU (urllib3 PUT + PutItem + UpdateItem)", "{:.1f} ms"),
+    ("handler_cpu_ratio", "  handler CPU / floor2 CPU", "{:.2f}x"),
     ("ddb_calls_new", "DynamoDB round trips, new reschedule", "{:g}"),
     ("ddb_calls_replay", "DynamoDB round trips, replay", "{:g}"),
     ("secrets_calls_warm", "Secrets Manager calls per warm request", "{:g}"),
     ("connections_per_100", "TCP connections to the provider per 100 requests", "{:g}"),
     ("layer_unzipped_mib", "Layer size, unzipped", "{:.1f} MiB"),
     ("layer_zipped_mib", "Layer size, zipped", "{:.1f} MiB"),
+    ("function_unzipped_mib", "Function code size, unzipped (with bytecode)", "{:.2f} MiB"),
+    ("function_zipped_mib", "Function code size, zipped", "{:.2f} MiB"),
 )
 
 
@@ -75,7 +103,7 @@ def _md_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]
 
 
 def markdown(results: dict[str, Any]) -> str:
-    """The README's Performance tables, regenerated from a results.json."""
+    """docs/performance.md's tables, regenerated from a results.json."""
     meta = results["meta"]
     out = [
         f"Measured by `make bench` on {meta['date']}: {meta['machine']}, Python {meta['python']}, "
@@ -88,10 +116,28 @@ def markdown(results: dict[str, Any]) -> str:
     if spread:
         ranges = ", ".join(f"{name} {low}-{high}" for name, (low, high) in spread.items())
         out += ["", f"Cold starts, fastest-slowest run (ms): {ranges}."]
-    floor_steps = results.get("cold_start_floor_steps_ms", {})
+    floor_steps = results.get("cold_start_deployed_floor_steps_ms", {})
     if floor_steps:
         steps_text = ", ".join(f"{name} {ms:.0f}" for name, ms in floor_steps.items())
-        out += ["", f"The cold-start floor, step by step (median ms): {steps_text}."]
+        out += ["", f"The cold-start floor as deployed, step by step (median ms): {steps_text}."]
+    for key, what in (
+        ("import_deployed_self_ms_by_family", "the artifacts with bytecode"),
+        ("import_deployed_nopyc_self_ms_by_family", "the artifacts without bytecode"),
+    ):
+        families = results.get(key, {})
+        if families:
+            total = results[key.replace("_by_family", "_total")]
+            out += [
+                "",
+                f"`python -X importtime` on {what} (`import app` and the first request): {total:.0f} ms of "
+                "self time, by family:",
+                "",
+            ]
+            out += _md_table(("family", "self ms"), [(name, f"{ms:.0f}") for name, ms in families.items()])
+    packages = results.get("import_deployed_self_ms_by_package", {})
+    if packages:
+        out += ["", "The same with bytecode, by package (self ms):", ""]
+        out += _md_table(("package", "self ms"), [(name, f"{ms:.1f}") for name, ms in packages.items()])
     steps = results.get("init_steps_ms", {})
     if steps:
         out += [
@@ -117,4 +163,22 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
         out += _md_table(("family", "self ms"), [(name, f"{ms:.0f}") for name, ms in families.items()])
+    costs = prices.cost_rows(results)
+    if costs:
+        memory_mb = prices.FUNCTION_MEMORY_GB * 1024
+        out += [
+            "",
+            f"What a million requests cost at these durations (arm64, {memory_mb:.0f} MB, "
+            f"${prices.LAMBDA_ARM64_PER_GB_SECOND:.10f} per GB-s, "
+            f"${prices.LAMBDA_PER_MILLION_REQUESTS:.2f} per million requests, "
+            "duration rounded up to 1 ms, INIT billed):",
+            "",
+        ]
+        out += _md_table(("a million", "duration", "Lambda cost"), [tuple(row) for row in costs])
+        out += [
+            "",
+            "With SnapStart, each cold start is a restore instead: "
+            f"${prices.snapstart_restores_per_million():.2f} per million restores, plus the snapshot cache, "
+            f"${prices.snapstart_cache_per_month():.2f} per month for each active version (3-hour minimum).",
+        ]
     return "\n".join(out)

@@ -1,4 +1,8 @@
-"""`python -m bench`: start the local stack, measure, judge the budgets, write bench/results.json."""
+"""`python -m bench`: start the local stack, measure, judge the budgets, write .local/bench/results.json.
+
+bench/results.json is the reference copy: the run the docs' figures come from (docs/performance.md,
+`python -m bench --markdown`). Copy a run there only together with new figures in the docs.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attribution, cold, layer, report, stats, warm
+from bench import artifacts, attribution, cold, layer, report, stats, warm
 from bench.budgets import judge
 from local.stack import start_stack
 from local.template import REPO_ROOT
 
-RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
+RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results.json"  # each run (ignored by git)
+REFERENCE_PATH = Path(__file__).resolve().parent / "results.json"  # the docs' run
 COLD_START_RUNS = 11
 STAGE_RUNS = 5
 WARM_ITERATIONS = 400
@@ -89,6 +94,23 @@ def summarise_cold(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
     out["cold_start_ratio"] = out["cold_start_ms"] / out["cold_start_floor_ms"]
     out["cold_start_traced_ratio"] = out["cold_start_traced_ms"] / out["cold_start_floor_ms"]
+    deployed, nopyc, floor2 = samples["deployed"], samples["deployed_nopyc"], samples["deployed_floor"]
+    out |= {
+        "cold_start_deployed_ms": _median_of(deployed, "cold_start_ms"),
+        "cold_start_deployed_nopyc_ms": _median_of(nopyc, "cold_start_ms"),
+        "cold_start_deployed_floor_ms": _median_of(floor2, "cold_start_ms"),
+        "cold_start_deployed_traced_ms": _median_of(samples["deployed_traced"], "cold_start_ms"),
+        "init_deployed_ms": _median_of(deployed, "init_ms"),
+        "init_deployed_nopyc_ms": _median_of(nopyc, "init_ms"),
+        "cold_start_deployed_first_request_ms": _median_of(deployed, "first_request_ms"),
+        "cold_start_deployed_floor_steps_ms": {
+            step: stats.median([s["steps_ms"][step] for s in floor2]) for step in floor2[0]["steps_ms"]
+        },
+    }
+    out["cold_start_deployed_ratio"] = out["cold_start_deployed_ms"] / out["cold_start_deployed_floor_ms"]
+    out["cold_start_deployed_nopyc_ratio"] = (
+        out["cold_start_deployed_nopyc_ms"] / out["cold_start_deployed_floor_ms"]
+    )
     return out
 
 
@@ -144,7 +166,16 @@ def summarise_warm(result: dict[str, Any]) -> dict[str, Any]:
         "connections_per_100": connections["connections"],
         "warm_seconds": result["seconds"],
     }
+    floor2 = stats.summary(samples["floor2_ms"])
+    out |= {
+        "warm_new_floor2_p50_ms": floor2["p50"],
+        "warm_new_floor2_p99_ms": floor2["p99"],
+        "ddb_update_item_p50_ms": stats.median(samples["dynamodb_update_item_ms"]),
+        "handler_cpu_floor_ms": stats.median(samples["floor2_cpu_ms"]),
+    }
     out["warm_new_p50_ratio"] = out["warm_new_p50_ms"] / out["warm_new_floor_p50_ms"]
+    out["warm_new_floor2_ratio"] = out["warm_new_p50_ms"] / out["warm_new_floor2_p50_ms"]
+    out["handler_cpu_ratio"] = out["handler_cpu_new_ms"] / out["handler_cpu_floor_ms"]
     out["replay_over_ddb_ms"] = out["replay_p50_ms"] - out["ddb_roundtrip_p50_ms"]
     return out
 
@@ -165,22 +196,25 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
         "provider_delay_ms": PROVIDER_DELAY_MS,
         "connection_requests": CONNECTION_REQUESTS,
     }
-    print("bench: layer size...", flush=True)
+    print("bench: artifact sizes (tools.package)...", flush=True)
     sizes = layer.layer_sizes()
-    print("bench: Lambda-like packages for cold starts...", flush=True)
-    site = layer.lambda_site()
+    print("bench: Lambda-like packages and the artifacts as deployed, for cold starts...", flush=True)
+    layouts = cold.Layouts(site=layer.lambda_site(), deployed=artifacts.prepare())
+    meta["deployed_interpreter"] = layouts.deployed["pyc"].interpreter
     print("bench: starting the local stack...", flush=True)
     with start_stack(api_port=None) as stack:
         print(f"bench: {runs} cold starts of each kind...", flush=True)
-        cold_figures = summarise_cold(cold.run_cold_starts(stack, site, runs))
+        cold_figures = summarise_cold(cold.run_cold_starts(stack, layouts, runs))
         print("bench: attributing init time...", flush=True)
         stages = summarise_stages(
-            [cold.stage_profile(stack, site, MODES["relay"]) for _ in range(STAGE_RUNS)]
+            [cold.stage_profile(stack, layouts, MODES["relay"]) for _ in range(STAGE_RUNS)]
         )
         traced_stages = summarise_stages(
-            [cold.stage_profile(stack, site, MODES["relay_traced"]) for _ in range(STAGE_RUNS)]
+            [cold.stage_profile(stack, layouts, MODES["relay_traced"]) for _ in range(STAGE_RUNS)]
         )
-        imports = attribution.attribute(cold.import_profile(stack, site, MODES["relay"]))
+        imports = attribution.attribute(cold.import_profile(stack, layouts, MODES["relay"]))
+        deployed_imports = attribution.attribute(cold.import_profile(stack, layouts, MODES["deployed"]))
+        nopyc_imports = attribution.attribute(cold.import_profile(stack, layouts, MODES["deployed_nopyc"]))
         print(f"bench: {iterations} warm iterations...", flush=True)
         warm_figures = summarise_warm(
             warm.run_container(
@@ -206,6 +240,12 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
         "import_self_ms_total": imports["total_self_ms"],
         "import_self_ms_by_family": imports["by_family_ms"],
         "import_self_ms_by_package": imports["by_package_ms"],
+        "import_deployed_modules": deployed_imports["modules"],
+        "import_deployed_self_ms_total": deployed_imports["total_self_ms"],
+        "import_deployed_self_ms_by_family": deployed_imports["by_family_ms"],
+        "import_deployed_self_ms_by_package": deployed_imports["by_package_ms"],
+        "import_deployed_nopyc_self_ms_total": nopyc_imports["total_self_ms"],
+        "import_deployed_nopyc_self_ms_by_family": nopyc_imports["by_family_ms"],
         "meta": meta,
     }
     results["budgets"] = judge(results)
@@ -227,20 +267,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--markdown", action="store_true", help="print the README tables from --results, no run"
     )
-    parser.add_argument("--results", type=Path, default=RESULTS_PATH, help="results file to write or read")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help=f"results file to write (default {RESULTS_PATH.relative_to(REPO_ROOT)}) or, with --markdown, "
+        f"to read (default {REFERENCE_PATH.relative_to(REPO_ROOT)}, the reference run)",
+    )
     parser.add_argument("--runs", type=int, default=COLD_START_RUNS, help="cold starts of each kind")
     parser.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="measured warm iterations")
     parser.add_argument("--warmup", type=int, default=WARM_WARMUP, help="warm-up iterations (not measured)")
     args = parser.parse_args(argv)
     if args.markdown:
-        print(report.markdown(json.loads(args.results.read_text())))
+        print(report.markdown(json.loads((args.results or REFERENCE_PATH).read_text())))
         return 0
+    results_path: Path = args.results or RESULTS_PATH
     results = _round(measure(runs=args.runs, iterations=args.iterations, warmup=args.warmup))
-    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
     print()
     print(report.text_table(results))
     failed = [b["budget"] for b in results["budgets"] if not b["pass"]]
-    where = args.results.relative_to(REPO_ROOT) if args.results.is_relative_to(REPO_ROOT) else args.results
+    where = results_path.relative_to(REPO_ROOT) if results_path.is_relative_to(REPO_ROOT) else results_path
     met = len(results["budgets"]) - len(failed)
     print(f"\n{met} of {len(results['budgets'])} budgets met; results in {where}")
     # The bench records budgets; it does not fail on them (the budget tests assert the call counts).

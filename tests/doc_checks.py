@@ -85,6 +85,10 @@ def code_spans(text: str) -> list[str]:
 # ---- Reason codes ----------------------------------------------------------------------------------
 
 
+REFUSAL = "Refusal"
+REFUSAL_STATUS = 422
+
+
 @dataclass(frozen=True)
 class Param:
     """A code or status a factory takes from its caller: the parameter's position, name and default."""
@@ -168,6 +172,10 @@ def _error_classes(trees: dict[Path, ast.Module]) -> dict[str, list[Builder]]:
         if isinstance(value, ast.Constant) and value.value is not None
     }
     builders = {ERROR_BASE: [_base_builder(names, defaults)]}
+    if REFUSAL in classes:  # a provider's refusal: the client answers it as a 422 ProviderError
+        builders[REFUSAL] = [
+            Builder(["code"], method=False, specs={"code": Param(0, "code", None), "status": 422})
+        ]
     grown = True
     while grown:  # subclasses of subclasses, in any order
         grown = False
@@ -266,6 +274,8 @@ class _Scan:
         name = (
             node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
         )
+        if isinstance(node, ast.Attribute) and not node.attr.isupper():
+            return None  # `refusal.code` is a value passed on, not a constant such as `errors.IN_PROGRESS`
         if function is not None and isinstance(node, ast.Name):
             positional = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
             defaults = dict(
@@ -308,7 +318,9 @@ class _Scan:
                     continue
                 for specs in self._specs(node, enclosing.get(id(node)), path) or self._keywords(node):
                     code, status = specs.get("code"), specs.get("status")
-                    if isinstance(code, str) and REASON_CODE.match(code):
+                    # A Refusal of a booking moved elsewhere is settled by the client (a 200, or a 409).
+                    settled = code == "booking_moved_elsewhere" and status == REFUSAL_STATUS
+                    if isinstance(code, str) and REASON_CODE.match(code) and not settled:
                         where = f"{path.relative_to(ROOT)}:{node.lineno}"
                         yield Answer(code, status if isinstance(status, int) else None, where)
 

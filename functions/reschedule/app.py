@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+from relay import snapstart
 from relay.callers.admission import Admission, Attempt, admit, identify
 from relay.callers.registry import Caller, Registry
 from relay.command import RescheduleCommand
@@ -45,6 +46,16 @@ relay_app = build(
     settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager(), sqs=clients.sqs
 )
 service = relay_app.service
+
+
+def _rebuild_after_restore() -> None:
+    """SnapStart (relay/snapstart.py): the container's relay again, from new clients."""
+    global relay_app, service  # noqa: PLW0603 - the door's one relay per container, replaced whole
+    relay_app = build(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
+    service = relay_app.service
+
+
+snapstart.register(_rebuild_after_restore)
 relay.startup.finished()
 
 

@@ -411,9 +411,9 @@ def test_layer_is_built_by_the_packager(resources: dict[str, Any]) -> None:
     metadata = resources["DependenciesLayer"]["Metadata"]
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
 
-    # sam build runs the root Makefile's target, which runs local/package.py (the same layer as make package).
+    # sam build runs the root Makefile's target, which runs tools/package.py (the same layer as make package).
     assert metadata == {"BuildMethod": "makefile", "BuildArchitecture": "arm64", "ContextPath": "."}
-    assert re.search(r"^build-DependenciesLayer:\n\t.*-m local\.package --layer-dir", makefile, re.MULTILINE)
+    assert re.search(r"^build-DependenciesLayer:\n\t.*-m tools\.package --layer-dir", makefile, re.MULTILINE)
 
 
 @pytest.mark.parametrize("table", ["IdempotencyTable", "ReschedulesTable"])

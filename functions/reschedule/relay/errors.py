@@ -28,9 +28,9 @@ class RelayError(Exception):
     """
 
     detail: str
-    status: int = 400
-    code: str = "bad_request"
-    title: str = "Bad request"
+    status: int
+    code: str
+    title: str
     errors: list[FieldProblem] = field(default_factory=list)
     retry_after: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)

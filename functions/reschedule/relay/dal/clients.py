@@ -59,3 +59,9 @@ def secretsmanager() -> SecretsManagerClient:
 def sqs() -> SQSClient:
     client: SQSClient = new_client("sqs")
     return client
+
+
+def forget() -> None:
+    """Drop the cached session and clients (after a SnapStart restore): the next call makes new ones."""
+    for cached in (_session, dynamodb, secretsmanager, sqs):
+        cached.cache_clear()

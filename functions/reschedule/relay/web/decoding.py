@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 from email.message import Message
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -130,6 +128,10 @@ def _decode_urlencoded(body: bytes) -> dict[str, Any]:
 def _decode_multipart(body: bytes, content_type: str, params: dict[str, str]) -> dict[str, Any]:
     if not params.get("boundary"):
         raise malformed("The multipart Content-Type has no boundary.", "invalid_multipart")
+    # Imported here: email's parser and policies cost cold start, and only multipart bodies need them.
+    from email.parser import BytesParser  # noqa: PLC0415
+    from email.policy import HTTP  # noqa: PLC0415
+
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     parts = message.get_payload() if message.is_multipart() else None

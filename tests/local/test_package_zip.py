@@ -1,4 +1,4 @@
-"""local/package.py without pip: repeatable zips and pruning of what the Lambda runtime ships."""
+"""tools/package.py without pip: repeatable zips and pruning of what the Lambda runtime ships."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.package import (
+from tools.package import (
     PackagingError,
     canonical_name,
     check_locked,
@@ -105,3 +105,19 @@ def test_an_unpinned_or_moved_distribution_fails_the_build() -> None:
     check_locked({"httpx": "0.28.1", "idna": "3.10"}, pins)
     with pytest.raises(PackagingError, match=r"not pinned: anyio; other version: idna"):
         check_locked({"httpx": "0.28.1", "idna": "3.11", "anyio": "4.0"}, pins)
+
+
+def test_a_compiled_tree_keeps_its_bytecode_and_drops_tool_caches(tmp_path: Path) -> None:
+    # Given a tree with its compiled __pycache__ and a type checker's cache
+    tree = _tree(tmp_path / "tree", mtime=1_700_000_000, mode=0o644)
+    (tree / ".mypy_cache").mkdir()
+    (tree / ".mypy_cache" / "x.json").write_text("{}")
+
+    # When it is zipped with its bytecode
+    deterministic_zip(tree, tmp_path / "t.zip", bytecode=True)
+
+    # Then the .pyc ships and the tool cache does not
+    with zipfile.ZipFile(tmp_path / "t.zip") as archive:
+        names = archive.namelist()
+    assert "pkg/__pycache__/core.cpython-313.pyc" in names
+    assert not [name for name in names if ".mypy_cache" in name]

@@ -1,25 +1,37 @@
 """Build the Lambda artifacts reproducibly: the dependency layer and the function code.
 
-    python -m local.package                  # build/layer.zip, build/function.zip, build/sizes.json
-    python -m local.package --out DIR        # the same into DIR
-    python -m local.package --layer-dir DIR  # only the layer's tree, DIR/python/... (sam build calls this)
-    python -m local.package --lock           # re-pin every layer distribution in layers/constraints.txt
+    python -m tools.package                     # build/layer.zip, build/function.zip, build/sizes.json
+    python -m tools.package --out DIR           # the same into DIR
+    python -m tools.package --layer-dir DIR     # only the layer's tree, DIR/python/... (sam build)
+    python -m tools.package --function-dir DIR  # only the function's tree, DIR/app.py ... (sam build)
+    python -m tools.package --lock              # re-pin every layer distribution in layers/constraints.txt
 
 The layer holds layers/requirements.txt installed for the Lambda runtime (CPython 3.13, arm64,
 manylinux2014 wheels only), minus what the Python runtime already ships (boto3 and its own
 dependencies), minus console scripts (their shebang names this machine's interpreter).
 
+Both trees carry bytecode: every .py gets its __pycache__/<name>.cpython-313.pyc, compiled by
+CPython 3.13 with `--invalidation-mode unchecked-hash`. Lambda's /opt and /var/task are read-only,
+so without it every cold start compiles every module from source; and zip entries have a fixed
+timestamp, so timestamp-checked bytecode would never validate. Unchecked: the import system uses
+the .pyc without reading the source (a deployed artifact never changes under the function).
+
 Zips are byte-for-byte repeatable on one machine: entries sorted, one fixed timestamp, fixed
-permissions, no directory entries, no caches. (Another zlib build may compress differently.)
-Standard library only, so any Python >= 3.11 with pip can run it, as `sam build` does.
+permissions, no directory entries, no stray caches (bytecode is compiled afresh, with a fixed hash
+seed and the deployed paths as file names). (Another zlib build may compress differently.)
+Standard library only, so any Python >= 3.11 with pip can run it, as `sam build` does; the
+bytecode is always compiled by CPython 3.13 (this interpreter if it is 3.13, else pyenv's, else
+python3.13 on PATH).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import glob
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -38,10 +50,23 @@ PIP_CACHE_DIR = REPO_ROOT / ".local" / "cache" / "pip"
 
 # The Lambda runtime and architecture the layer is built for (template.yaml: python3.13, arm64).
 TARGET_PLATFORM = "manylinux2014_aarch64"
+# The same lock installed with this machine's wheels (the bench's twin of the layer).
+HOST_PLATFORM = f"manylinux2014_{platform.machine()}"
 TARGET_IMPLEMENTATION = "cp"
 TARGET_PYTHON_VERSION = "3.13"
 # Where Lambda looks for Python packages inside a layer (/opt/python).
 LAYER_PREFIX = "python"
+# Where Lambda puts each tree: the file names compiled into the bytecode (tracebacks show them).
+LAYER_MOUNT = "/opt/python"
+FUNCTION_MOUNT = "/var/task"
+# Bytecode: the runtime's interpreter, and the flags word of an unchecked-hash .pyc (PEP 552).
+TARGET_CACHE_TAG = "cpython-313"
+TARGET_INTERPRETER_GLOBS = ("~/.pyenv/versions/3.13*/bin/python3",)
+PYC_FLAG_HASH_BASED = 0b01
+PYC_FLAG_CHECK_SOURCE = 0b10
+# Frozenset constants are marshalled in hash order: a fixed seed keeps the bytecode repeatable.
+COMPILE_HASH_SEED = "0"
+_COMPILE_TIMEOUT_SECONDS = 600
 # Distributions the Lambda Python runtime already provides: never shipped in the layer.
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "urllib3", "python-dateutil", "six"}
@@ -58,6 +83,8 @@ EXECUTABLE_MODE = 0o755
 _UNIX_SYSTEM = 3
 _SKIPPED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Caches that never ship, even when the tree's own __pycache__ (compiled here) does.
+_TOOL_CACHE_DIRS = _SKIPPED_DIRS - {"__pycache__"}
 _PIP_TIMEOUT_SECONDS = 600
 
 
@@ -95,7 +122,7 @@ def read_constraints(path: Path = LAYER_CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def _pip_install(target: Path, *, constraints: Path | None) -> None:
+def _pip_install(target: Path, *, constraints: Path | None, platform_tag: str = TARGET_PLATFORM) -> None:
     command = [
         sys.executable,
         "-m",
@@ -105,7 +132,7 @@ def _pip_install(target: Path, *, constraints: Path | None) -> None:
         "--disable-pip-version-check",
         "--no-input",
         "--platform",
-        TARGET_PLATFORM,
+        platform_tag,
         "--implementation",
         TARGET_IMPLEMENTATION,
         "--python-version",
@@ -183,21 +210,88 @@ def check_locked(installed: dict[str, str], pins: dict[str, str]) -> None:
         raise PackagingError(
             "layers/constraints.txt is stale (not pinned: "
             f"{', '.join(unpinned) or '-'}; other version: {', '.join(moved) or '-'}); "
-            "run `python -m local.package --lock` and commit the result"
+            "run `python -m tools.package --lock` and commit the result"
         )
 
 
-def build_layer_tree(layer_root: Path, *, constraints: Path | None = LAYER_CONSTRAINTS) -> dict[str, str]:
+def target_interpreter() -> str:
+    """A CPython 3.13 (the Lambda runtime's version): the bytecode must be its own to be used."""
+    if sys.version_info[:2] == (3, 13):
+        # The interpreter itself, not a virtualenv's wrapper around it: the same one either way.
+        return str(getattr(sys, "_base_executable", sys.executable))
+    for pattern in TARGET_INTERPRETER_GLOBS:
+        found = sorted(glob.glob(str(Path(pattern).expanduser())))  # noqa: PTH207 - a ~ pattern
+        if found:
+            return found[-1]
+    on_path = shutil.which("python3.13")
+    if on_path is None:
+        raise PackagingError(
+            "CPython 3.13 is needed to compile the bytecode (pyenv install 3.13, or python3.13)"
+        )
+    return on_path
+
+
+def compile_tree(root: Path, mount: str) -> None:
+    """Write ``__pycache__/*.cpython-313.pyc`` (unchecked-hash) beside every .py under ``root``.
+
+    ``mount`` is where Lambda puts ``root``; compiled-in file names use it, so the bytes do not
+    depend on the scratch folder they were built in.
+    """
+    command = [
+        target_interpreter(),
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+        "-d",
+        mount,
+        str(root),
+    ]
+    env = {**os.environ, "PYTHONHASHSEED": COMPILE_HASH_SEED}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT_SECONDS, check=False
+    )
+    if result.returncode != 0:
+        raise PackagingError(f"compiling {root} failed:\n{(result.stdout + result.stderr).strip()[-3000:]}")
+
+
+def build_layer_tree(
+    layer_root: Path,
+    *,
+    constraints: Path | None = LAYER_CONSTRAINTS,
+    platform_tag: str = TARGET_PLATFORM,
+    bytecode: bool = True,
+) -> dict[str, str]:
     """Install the layer into ``layer_root/python``; return the distributions kept in it."""
     site_dir = layer_root / LAYER_PREFIX
     if site_dir.exists():
         shutil.rmtree(site_dir)
     site_dir.mkdir(parents=True)
-    _pip_install(site_dir, constraints=constraints)
+    _pip_install(site_dir, constraints=constraints, platform_tag=platform_tag)
     if constraints is not None:
         check_locked(installed_distributions(site_dir), read_constraints(constraints))
     prune_runtime_provided(site_dir)
+    if bytecode:
+        compile_tree(site_dir, LAYER_MOUNT)
     return installed_distributions(site_dir)
+
+
+def build_function_tree(target: Path, *, bytecode: bool = True) -> Path:
+    """Copy the function's code (no caches) into ``target`` and compile it; return ``target``."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(
+        FUNCTION_DIR,
+        target,
+        ignore=shutil.ignore_patterns(*_SKIPPED_DIRS, *(f"*{s}" for s in _SKIPPED_SUFFIXES)),
+    )
+    if bytecode:
+        compile_tree(target, FUNCTION_MOUNT)
+    return target
 
 
 def write_lock(path: Path = LAYER_CONSTRAINTS) -> dict[str, str]:
@@ -209,7 +303,7 @@ def write_lock(path: Path = LAYER_CONSTRAINTS) -> dict[str, str]:
         pins = installed_distributions(site_dir)
     lines = [
         "# Every distribution of the layer, pinned, so builds repeat (CPython 3.13, manylinux2014_aarch64).",
-        "# Written by `make lock-layer` (python -m local.package --lock); do not edit by hand.",
+        "# Written by `make lock-layer` (python -m tools.package --lock); do not edit by hand.",
         "# The runtime's own packages (boto3, botocore, ...) are pinned for resolution only:",
         "# they are removed from the layer.",
         *(f"{name}=={version}" for name, version in pins.items()),
@@ -218,7 +312,9 @@ def write_lock(path: Path = LAYER_CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def _is_skipped(relative: Path) -> bool:
+def _is_skipped(relative: Path, *, bytecode: bool) -> bool:
+    if bytecode:  # the tree's own, freshly compiled __pycache__ ships; tool caches never do
+        return any(part in _TOOL_CACHE_DIRS for part in relative.parts) or relative.suffix == ".pyo"
     return any(part in _SKIPPED_DIRS for part in relative.parts) or relative.suffix in _SKIPPED_SUFFIXES
 
 
@@ -226,12 +322,17 @@ def _mode(path: Path) -> int:
     return EXECUTABLE_MODE if ".so" in path.suffixes else FILE_MODE
 
 
-def deterministic_zip(source_dir: Path, zip_path: Path, *, prefix: str = "") -> ZipSize:
-    """Zip the files under ``source_dir`` (as ``prefix/<relative path>``) so equal trees give equal bytes."""
+def deterministic_zip(
+    source_dir: Path, zip_path: Path, *, prefix: str = "", bytecode: bool = False
+) -> ZipSize:
+    """Zip the files under ``source_dir`` (as ``prefix/<relative path>``) so equal trees give equal bytes.
+
+    With ``bytecode``, ``__pycache__`` and its .pyc files are kept (a tree compiled by `compile_tree`).
+    """
     files = sorted(
         (path.relative_to(source_dir).as_posix(), path)
         for path in source_dir.rglob("*")
-        if path.is_file() and not _is_skipped(path.relative_to(source_dir))
+        if path.is_file() and not _is_skipped(path.relative_to(source_dir), bytecode=bytecode)
     )
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     unzipped = 0
@@ -252,10 +353,13 @@ def package(out_dir: Path = DEFAULT_OUT_DIR) -> dict[str, int]:
     """Build layer.zip, function.zip and sizes.json into ``out_dir``; return the sizes."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="layer-") as scratch:
-        layer_root = Path(scratch)
+        layer_root = Path(scratch) / "layer"
         build_layer_tree(layer_root)
-        layer = deterministic_zip(layer_root / LAYER_PREFIX, out_dir / "layer.zip", prefix=LAYER_PREFIX)
-    function = deterministic_zip(FUNCTION_DIR, out_dir / "function.zip")
+        layer = deterministic_zip(
+            layer_root / LAYER_PREFIX, out_dir / "layer.zip", prefix=LAYER_PREFIX, bytecode=True
+        )
+        function_root = build_function_tree(Path(scratch) / "function")
+        function = deterministic_zip(function_root, out_dir / "function.zip", bytecode=True)
     sizes = {
         "layer_unzipped_bytes": layer.unzipped_bytes,
         "layer_zipped_bytes": layer.zipped_bytes,
@@ -266,6 +370,13 @@ def package(out_dir: Path = DEFAULT_OUT_DIR) -> dict[str, int]:
     return sizes
 
 
+def _copy_into(tree: Path, target: Path) -> None:
+    """Move a built tree into ``target`` (sam build's ARTIFACTS_DIR exists already and may be in use)."""
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(tree, target, dirs_exist_ok=True)
+    shutil.rmtree(tree)
+
+
 def _mib(size: int) -> str:
     return f"{size / 2**20:.2f} MiB"
 
@@ -274,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder (default build/)")
     parser.add_argument("--layer-dir", type=Path, help="only install the layer tree into DIR/python")
+    parser.add_argument(
+        "--function-dir", type=Path, help="only copy and compile the function's code into DIR"
+    )
     parser.add_argument("--lock", action="store_true", help="re-pin layers/constraints.txt")
     args = parser.parse_args(argv)
     try:
@@ -283,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.layer_dir is not None:
             kept = build_layer_tree(args.layer_dir)
             print(f"layer tree in {args.layer_dir / LAYER_PREFIX}: {', '.join(kept)}")
+        elif args.function_dir is not None:
+            _copy_into(build_function_tree(Path(tempfile.mkdtemp(prefix="function-"))), args.function_dir)
+            print(f"function tree (with bytecode) in {args.function_dir}")
         else:
             sizes = package(args.out)
             for artifact in ("layer", "function"):

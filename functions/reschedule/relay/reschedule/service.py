@@ -430,7 +430,7 @@ class RescheduleService:
             max_wait_seconds=self._settings.pace_sync_wait_seconds if pace_wait is None else pace_wait,
         )
         try:
-            return self._providers.move(adapter, command, credentials, deadline, pacing)
+            return self._providers.move(adapter, command, credentials, deadline, pacing=pacing)
         except ProviderError as error:
             if error.code != "provider_auth_failed":
                 raise
@@ -439,7 +439,7 @@ class RescheduleService:
             "provider refused the cached token; reading it again", extra={"provider": adapter.name}
         )
         return self._providers.move(
-            adapter, command, self._provider_credentials(command, force_fetch=True), deadline, pacing
+            adapter, command, self._provider_credentials(command, force_fetch=True), deadline, pacing=pacing
         )
 
     def _provider_credentials(self, command: RescheduleCommand, *, force_fetch: bool = False) -> Credentials:

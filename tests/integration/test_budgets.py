@@ -7,6 +7,7 @@ they are asserted here, with the benchmark's own counting code (bench.counting) 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -21,9 +22,11 @@ from bench.counting import SandboxControl, count_sends
 from bench.workload import PROVIDER, Reschedule, Workload
 from local.seed import SECRETS_PREFIX
 from local.stack import Stack
-from tests.helpers import Invoker, Sandbox
+from tests.helpers import Invoker, Sandbox, stored_record
 
 MANY_REQUESTS = 20
+# The session stack's worker picks a queued request up within a long poll or two.
+QUEUED_DELIVERY_WAIT_SECONDS = 60
 
 
 class OverBudget(AssertionError):
@@ -112,7 +115,7 @@ def test_one_tcp_connection_to_a_provider_across_many_requests(
 
 
 def test_a_sync_success_makes_no_sqs_call_and_queueing_makes_one(
-    invoke: Invoker, relay_module: Any, workload: Workload, sandboxes: dict[str, Sandbox]
+    invoke: Invoker, relay_module: Any, workload: Workload, sandboxes: dict[str, Sandbox], stack: Stack
 ) -> None:
     from relay.dal import clients  # noqa: PLC0415 - importable once relay_module set the environment
 
@@ -133,3 +136,9 @@ def test_a_sync_success_makes_no_sqs_call_and_queueing_makes_one(
     assert answer.status == 202, answer.body
     assert sqs_sends.operations == ["SendMessage"]
     assert len(dynamodb_sends) <= MAX_DYNAMODB_CALLS_NEW, dynamodb_sends.operations
+    # The session's worker delivers it: wait, so its provider call does not land in a later test's log
+    reschedule_id = answer.body["reschedule_id"]
+    deadline = time.monotonic() + QUEUED_DELIVERY_WAIT_SECONDS
+    while stored_record(stack, reschedule_id)["status"] == "queued" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stored_record(stack, reschedule_id)["status"] == "succeeded"

@@ -11,16 +11,29 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run test lint typecheck unit prereqs browser sign-link clean bench
+.PHONY: help run reset test lint typecheck unit prereqs browser sign-link clean bench
 
+# Every target is listed here (tests/local/test_makefile.py checks it).
 help:
-	@echo "make run    - the local stack in the foreground (API on 127.0.0.1:3000, PORT overrides)"
+	@echo "make run    - the local stack in the foreground (API on 127.0.0.1:3000, PORT overrides);"
+	@echo "              keeps the attempt history, starts with no idempotency records"
+	@echo "make reset  - delete the local state (.local/dynamodb-data, stack.json, logs); not while 'make run' runs"
 	@echo "make test   - lint, type checks and every test (starts and stops its own servers)"
 	@echo "make bench  - cold start of the artifacts, warm latency, remote calls, sizes vs budgets -> .local/bench/results.json"
 	@echo "make sign-link SOURCE=form-demo PROVIDER=novacal BOOKING=<id> [EXPIRES_IN=86400] [ACCOUNT=default]"
 	@echo "             - a signed reschedule link for a form source (needs 'make run' running)"
 	@echo "make package        - build/layer.zip, build/function.zip (both with bytecode) and build/sizes.json"
 	@echo "make check-template - cfn-lint, sam validate --lint and checkov on template.yaml, offline"
+	@echo "make lock-layer     - re-pin layers/constraints.txt after changing layers/requirements.txt"
+	@echo "make build-DependenciesLayer  - what 'sam build' runs for the layer (needs ARTIFACTS_DIR)"
+	@echo "make build-RescheduleFunction - what 'sam build' runs for the function (needs ARTIFACTS_DIR)"
+	@echo "make lint      - ruff check and ruff format --check (part of make test)"
+	@echo "make typecheck - mypy (part of make test)"
+	@echo "make unit      - the unit tests only"
+	@echo "make prereqs   - .venv, Java 17+ and DynamoDB Local (run and test do it themselves)"
+	@echo "make browser   - Chromium and chromedriver for the browser tests, installed when missing"
+	@echo "make clean     - delete .venv, build/ and the tool caches (not .local: see make reset)"
+	@echo "make help      - this list"
 
 $(STAMP): pyproject.toml
 	@test -x "$(PY)" || "$(PYTHON)" -m venv $(VENV)
@@ -34,6 +47,9 @@ prereqs: $(STAMP)
 
 run: prereqs
 	$(PY) -m local.stack
+
+reset: $(STAMP)
+	$(PY) -m local.stack --reset
 
 # Prints one JSON object: the form's hidden fields and `url`. A negative EXPIRES_IN mints an expired link.
 EXPIRES_IN ?= 86400
@@ -90,7 +106,7 @@ TOOL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null 
 	SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(CURDIR)/.local/sam XDG_CACHE_HOME=$(CURDIR)/.local/cache \
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 
-.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction
+.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction build-WorkerFunction
 
 # .local/tools/<name>-<version>.installed stands for .local/tools/<name>/ holding exactly that version.
 $(TOOLS)/%.installed:
@@ -120,4 +136,8 @@ build-DependenciesLayer:
 	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --layer-dir "$(ARTIFACTS_DIR)"
 
 build-RescheduleFunction:
+	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"
+
+# The queue worker is the same code (functions/reschedule, another handler): the same tree.
+build-WorkerFunction:
 	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"

@@ -34,7 +34,8 @@ from typing import Any
 # file as a script with only the artifacts on sys.path (bench.cold), so the repository is not there.
 _CONTEXT_FILE = Path(__file__).resolve().parent.parent / "local" / "lambda_context.py"
 _context_spec = importlib.util.spec_from_file_location("bench_lambda_context", _CONTEXT_FILE)
-assert _context_spec is not None and _context_spec.loader is not None
+assert _context_spec is not None
+assert _context_spec.loader is not None
 _context_module = importlib.util.module_from_spec(_context_spec)
 sys.modules[_context_spec.name] = _context_module  # dataclasses looks its module up by name
 _context_spec.loader.exec_module(_context_module)

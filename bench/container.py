@@ -75,7 +75,7 @@ class Floor:
             ExpressionAttributeNames={"#status": "status", "#data": "data"},
             ExpressionAttributeValues={
                 ":completed": {"S": "COMPLETED"},
-                ":record": {"S": '{"status":"rescheduled","provider":"iclosed"}'},
+                ":record": {"S": '{"status":"succeeded","provider":"iclosed"}'},
             },
         )
 

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.emulator import build_event
@@ -155,7 +155,7 @@ def run(calls: int) -> tuple[list[Timing], dict[str, float]]:
         app = importlib.import_module("app")
         api_key = ZAPIER_DEMO.api_key
         booking = stack.sandboxes["iclosed"].bookings[0]
-        day = date.today() + timedelta(days=60)
+        day = datetime.now(UTC).date() + timedelta(days=60)
 
         def reschedule(i: int, key: str) -> dict[str, Any]:
             # A distinct start per request (minutes apart), so every new request really moves the booking.

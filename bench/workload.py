@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.emulator import build_event
@@ -66,7 +66,7 @@ class Workload:
 
     def __init__(self, namespace: str) -> None:
         self._prefix = f"bench-{namespace}-{uuid.uuid4().hex[:8]}"
-        self._first_day = date.today() + timedelta(days=1)
+        self._first_day = datetime.now(UTC).date() + timedelta(days=1)
         self._count = 0
 
     def next(self) -> Reschedule:

@@ -46,11 +46,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 # The API emulator's Lambda containers: both doors run their handler the same way.
-from local.emulator import WorkerInitError, function_config
-from local.emulator import _PoolBusyError as PoolBusyError
-from local.emulator import _PoolClosedError as PoolClosedError
-from local.emulator import _WorkerPool as WorkerPool
-from local.emulator import _WorkerSpec as WorkerSpec
+from local.emulator import function_config
+from local.emulator.workers import PoolBusyError, PoolClosedError, WorkerInitError, WorkerPool, WorkerSpec
 from local.lambda_context import DEFAULT_REGION
 from local.template import load_template
 

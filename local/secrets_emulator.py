@@ -14,13 +14,7 @@ from typing import Any
 
 import boto3
 
-from local.dynamodb_local import (
-    DEFAULT_CACHE_DIR,
-    DUMMY_CLIENT_SETTINGS,
-    PROBE_CONFIG,
-    LocalServer,
-    launch,
-)
+from local.processes import DEFAULT_CACHE_DIR, DUMMY_CLIENT_SETTINGS, PROBE_CONFIG, LocalServer, launch
 
 
 class SecretsEmulator(LocalServer):

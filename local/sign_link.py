@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.dynamodb_local import DUMMY_CLIENT_SETTINGS
+from local.processes import DUMMY_CLIENT_SETTINGS
 from local.seed import SECRETS_PREFIX
 from local.template import REPO_ROOT
 

@@ -3,21 +3,30 @@ providers, the API emulator in front of the real handler, and the SQS event sour
 of the worker handler. Used by `make run` and by the tests.
 
     python -m local.stack            # foreground, Ctrl-C stops everything (PORT overrides 3000)
+    python -m local.stack --reset    # `make reset`: delete the local state (DynamoDB data, stack.json)
+
+`make run` keeps the attempt history between runs but starts with no idempotency records: the
+sandbox providers reseed their bookings on every start, so a record from the previous run would
+replay an answer about a booking that is back where it started.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 
@@ -39,7 +48,7 @@ from local.seed import (
     seed_secrets,
 )
 from local.sign_link import mint_link
-from local.tables import create_tables
+from local.tables import clear_table, create_tables
 from local.template import REPO_ROOT, TEMPLATE_PATH, load_template
 
 CACHE_DIR = REPO_ROOT / ".local"
@@ -60,6 +69,31 @@ AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "sandbox",
     "AWS_SECRET_ACCESS_KEY": "sandbox",
 }
+# What `make reset` deletes under the state directory (downloads and tool installs stay).
+STATE_ENTRIES = ("dynamodb-data", "stack.json", "logs")
+# How long `make reset` waits to see whether a stack described by stack.json still answers.
+RUNNING_PROBE_TIMEOUT_SECONDS = 1.0
+
+
+class StackRunning(RuntimeError):
+    """`make reset` refuses to delete the data of a stack that is still running."""
+
+
+# The environment variables that point boto3 (and so relayctl) at the local stack's resources.
+TOOL_ENV_NAMES = (
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    "AWS_ENDPOINT_URL_SQS",
+    "SECRETS_PREFIX",
+    "RESCHEDULES_TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "DELIVERY_QUEUE_URL",
+    "DEAD_LETTER_QUEUE_URL",
+)
 
 
 @dataclass
@@ -72,6 +106,8 @@ class Stack:
     # The demo form source's pages (its origin is the one the registry allows).
     form_page: FormPage | None = None
     sources: tuple[AnyDemoSource, ...] = ()
+    # Idempotency records of a previous run deleted at start (`forget_idempotency`).
+    forgotten_idempotency_records: int = 0
     # The template's queues by logical id, and the poller that feeds the worker handler (if any).
     queues: dict[str, LocalQueue] = field(default_factory=dict)
     event_source: EventSourcePoller | None = None
@@ -104,6 +140,8 @@ class Stack:
                 "url": self.queues["DeliveryQueue"].url if self.queues else None,
                 "dlq_url": self.queues["DeliveryDeadLetterQueue"].url if self.queues else None,
             },
+            # What points boto3 and relayctl at this stack (`export` them, then run relayctl).
+            "aws": {"region": REGION, "env": {k: v for k, v in self.env.items() if k in TOOL_ENV_NAMES}},
         }
 
     def stop(self) -> None:
@@ -206,19 +244,24 @@ def start_stack(
     extra_env: dict[str, str] | None = None,
     api_timeout_s: float | None = None,
     form_port: int = 0,
+    state_dir: Path | None = None,
+    forget_idempotency: bool = False,
     worker_code_dir: Path = CODE_DIR,
     worker_handler: str | None = None,
     queue_overrides: dict[str, dict[str, str]] | None = None,
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests).
 
+    `persist` keeps DynamoDB's data under `state_dir` (default STATE_DIR); `forget_idempotency`
+    deletes the idempotency records found there before the API starts, keeping the attempts.
     The demo form page starts first: the form source's allowed origin is its address. The worker's
     event source starts when its handler exists (`worker_code_dir`, `worker_handler`: tests' own);
     `queue_overrides` replaces queue attributes by logical id (tests: short visibility timeouts).
     """
+    state_dir = STATE_DIR if state_dir is None else state_dir
     started: list[Any] = []
     try:
-        dynamodb = start_dynamodb_local(db_path=STATE_DIR / "dynamodb-data" if persist else None)
+        dynamodb = start_dynamodb_local(db_path=state_dir / "dynamodb-data" if persist else None)
         started.append(dynamodb)
         secrets = start_secrets_emulator()
         started.append(secrets)
@@ -239,6 +282,10 @@ def start_stack(
         sources = demo_sources(form_page.url)
         stack = Stack(dynamodb, secrets, sandboxes, env, form_page=form_page, sources=sources, queues=queues)
         create_tables(stack.client("dynamodb"), TABLE_NAMES)
+        if forget_idempotency:
+            stack.forgotten_idempotency_records = clear_table(
+                stack.client("dynamodb"), TABLE_NAMES["IdempotencyTable"]
+            )
         seed_secrets(stack.client("secretsmanager"), sources)
         if api_port is not None:
             stack.api = start_emulator(
@@ -277,7 +324,10 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     form, _ = _first(info, "signed_link")
     iclosed = info["providers"]["iclosed"]["bookings"]
     novacal = info["providers"]["novacal"]["bookings"]
-    day = (date.today() + timedelta(days=30)).isoformat()
+    calcom = info["providers"]["calcom"]["bookings"]
+    acuity = info["providers"]["acuity"]["bookings"]
+    exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
+    day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
     link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
     posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
     return f"""
@@ -307,12 +357,82 @@ Or post the link's fields yourself, as the form does:
     --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
 Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
 
-Read a stored outcome:
+API key -- reschedule a Cal.com booking (it gets a new uid: the answer's new_booking_id):
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+    -d '{{"provider": "calcom", "booking_id": "{calcom[0]}", "start": "{day}T14:00:00Z"}}'
+
+API key -- reschedule an Acuity appointment:
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+    -d '{{"provider": "acuity", "booking_id": {acuity[0]}, "start": "{day}T09:00:00",
+         "timezone": "America/Chicago"}}'
+
+Read a stored outcome, and a booking's history:
   curl -s {api}/v1/reschedules/<reschedule_id> -H 'Authorization: Bearer {key}'
+  curl -s {api}/v1/bookings/iclosed/{iclosed[0]}/reschedules -H 'Authorization: Bearer {key}'
+
+The operator's tool against this stack (in another shell):
+{exports}
+  .venv/bin/relayctl sources list
+  .venv/bin/relayctl history iclosed {iclosed[0]}
+  .venv/bin/relayctl queue status
+  .venv/bin/relayctl smoke --api-url {api} --api-key {key}
 """
 
 
-def main() -> int:
+def _answers(url: str | None) -> bool:
+    """Whether something accepts connections at the URL's host and port."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=RUNNING_PROBE_TIMEOUT_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def reset_state(state_dir: Path | None = None) -> list[Path]:
+    """Delete the local state (`STATE_ENTRIES`) under state_dir; returns what was deleted.
+
+    Refuses (StackRunning) while the stack that wrote stack.json still answers.
+    """
+    state_dir = STATE_DIR if state_dir is None else state_dir
+    described = state_dir / "stack.json"
+    with contextlib.suppress(OSError, ValueError):
+        info = json.loads(described.read_text())
+        if _answers(info.get("api_url")) or _answers(info.get("dynamodb_endpoint")):
+            raise StackRunning(f"the local stack in {described} is still running: stop `make run` first")
+    removed = []
+    for name in STATE_ENTRIES:
+        path = state_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+        else:
+            continue
+        removed.append(path)
+    return removed
+
+
+def reset() -> int:
+    try:
+        removed = reset_state()
+    except StackRunning as running:
+        print(running, file=sys.stderr)
+        return 1
+    names = ", ".join(str(path.relative_to(STATE_DIR)) for path in removed) or "nothing to delete"
+    print(f"local state reset in {STATE_DIR}: {names}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--reset", action="store_true", help="delete the local state and exit")
+    if parser.parse_args(argv).reset:
+        return reset()
     port = int(os.environ.get("PORT", DEFAULT_API_PORT))
     print(
         "starting the local stack (DynamoDB Local, moto: Secrets Manager and SQS, sandbox providers, API)...",
@@ -320,7 +440,13 @@ def main() -> int:
     )
     # The demo form page listens next to the API (PORT+1), or on any free port when PORT is 0.
     form_port = int(os.environ.get("FORM_PORT", port + 1 if port else 0))
-    stack = start_stack(persist=True, api_port=port, form_port=form_port)
+    stack = start_stack(persist=True, api_port=port, form_port=form_port, forget_idempotency=True)
+    if stack.forgotten_idempotency_records:
+        print(
+            f"cleared {stack.forgotten_idempotency_records} idempotency record(s) of the previous run "
+            f"(the sandboxes reseeded; attempt history in {TABLE_NAMES['ReschedulesTable']} is kept)",
+            flush=True,
+        )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

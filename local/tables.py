@@ -12,6 +12,9 @@ TABLE_TYPE = "AWS::DynamoDB::Table"
 TTL_ATTRIBUTE_KEY = "TimeToLiveAttribute"
 # DynamoDB Local creates tables ACTIVE at once; real DynamoDB takes seconds. Poll briefly, not 20 s.
 _WAITER_CONFIG = {"Delay": 1, "MaxAttempts": 60}
+# DynamoDB's BatchWriteItem limit, and how many rounds of unprocessed items are retried.
+BATCH_WRITE_MAX_ITEMS = 25
+BATCH_WRITE_ATTEMPTS = 5
 
 
 class TableDrift(RuntimeError):
@@ -125,3 +128,34 @@ def create_tables(
         _create_if_missing(dynamodb_client, table_name, create_kwargs)
         if ttl_attribute is not None:
             _enable_ttl(dynamodb_client, table_name, ttl_attribute)
+
+
+def clear_table(dynamodb_client: Any, table_name: str) -> int:
+    """Delete every item of a table, keeping the table; returns how many were deleted."""
+    key_names = [
+        key["AttributeName"]
+        for key in dynamodb_client.describe_table(TableName=table_name)["Table"]["KeySchema"]
+    ]
+    deleted = 0
+    for page in dynamodb_client.get_paginator("scan").paginate(
+        TableName=table_name,
+        ProjectionExpression=", ".join(f"#k{i}" for i in range(len(key_names))),
+        ExpressionAttributeNames={f"#k{i}": name for i, name in enumerate(key_names)},
+    ):
+        items = page["Items"]
+        for start in range(0, len(items), BATCH_WRITE_MAX_ITEMS):
+            requests = [
+                {"DeleteRequest": {"Key": item}} for item in items[start : start + BATCH_WRITE_MAX_ITEMS]
+            ]
+            _write_all(dynamodb_client, table_name, requests)
+            deleted += len(requests)
+    return deleted
+
+
+def _write_all(dynamodb_client: Any, table_name: str, requests: list[dict[str, Any]]) -> None:
+    pending = {table_name: requests}
+    for _ in range(BATCH_WRITE_ATTEMPTS):
+        pending = dynamodb_client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        if not pending:
+            return
+    raise RuntimeError(f"{table_name}: items still unprocessed after {BATCH_WRITE_ATTEMPTS} batch writes")

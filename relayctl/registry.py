@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 PENDING_STAGE = "RELAYCTL_PENDING"
+# template.yaml creates the registry as {"sources": {}, "placeholder": <random>}: not valid until set.
+TEMPLATE_PLACEHOLDER = "placeholder"
 # Concurrent writers are people and scripts: a handful of rounds is plenty.
 MAX_WRITE_ROUNDS = 8
 
@@ -61,7 +63,7 @@ def update(
     """Apply `change` to the current registry and write it, retrying on a concurrent write."""
     for _ in range(MAX_WRITE_ROUNDS):
         current, version = read(client, name)
-        new = change(copy.deepcopy(current))
+        new = change({k: v for k, v in copy.deepcopy(current).items() if k != TEMPLATE_PLACEHOLDER})
         check(new)
         token = str(uuid.uuid4())
         try:

@@ -77,13 +77,14 @@ class Invoker:
             all_headers["content-type"] = content_type
         if key is not None:
             all_headers.setdefault("authorization", f"Bearer {key}")
+        raw_path, _, raw_query = path.partition("?")
         event = build_event(
             method=method,
-            raw_path=path,
-            raw_query="",
+            raw_path=raw_path,
+            raw_query=raw_query,
             headers=list(all_headers.items()),
             body=body,
-            route_key=f"{method} {path}",
+            route_key=f"{method} {raw_path}",
         )
         return self.invoke(event)
 

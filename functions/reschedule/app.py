@@ -27,7 +27,7 @@ from relay.deadline import Deadline
 from relay.errors import RelayError, conflict, internal_error, malformed, route_not_found, too_large
 from relay.reschedule import modes
 from relay.reschedule.attempts import QUEUED, Booking
-from relay.reschedule.normalise import command_from
+from relay.reschedule.normalise import booking_of, command_from
 from relay.settings import get_settings
 from relay.web import cors, decoding, forms, schema
 from relay.web.problems import json_response, problem_response
@@ -106,7 +106,9 @@ def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
         command = command_from(fields, allowed_providers=caller.allowed_providers, settings=settings)
         caller.authorise(command.provider, command.account)
     except RelayError as error:
-        raise service.refuse(caller.name, error, command) from None
+        # Not built, but its booking may be known: then the refusal shows in that booking's history.
+        booking = None if command else booking_of(fields, allowed_providers=caller.allowed_providers)
+        raise service.refuse(caller.name, error, command, booking=booking) from None
     return command
 
 
@@ -134,6 +136,12 @@ def create_reschedule() -> Response[str]:
         page = _to_page(forms.success_location(link.source.success_url))
         return page or _finish(json_response(202, {"reschedule_id": reschedule_id, "status": "accepted"}))
     command = _command(admission.caller, admission.fields)
+    if command.dry_run:
+        answer = service.dry_run(
+            command, source=admission.caller.name, idempotency_key=admission.idempotency_key
+        )
+        metrics.add_metric(name="DryRuns", unit=MetricUnit.Count, value=1)
+        return _finish(json_response(200, answer))
     asked_async = modes.prefers_async(headers.get("prefer"))
     mode = modes.choose(
         prefer_header=headers.get("prefer"),
@@ -152,7 +160,7 @@ def create_reschedule() -> Response[str]:
     if result.get("status") == QUEUED:
         return _queued(result, replayed=replayed, asked_async=asked_async, link=link)
     metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
-    page = _to_page(forms.success_location(link.source.success_url if link else None))
+    page = _to_page(forms.success_location(link.source.success_url if link else None, result))
     return page or _finish(json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None))
 
 
@@ -202,6 +210,27 @@ def get_reschedule(reschedule_id: str) -> Response[str]:
     record = service.get(caller.name, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return json_response(200, record)
+
+
+@app.get(
+    "/v1/bookings/<provider>/<booking_id>/reschedules",
+    summary="A booking's attempts, newest first",
+    responses=schema.HISTORY_RESPONSES,
+    operation_id="listBookingReschedules",
+)
+def list_booking_reschedules(provider: str, booking_id: str) -> Response[str]:
+    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
+    logger.append_keys(source=caller.name)
+    event = app.current_event
+    page = service.history(
+        caller.name,
+        provider,
+        booking_id,
+        limit=event.get_query_string_value("limit"),
+        cursor=event.get_query_string_value("cursor"),
+    )
+    metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
+    return json_response(200, page)
 
 
 @app.route("/v1/reschedules", method="OPTIONS", include_in_schema=False)

@@ -32,7 +32,7 @@ def parse_local_wall_time(value: str) -> datetime | None:
         return None
     try:
         year, month, day, hour, minute, second = (int(part) for part in match.groups())
-        return datetime(year, month, day, hour, minute, second)
+        return datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 - a wall time, zone given apart
     except ValueError:
         return None
 

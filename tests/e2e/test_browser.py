@@ -110,8 +110,10 @@ def test_plain_html_form_lands_on_the_success_page(
     fill_and_submit(browser, day, "15:30")
     # Then the relay answers 303 and the browser lands on the source's success page
     WebDriverWait(browser, WAIT_SECONDS).until(lambda d: "/rescheduled" in d.current_url)
-    assert browser.current_url == f"{stack.form_page.url}/rescheduled?status=ok"
+    assert browser.current_url.startswith(f"{stack.form_page.url}/rescheduled?status=ok&start={day}T15%3A30")
     assert browser.find_element(By.ID, "result").text == "Your booking was moved."
+    assert "15:30" in browser.find_element(By.ID, "when").text  # the new time, with its zone
+    assert browser.find_element(By.ID, "back").is_displayed()
     # And the provider moved exactly that booking, in the browser's time zone
     (call,) = sandboxes["novacal"].calls()
     assert call["path"] == f"/v1/events/{booking}"
@@ -129,6 +131,7 @@ def test_an_expired_link_lands_on_the_error_page(
     WebDriverWait(browser, WAIT_SECONDS).until(lambda d: "/reschedule-failed" in d.current_url)
     assert browser.current_url == f"{stack.form_page.url}/reschedule-failed?status=error&code=link_expired"
     assert browser.find_element(By.ID, "code").text == "link_expired"
+    assert "expired" in browser.find_element(By.ID, "reason").text
     assert sandboxes["novacal"].calls() == []
 
 

@@ -174,7 +174,7 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
             done = subprocess.run(  # noqa: S603 - the stack's own printed example, as a user pastes it
                 ["/bin/bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
             )
-            assert json.loads(done.stdout).get("status") == "rescheduled", (command, done.stdout, done.stderr)
+            assert json.loads(done.stdout).get("status") == "succeeded", (command, done.stdout, done.stderr)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

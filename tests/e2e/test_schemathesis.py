@@ -14,9 +14,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from local.openapi import OPENAPI_PATH
 from local.stack import Stack
 from tests.helpers import ZAPIER
+from tools.openapi import OPENAPI_PATH
 
 MAX_EXAMPLES = 60
 CHECKS = [status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -153,20 +153,23 @@ def test_async_request_is_202_then_delivered_once_and_replays_as_a_sync_success(
     accepted = answer.json()
     assert set(accepted) == set(QueuedAnswer.model_fields)
     assert {"reschedule_id", "status", "booking_id", "start", "timezone", "next_attempt_at"} <= set(accepted)
-    assert accepted["status"] == "queued" and accepted["booking_id"] == "1001"
+    assert accepted["status"] == "queued"
+    assert accepted["booking_id"] == "1001"
     assert answer.headers["location"] == f"/v1/reschedules/{accepted['reschedule_id']}"
     assert answer.headers["preference-applied"] == "respond-async"
 
     record = _final(dstack, accepted["reschedule_id"])
     assert (record["status"], record["delivery"], record["attempts"]) == ("succeeded", "async", 1)
-    assert record["provider_status"] == 200 and record["finished_at"]
+    assert record["provider_status"] == 200
+    assert record["finished_at"]
     assert len(boxes["iclosed"].calls()) == 1
 
     # A repeat now answers exactly as a sync success does, whichever mode it asks for.
     for headers in (AUTH, ASYNC):
         replay = _post(dstack, body, headers, key)
         assert replay.status_code == 200, replay.text
-        assert replay.json()["replayed"] is True and replay.json()["status"] == "rescheduled"
+        assert replay.json()["replayed"] is True
+        assert replay.json()["status"] == "succeeded"
         assert replay.json()["reschedule_id"] == accepted["reschedule_id"]
         assert replay.headers["idempotent-replayed"] == "true"
     assert len(boxes["iclosed"].calls()) == 1
@@ -186,14 +189,18 @@ def test_repeats_while_queued_get_the_same_202_or_409_and_the_provider_is_called
     again = _post(dstack, body, ASYNC, key)
     sync = _post(dstack, body, AUTH, key)
     # Then async repeats get the same 202; a sync one is told it is still in progress
-    assert again.status_code == 202 and again.json()["reschedule_id"] == reschedule_id
+    assert again.status_code == 202
+    assert again.json()["reschedule_id"] == reschedule_id
     assert again.headers["idempotent-replayed"] == "true"
     if sync.status_code == 409:  # queued still (it may already be delivered on a fast machine)
-        assert sync.json()["code"] == "queued" and int(sync.headers["retry-after"]) >= 1
+        assert sync.json()["code"] == "queued"
+        assert int(sync.headers["retry-after"]) >= 1
     else:
-        assert sync.status_code == 200 and sync.json()["replayed"] is True
+        assert sync.status_code == 200
+        assert sync.json()["replayed"] is True
     record = _final(dstack, reschedule_id)
-    assert record["status"] == "succeeded" and record["attempts"] == 2
+    assert record["status"] == "succeeded"
+    assert record["attempts"] == 2
     assert record["last_error"] == "provider_unavailable"
     # 5 failed calls, then exactly one success
     assert len(boxes["iclosed"].calls()) == 6
@@ -203,7 +210,8 @@ def test_async_validation_and_auth_happen_before_anything_is_queued(
     dstack: Stack, boxes: dict[str, Sandbox]
 ) -> None:
     bad = _post(dstack, _iclosed() | {"timezone": "Mars/Base"}, ASYNC, new_key())
-    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "timezone"
+    assert bad.status_code == 422
+    assert bad.json()["errors"][0]["field"] == "timezone"
     nobody = _post(dstack, _iclosed(), {"prefer": "respond-async", "authorization": "Bearer sandbox-nope"})
     assert nobody.status_code == 401
     forbidden = _post(
@@ -227,7 +235,8 @@ def test_a_provider_refusal_fails_the_queued_request_at_once_and_releases_its_ke
     assert _idempotency_item(dstack, item["idempotency_record"]) is None
     # The key is free: the caller's retry runs again (and succeeds now)
     retry = _post(dstack, body, AUTH, key)
-    assert retry.status_code == 200 and retry.json()["replayed"] is False
+    assert retry.status_code == 200
+    assert retry.json()["replayed"] is False
 
 
 # -- auto ------------------------------------------------------------------------------------------
@@ -253,7 +262,8 @@ def test_auto_form_post_is_queued_when_the_provider_is_down_longer_than_the_sync
     record = _until(
         lambda: (r := stored_record(dstack, reschedule_id))["status"] != "queued" and r, what="delivery"
     )
-    assert record["status"] == "succeeded" and record["delivery"] == "auto"
+    assert record["status"] == "succeeded"
+    assert record["delivery"] == "auto"
     assert len(boxes["novacal"].calls()) == 6
 
 
@@ -283,7 +293,8 @@ def test_auto_still_fails_at_once_on_a_non_retryable_answer(dstack: Stack, boxes
     answer = httpx.post(
         f"{dstack.api.url}/v1/reschedules", json=fields | {"start": future(days=46) + "Z", "timezone": "UTC"}
     )
-    assert answer.status_code == 404 and answer.json()["code"] == "booking_not_found"
+    assert answer.status_code == 404
+    assert answer.json()["code"] == "booking_not_found"
 
 
 def test_sync_sources_still_fail_at_once_when_the_provider_is_down(
@@ -291,7 +302,8 @@ def test_sync_sources_still_fail_at_once_when_the_provider_is_down(
 ) -> None:
     boxes["iclosed"].fault(status=503, times=3)
     answer = _post(dstack, _iclosed(days=47), AUTH, new_key())
-    assert answer.status_code == 503 and answer.json()["code"] == "provider_unavailable"
+    assert answer.status_code == 503
+    assert answer.json()["code"] == "provider_unavailable"
 
 
 # -- exactly once ----------------------------------------------------------------------------------
@@ -371,7 +383,8 @@ def test_past_the_maximum_age_the_request_is_failed_released_and_parked(
         queued["reschedule_id"] in b for b in _until(lambda: _dead_letters(dstack), what="the DLQ copy")
     )
     retry = _post(dstack, body, AUTH, key)
-    assert retry.status_code == 200 and retry.json()["replayed"] is False
+    assert retry.status_code == 200
+    assert retry.json()["replayed"] is False
 
 
 # -- cancel ----------------------------------------------------------------------------------------
@@ -400,7 +413,8 @@ def test_cancel_while_queued_means_never_delivered_and_the_key_free(
     again = _delete(dstack, reschedule_id)
     assert (again.status_code, again.json()["code"]) == (409, "not_queued")
     retry = _post(dstack, body, AUTH, key)
-    assert retry.status_code == 200 and retry.json()["replayed"] is False
+    assert retry.status_code == 200
+    assert retry.json()["replayed"] is False
 
 
 # -- dependencies down when queueing ---------------------------------------------------------------
@@ -444,7 +458,8 @@ def test_sqs_unavailable_when_queueing_is_503_and_nothing_is_accepted(dstack: St
         answer = working.service.reschedule(
             command, source=ZAPIER.name, idempotency_key=key, deadline=Deadline.within(10), mode=Mode.ASYNC
         )
-        assert answer["status"] == "queued" and answer.get("replayed") is None
+        assert answer["status"] == "queued"
+        assert answer.get("replayed") is None
         if code == "queue_unavailable":  # the refused attempt is recorded as failed, never as queued
             failed = stored_record(dstack, caught.value.extra["reschedule_id"])
             assert (failed["status"], failed["reason"]) == ("failed", "queue_unavailable")

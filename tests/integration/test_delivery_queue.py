@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from local.dynamodb_local import DUMMY_CLIENT_SETTINGS, free_port
+from local.processes import DUMMY_CLIENT_SETTINGS, free_port
 from local.queues import LocalQueue, create_queues
 from local.secrets_emulator import SecretsEmulator, sqs_client, start_secrets_emulator
 from local.template import load_template

@@ -58,7 +58,9 @@ def test_calcom_gets_the_contract_request_and_the_new_uid_is_answered_and_record
         "rescheduledBy": "sandbox-host@example.test",
     }
     new_uid = answer.body["new_booking_id"]
-    assert answer.body["booking_id"] == uid and new_uid and new_uid != uid
+    assert answer.body["booking_id"] == uid
+    assert new_uid
+    assert new_uid != uid
     assert answer.body["provider_result"]["uid"] == new_uid
     assert "attendees" not in answer.body["provider_result"]
     record = stored_record(stack, answer.body["reschedule_id"])

@@ -103,7 +103,6 @@ def _limits_rejected(url: str) -> int:
 def test_a_burst_of_async_requests_is_delivered_at_the_accounts_rate_by_several_workers(
     pstack: Stack, novacal: str
 ) -> None:
-    started = time.time()
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda i: _post(pstack, _body(pstack, FAST, i), ASYNC), range(BURST)))
     assert [a.status_code for a in answers] == [202] * BURST
@@ -123,7 +122,6 @@ def test_a_burst_of_async_requests_is_delivered_at_the_accounts_rate_by_several_
     # Never faster than the rate (how close to it the burst gets is `make bench`'s number).
     ideal = (BURST - 1) * interval * (1 + PACE_SAFETY_FRACTION)
     assert times[-1] - times[0] >= ideal * 0.95
-    print(f"burst of {BURST}: {times[-1] - started:.1f} s from the first POST, ideal {ideal:.1f} s")
 
 
 def test_the_contract_rate_of_60_a_minute_spaces_calls_a_second_apart(pstack: Stack, novacal: str) -> None:

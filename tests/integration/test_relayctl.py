@@ -35,7 +35,8 @@ def ops_stack() -> Iterator[Stack]:
 
 
 def relayctl(stack: Stack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = os.environ | stack.env
+    # Exactly what `.local/stack.json` says points boto3 and the tool at the stack.
+    env = os.environ | stack.describe()["aws"]["env"]
     return subprocess.run(  # noqa: S603 - our own tool, arguments from the test
         [sys.executable, "-m", "relayctl", *args],
         env=env,
@@ -190,3 +191,49 @@ def test_every_command_has_help() -> None:
         )
         assert shown.returncode == 0, (command, shown.stderr)
         assert "usage: relayctl" in shown.stdout
+
+
+def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    iclosed = ops_stack.sandboxes["iclosed"]
+    httpx.delete(f"{iclosed.url}/_sandbox/calls").raise_for_status()
+    started = time.monotonic()
+    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", ZAPIER.api_key)
+    assert passed.returncode == 0, passed.stderr
+    assert time.monotonic() - started < 10
+    assert httpx.get(f"{iclosed.url}/_sandbox/calls").json() == []  # a dry run calls no provider
+
+
+def test_smoke_fails_with_one_line_when_the_stack_does_not_answer_as_it_should(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", "sandbox-not-a-key")
+    assert wrong_key.returncode == 1
+    assert wrong_key.stderr.count("\n") == 1
+    assert "dry_run reschedule: expected 200, got 401" in wrong_key.stderr
+    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", "--api-key", ZAPIER.api_key)
+    assert nobody.returncode == 1
+    assert "could not be reached" in nobody.stderr
+
+
+def test_the_first_source_replaces_the_templates_placeholder_registry(ops_stack: Stack) -> None:
+    # As template.yaml creates it: {"sources": {}} plus a generated placeholder key
+    client = ops_stack.client("secretsmanager")
+    client.create_secret(Name="ops-new/sources", SecretString='{"sources": {}, "placeholder": "sandbox-x"}')
+    added = relayctl(
+        ops_stack,
+        "--prefix",
+        "ops-new",
+        "sources",
+        "add",
+        "zap",
+        "--kind",
+        "api_key",
+        "--allow",
+        "iclosed:default",
+    )
+    assert added.returncode == 0, added.stderr
+    value = json.loads(
+        client.get_secret_value(SecretId="ops-new/sources", VersionStage="AWSCURRENT")["SecretString"]
+    )
+    assert set(value) == {"sources"}
+    parse_registry(value)

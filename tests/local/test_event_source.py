@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from local.dynamodb_local import DUMMY_CLIENT_SETTINGS
 from local.event_source import (
     BatchOutcome,
     EventSourcePoller,
@@ -25,6 +24,7 @@ from local.event_source import (
     handler_reference,
     start_event_source,
 )
+from local.processes import DUMMY_CLIENT_SETTINGS
 from local.queues import LocalQueue, create_queues
 from local.secrets_emulator import SecretsEmulator, sqs_client, start_secrets_emulator
 

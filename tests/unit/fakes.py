@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePer
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from relay.command import RescheduleCommand
-from relay.dal.idempotency import Staged
+from relay.dal.idempotency import MoveScope, Staged
 from relay.dal.records import RecordWriteFailed
 from relay.errors import not_configured
 from relay.providers.base import Credentials, OutboundRequest, Provider
@@ -83,8 +83,9 @@ class FakeIdempotencyStore(BasePersistenceLayer):
         self.items: dict[str, DataRecord] = {}
         self.staged: Staged | None = None
 
-    def begin(self) -> None:
+    def begin(self, scope: MoveScope | None = None) -> None:
         self.staged = None
+        self.scope = scope
 
     def stage(self, record: Mapping[str, Any], answer: object) -> None:
         self.staged = Staged(record, answer)

@@ -44,4 +44,5 @@ def test_mode_choice() -> None:
     assert mode(None, "async", "api_key") is Mode.ASYNC
     assert mode("wait=5, respond-async", "sync", "api_key") is Mode.ASYNC
     assert mode("respond-async", None, "api_key", queue=False) is Mode.SYNC
-    assert not prefers_async("respond-asyncx") and prefers_async("Respond-Async;x=1")
+    assert not prefers_async("respond-asyncx")
+    assert prefers_async("Respond-Async;x=1")

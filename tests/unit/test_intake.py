@@ -132,3 +132,34 @@ def test_two_aliases_for_one_field_are_refused_naming_both() -> None:
     problem = caught.value.errors[0]
     assert problem.field == "booking_id"
     assert "'id'" in problem.message
+
+
+def test_multipart_part_with_a_content_transfer_encoding_is_refused() -> None:
+    # RFC 7578 deprecates it: 'aWNsb3NlZA==' must not quietly become 'iclosed'.
+    body = (
+        b"--XyZ\r\n"
+        b'Content-Disposition: form-data; name="provider"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        b"aWNsb3NlZA==\r\n"
+        b"--XyZ--\r\n"
+    )
+    with pytest.raises(RelayError) as caught:
+        intake.decode_body(body, "multipart/form-data; boundary=XyZ")
+    assert caught.value.status == 400
+    assert caught.value.code == "invalid_multipart"
+    assert "Content-Transfer-Encoding" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"provider": "iclosed", "id": 1001}', b'  {"reason": "a=b"}\n', b"{}"],
+)
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded"])
+def test_json_without_its_content_type_says_which_header_to_send(
+    body: bytes, content_type: str | None
+) -> None:
+    # curl -d '{...}' sends a form Content-Type; some clients send none at all.
+    with pytest.raises(RelayError) as caught:
+        intake.decode_body(body, content_type)
+    assert caught.value.status in (400, 415)
+    assert "Content-Type: application/json" in caught.value.detail

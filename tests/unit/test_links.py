@@ -187,7 +187,8 @@ def test_a_form_body_with_link_fields_is_a_signed_link_and_the_origin_must_be_al
     body = form_body(posted(minted()))
     attempt = Attempt()
     admitted = admit(REGISTRY, URLENCODED, body, now=NOW, attempt=attempt)
-    assert admitted.link is not None and admitted.caller.name == "form"
+    assert admitted.link is not None
+    assert admitted.caller.name == "form"
     assert attempt.form_source is SOURCE
     allowed = URLENCODED | {"origin": "https://www.example.test"}
     assert admit(REGISTRY, allowed, body, now=NOW).caller.name == "form"
@@ -215,7 +216,8 @@ def test_a_caller_that_authenticated_is_known_when_its_body_then_fails() -> None
             attempt=attempt,
         )
     assert caught.value.code == "invalid_json"
-    assert attempt.caller is not None and attempt.caller.name == "zap"
+    assert attempt.caller is not None
+    assert attempt.caller.name == "zap"
 
 
 @pytest.mark.parametrize(

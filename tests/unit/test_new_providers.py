@@ -9,11 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from relay.command import RescheduleCommand
 from relay.composition import build_adapters
 from relay.errors import RelayError
 from relay.providers.acuity import AcuityCredentials
+from relay.providers.base import BookingIdProblem
 from relay.providers.calcom import CalcomKey
 from relay.providers.client import ProviderClient
 from relay.settings import Settings
@@ -149,7 +151,8 @@ def test_calcom_move_reads_then_posts_with_bearer_and_returns_the_new_uid_trimme
     assert json.loads(post.content) == {"start": "2027-03-14T15:00:00Z"}
     assert CALCOM.new_booking_id(reply.body) == NEW
     summary = CALCOM.summarise(reply.body)
-    assert summary["uid"] == NEW and summary["rescheduledFromUid"] == OLD
+    assert summary["uid"] == NEW
+    assert summary["rescheduledFromUid"] == OLD
     assert "example.test" not in json.dumps(summary)  # no attendee, host or response data
 
 
@@ -234,7 +237,7 @@ def test_calcom_field_errors_map_from_the_envelope() -> None:
 def test_calcom_uids_are_path_safe() -> None:
     assert CALCOM.normalise_booking_id("aB3_x-9") == "aB3_x-9"
     for bad in ("../x", "a/b", "a b", "-lead", "x" * 65):
-        with pytest.raises(ValueError):
+        with pytest.raises(BookingIdProblem):
             CALCOM.normalise_booking_id(bad)
 
 
@@ -247,7 +250,8 @@ def test_acuity_request_is_put_with_the_zone_offset_at_that_instant() -> None:
     # 14 March 2027 is after New York's DST start (the 2nd Sunday of March): -0400, not -0500.
     assert summer.json == {"datetime": "2027-03-14T11:00:00-0400", "timezone": "America/New_York"}
     winter = ACUITY.build_request(acuity_command(start=datetime(2027, 3, 13, 15, 0, tzinfo=UTC)))
-    assert winter.json is not None and winter.json["datetime"] == "2027-03-13T10:00:00-0500"
+    assert winter.json is not None
+    assert winter.json["datetime"] == "2027-03-13T10:00:00-0500"
     berlin = ACUITY.build_request(acuity_command(timezone="Europe/Berlin"))
     assert berlin.json == {"datetime": "2027-03-14T16:00:00+0100", "timezone": "Europe/Berlin"}
 
@@ -277,7 +281,7 @@ def test_acuity_sends_http_basic_and_the_account_flags_as_query_parameters() -> 
     [{"api_key": "sandbox-k"}, {"user_id": "", "api_key": "sandbox-k"}, {"user_id": "abc", "api_key": "k"}],
 )
 def test_acuity_secret_without_a_numeric_user_id_is_refused_naming_no_value(secret: dict[str, Any]) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValidationError) as caught:
         AcuityCredentials.model_validate(secret)
     assert "sandbox-k" not in str(caught.value)
 

@@ -6,22 +6,21 @@ import json
 import subprocess
 import sys
 
-from local.openapi import OPENAPI_PATH
-from local.template import REPO_ROOT
+from tools.openapi import OPENAPI_PATH, REPO_ROOT
 
 
 def test_committed_openapi_document_is_current() -> None:
     # In a child process: generating imports the handler module with placeholder settings, which
     # must not become the module the in-process tests use.
     rendered = subprocess.run(
-        [sys.executable, "-c", "from local.openapi import render; print(render(), end='')"],
+        [sys.executable, "-c", "from tools.openapi import render; print(render(), end='')"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     ).stdout
-    assert OPENAPI_PATH.read_text() == rendered, "run: .venv/bin/python -m local.openapi"
+    assert OPENAPI_PATH.read_text() == rendered, "run: .venv/bin/python -m tools.openapi"
 
 
 def test_document_lists_every_route_and_problem_answer() -> None:

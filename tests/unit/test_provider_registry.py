@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_each_provider_declares_what_the_relay_needs() -> None:
     for name, adapter in PROVIDERS.items():
         assert adapter.name == name
-        assert adapter.display_name and adapter.booking_id_format
+        assert adapter.display_name
+        assert adapter.booking_id_format
         assert issubclass(adapter.credentials, Credentials)
         assert adapter.delivery_rate_per_minute > 0
         assert adapter.production_base_url.startswith("https://")

@@ -171,6 +171,7 @@ def test_routes(resources: dict[str, Any]) -> None:
     assert routes == {
         ("POST", "/v1/reschedules"),
         ("GET", "/v1/reschedules/{reschedule_id}"),
+        ("GET", "/v1/bookings/{provider}/{booking_id}/reschedules"),
         ("DELETE", "/v1/reschedules/{reschedule_id}"),
         ("OPTIONS", "/v1/reschedules"),
     }
@@ -404,7 +405,8 @@ def test_every_checkov_skip_gives_a_one_line_reason(resources: dict[str, Any]) -
     assert skips
     for name, skip in skips:
         assert re.fullmatch(r"CKV_AWS_\d+", skip["id"]), (name, skip)
-        assert skip["comment"].strip() and "\n" not in skip["comment"].strip(), (name, skip)
+        assert skip["comment"].strip(), (name, skip)
+        assert "\n" not in skip["comment"].strip(), (name, skip)
 
 
 def test_layer_is_built_by_the_packager(resources: dict[str, Any]) -> None:
@@ -538,6 +540,15 @@ def test_table_definitions_come_from_the_template(template: dict[str, Any]) -> N
     assert "ProvisionedThroughput" not in reschedules
 
 
+def test_every_documented_operation_is_routed_by_the_gateway(resources: dict[str, Any]) -> None:
+    # A route the function serves but API Gateway does not route answers the gateway's own 404.
+    events = resources["RescheduleFunction"]["Properties"]["Events"].values()
+    routed = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events}
+    document = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text())
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    assert documented <= routed
+
+
 # ---- Durable delivery: queues, the worker, its event source mapping --------------------------
 
 
@@ -563,6 +574,21 @@ def test_the_worker_runs_the_same_code_and_layer_as_the_http_function(resources:
     assert worker["Layers"] == http["Layers"] == [{"Ref": "DependenciesLayer"}]
     # Its own log group, apart from the HTTP function's.
     assert worker["LoggingConfig"]["LogGroup"] != http["LoggingConfig"]["LogGroup"]
+
+
+def test_the_worker_is_built_like_the_http_function(resources: dict[str, Any]) -> None:
+    def build(name: str) -> dict[str, Any]:
+        return {k: v for k, v in resources[name]["Metadata"].items() if k != "checkov"}
+
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    targets = {name: re.search(rf"^build-{name}:\n\t(.*)$", makefile, re.MULTILINE) for name in FUNCTIONS}
+
+    assert build("WorkerFunction") == build("RescheduleFunction")
+    assert build("WorkerFunction")["BuildMethod"] == "makefile"
+    http_target, worker_target = (targets[name] for name in FUNCTIONS)
+    assert http_target
+    assert worker_target
+    assert worker_target.group(1) == http_target.group(1)  # one tree, two handlers
 
 
 def test_both_functions_have_the_same_settings(resources: dict[str, Any]) -> None:

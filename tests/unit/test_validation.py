@@ -11,7 +11,9 @@ from pydantic import ValidationError
 from relay.command import RescheduleCommand
 from relay.errors import RelayError
 from relay.fields import canonicalise
-from relay.reschedule.normalise import normalise
+from relay.providers import PROVIDERS
+from relay.reschedule.attempts import Booking
+from relay.reschedule.normalise import booking_of, normalise
 from relay.reschedule.request import parse_request
 from relay.settings import Settings, settings_from
 
@@ -19,7 +21,7 @@ SETTINGS = Settings(
     idempotency_table_name="idem", reschedules_table_name="resch", default_duration_minutes=30
 )
 NOVA_ID = "3f2c1a9e-8b7d-4c6e-9f10-2a3b4c5d6e7f"
-NEXT_YEAR = date.today().year + 1
+NEXT_YEAR = datetime.now(UTC).year + 1
 
 
 def command(fields: dict[str, Any], allowed: tuple[str, ...] = ("iclosed", "novacal")) -> RescheduleCommand:
@@ -125,7 +127,9 @@ def _nth_sunday(year: int, month: int, n: int) -> date:
         ({"start": f"{NEXT_YEAR}-01-01T10:00:00.5Z"}, {"start": "invalid"}),
         ({}, {"start": "missing"}),
         ({"date": f"{NEXT_YEAR}-01-01"}, {"time": "missing"}),
-        ({"date": f"{NEXT_YEAR}-01-01", "time": "25:00", "timezone": "UTC"}, {"date": "invalid"}),
+        ({"date": f"{NEXT_YEAR}-01-01", "time": "25:00", "timezone": "UTC"}, {"time": "invalid"}),
+        ({"date": f"{NEXT_YEAR}-13-01", "time": "10:00", "timezone": "UTC"}, {"date": "invalid"}),
+        ({"date": "01/12/2027", "time": "25:00", "timezone": "UTC"}, {"date": "invalid", "time": "invalid"}),
         ({"start": f"{NEXT_YEAR}-01-01T10:00:00Z", "date": f"{NEXT_YEAR}-01-01"}, {"start": "conflict"}),
     ],
 )
@@ -284,3 +288,98 @@ def test_settings_bound_the_default_time_format_and_read_upper_cased_names() -> 
     assert settings_from(env).default_time_format == 12
     with pytest.raises(ValidationError):
         settings_from(env | {"DEFAULT_TIME_FORMAT": "13"})
+
+
+@pytest.mark.parametrize("spelling", ["iClosed", "ICLOSED", "iclosed"])
+def test_provider_is_matched_case_insensitively(spelling: str) -> None:
+    assert (
+        command({"provider": spelling, "id": 1001, "start": f"{NEXT_YEAR}-01-15T10:00:00Z"}).provider
+        == "iclosed"
+    )
+
+
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [("america/new_york", "America/New_York"), ("EUROPE/LONDON", "Europe/London"), ("utc", "UTC")],
+)
+def test_time_zones_are_matched_case_insensitively_to_iana_names(given: str, canonical: str) -> None:
+    cmd = command({"provider": "iclosed", "id": 1, "start": f"{NEXT_YEAR}-01-15T10:00:00", "timezone": given})
+    assert cmd.timezone == canonical
+
+
+@pytest.mark.parametrize(
+    ("legacy", "meant"),
+    [
+        ("EST", "America/New_York"),
+        ("est", "America/New_York"),
+        ("MST", "America/Denver"),
+        ("HST", "Pacific/Honolulu"),
+        ("PST8PDT", "America/Los_Angeles"),
+        ("PST", "America/Los_Angeles"),
+    ],
+)
+def test_legacy_fixed_offset_zones_are_refused_naming_the_iana_zone(legacy: str, meant: str) -> None:
+    with pytest.raises(RelayError) as caught:
+        command({"provider": "iclosed", "id": 1, "start": f"{NEXT_YEAR}-07-15T10:00:00", "timezone": legacy})
+    [problem] = caught.value.errors
+    assert (problem.field, problem.code) == ("timezone", "invalid")
+    assert meant in problem.message
+
+
+def test_a_fixed_utc_offset_zone_is_refused() -> None:
+    assert problems(
+        {"provider": "iclosed", "id": 1, "start": f"{NEXT_YEAR}-07-15T10:00:00", "timeZone": "Etc/GMT+5"}
+    ) == {"timeZone": "invalid"}
+
+
+def test_example_booking_ids_in_messages_are_usable() -> None:
+    for name, adapter in PROVIDERS.items():
+        assert adapter.normalise_booking_id(adapter.example_booking_id)
+        with pytest.raises(RelayError) as caught:
+            command({"provider": name, "id": "not an id!", "start": f"{NEXT_YEAR}-01-15T10:00:00Z"})
+        [message] = [p.message for p in caught.value.errors if p.field == "id"]
+        assert adapter.example_booking_id in message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(True, True), ("true", True), ("1", True), ("0", False), (False, False)]
+)
+def test_dry_run_is_a_flag_forms_can_send(value: Any, expected: bool) -> None:
+    fields = {"provider": "iclosed", "id": 1, "start": f"{NEXT_YEAR}-01-15T10:00:00Z", "dry_run": value}
+    assert command(fields).dry_run is expected
+
+
+@pytest.mark.parametrize("value", ["yes", 2, "maybe"])
+def test_dry_run_refuses_what_is_not_a_flag(value: Any) -> None:
+    fields = {"provider": "iclosed", "id": 1, "start": f"{NEXT_YEAR}-01-15T10:00:00Z", "dry_run": value}
+    assert set(problems(fields)) == {"dry_run"}
+
+
+def test_dry_run_does_not_change_what_makes_two_requests_the_same() -> None:
+    fields = {"provider": "iclosed", "id": 1, "start": f"{NEXT_YEAR}-01-15T10:00:00Z"}
+    assert command(fields | {"dry_run": True}).key_material() == command(fields).key_material()
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"provider": "iClosed", "id": 1001, "start": "garbage"}, Booking("iclosed", "default", "1001")),
+        (
+            {"provider": "novacal", "booking_id": NOVA_ID.upper(), "account": "acme"},
+            Booking("novacal", "acme", NOVA_ID),
+        ),
+        (
+            {"id": "1002", "timezone": "EST"},
+            Booking("iclosed", "default", "1002"),
+        ),  # the one allowed provider
+        ({"provider": "iclosed", "id": "x1"}, None),
+        ({"provider": "nope", "id": "1"}, None),
+        ({"provider": "iclosed", "id": "1", "account": "Not Valid!"}, None),
+        ({"id": "1", "eventCallId": "2"}, None),
+    ],
+)
+def test_a_refused_requests_booking_is_known_when_provider_and_id_parse(
+    fields: dict[str, Any], expected: Booking | None
+) -> None:
+    allowed = ["iclosed"] if "provider" not in fields else ["iclosed", "novacal"]
+    assert booking_of(fields, allowed_providers=allowed) == expected

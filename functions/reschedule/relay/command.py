@@ -31,6 +31,8 @@ class RescheduleCommand(BaseModel):
     rescheduled_by: str | None = None
     time_format: int | None = None
     answers: dict[str, str] | None = None
+    # Checked and answered, never sent (relay.reschedule.dry_run); not part of what makes two the same.
+    dry_run: bool = False
 
     def local(self, instant: datetime) -> datetime:
         """The instant as wall time in the booking's zone."""

@@ -26,6 +26,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "rescheduled_by": ("rescheduled_by", "rescheduledBy"),
     "time_format": ("time_format",),
     "answers": ("answers", "form_field_answers"),
+    "dry_run": ("dry_run",),
 }
 CANONICAL_BY_NAME = {alias: canonical for canonical, names in ALIASES.items() for alias in names}
 

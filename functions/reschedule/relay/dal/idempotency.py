@@ -6,6 +6,12 @@ costs two DynamoDB round trips in all (the lock, then this) and the lock never e
 
 The use case stages that record in one explicit slot (`stage`) before Powertools finishes the
 request; Lambda runs one request at a time per container, so one slot per store is enough.
+
+A successful move also writes a small "last move" item per (source, provider, booking) in that same
+transaction. A request keyed by its content only (no Idempotency-Key) is a replay only while its
+stored answer is still the booking's last move: A -> B -> A must move the booking back, not replay
+A's old answer. Checking costs one GetItem, on that replay path only; a stale answer is taken over
+(its lock re-taken in one conditional put) and the request runs afresh.
 """
 
 from __future__ import annotations
@@ -15,12 +21,33 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import STATUS_CONSTANTS
+from botocore.exceptions import ClientError
 
 from relay.dal.records import RecordStore
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+LAST_MOVE_PREFIX = "last-move"
+LAST_MOVE_KEY_ATTR = "move_key"
+
+
+@dataclass(frozen=True)
+class MoveScope:
+    """The booking a run may move, and whether a stored answer stands only while it is its last move."""
+
+    source: str
+    provider: str
+    booking_id: str
+    replay_only_if_last_move: bool
+
+    @property
+    def item_id(self) -> str:
+        return f"{LAST_MOVE_PREFIX}#{self.source}#{self.provider}#{self.booking_id}"
 
 
 @dataclass
@@ -39,10 +66,12 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
         super().__init__(table_name=table_name, boto3_client=client)
         self._records = records
         self.staged: Staged | None = None
+        self.scope: MoveScope | None = None
 
-    def begin(self) -> None:
-        """A new request: nothing staged yet."""
+    def begin(self, scope: MoveScope | None = None) -> None:
+        """A new request: nothing staged yet; `scope` says which booking's last move it may write."""
         self.staged = None
+        self.scope = scope
 
     def stage(self, record: Mapping[str, Any], answer: object, *, expires_at: int | None = None) -> None:
         """The attempt record to write with the lock's completion or release."""
@@ -68,6 +97,69 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
         if self.staged is not None:
             self.staged.written = True
 
+    # -- the last move: a content-keyed answer is a replay only while it is still the booking's last move
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        try:
+            super()._put_record(data_record)
+        except IdempotencyItemAlreadyExistsError as exc:
+            old = exc.old_data_record
+            scope = self.scope
+            if scope is None or not scope.replay_only_if_last_move or old is None:
+                raise
+            if old.status != STATUS_CONSTANTS["COMPLETED"] or self._is_last_move(scope, old):
+                raise
+            self._take_over(data_record, old)
+
+    def _is_last_move(self, scope: MoveScope, old: DataRecord) -> bool:
+        """The one extra read: is the stored answer's request the booking's last successful move?"""
+        item = self.client.get_item(
+            TableName=self.table_name, Key=self._get_key(scope.item_id), ConsistentRead=True
+        ).get("Item")
+        return item is not None and item.get(LAST_MOVE_KEY_ATTR, {}).get("S") == old.idempotency_key
+
+    def _take_over(self, data_record: DataRecord, old: DataRecord) -> None:
+        """Re-take the lock of a stale completed answer, only if no one else changed it meanwhile."""
+        item: dict[str, Any] = {
+            **self._get_key(data_record.idempotency_key),
+            self.expiry_attr: {"N": str(data_record.expiry_timestamp)},
+            self.status_attr: {"S": data_record.status},
+        }
+        if data_record.in_progress_expiry_timestamp is not None:
+            item[self.in_progress_expiry_attr] = {"N": str(data_record.in_progress_expiry_timestamp)}
+        if self.payload_validation_enabled and data_record.payload_hash:
+            item[self.validation_key_attr] = {"S": data_record.payload_hash}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="#status = :completed AND #expiry = :old_expiry",
+                ExpressionAttributeNames={"#status": self.status_attr, "#expiry": self.expiry_attr},
+                ExpressionAttributeValues={
+                    ":completed": {"S": STATUS_CONSTANTS["COMPLETED"]},
+                    ":old_expiry": {"N": str(old.expiry_timestamp)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                # Someone else took it meanwhile: Powertools reads the record and answers from it.
+                raise IdempotencyItemAlreadyExistsError() from exc
+            raise
+
+    def _last_move_put(
+        self, data_record: DataRecord, record: Mapping[str, Any]
+    ) -> list[TransactWriteItemTypeDef]:
+        """The last-move item for a success (it lives as long as the answer it vouches for)."""
+        if self.scope is None or record.get("status") != "succeeded":
+            return []
+        item = {
+            **self._get_key(self.scope.item_id),
+            LAST_MOVE_KEY_ATTR: {"S": data_record.idempotency_key},
+            "reschedule_id": {"S": str(record.get("reschedule_id", ""))},
+            self.expiry_attr: {"N": str(data_record.expiry_timestamp)},
+        }
+        return [{"Put": {"TableName": self.table_name, "Item": item}}]
+
     def _update_record(self, data_record: DataRecord) -> None:
         record = self._take()
         if record is None:
@@ -86,7 +178,9 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
             names["#validation_key"] = self.validation_key_attr
             values[":validation_key"] = {"S": data_record.payload_hash}
         self.client.transact_write_items(
+            # The last move first: a store that applies items in order never shows the answer without it.
             TransactItems=[
+                *self._last_move_put(data_record, record),
                 {
                     "Update": {
                         "TableName": self.table_name,

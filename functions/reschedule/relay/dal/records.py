@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +17,12 @@ from relay.errors import unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import PutTypeDef
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef, QueryInputTypeDef
 
 HISTORY_INDEX = "ByBooking"
+# A page is filtered by source after DynamoDB reads it: this many reads at most fill one page.
+MAX_HISTORY_QUERIES_PER_PAGE = 5
+_CURSOR_KEYS = frozenset({"reschedule_id", "booking_key", "attempted_at"})
 # Following a booking's recorded ids: at most this many hops, reading this many pages per id.
 MAX_CHAIN_HOPS = 20
 HISTORY_PAGE = 25
@@ -47,6 +54,36 @@ def _from_dynamodb(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamodb(v) for v in value]
     return value
+
+
+class BadCursor(ValueError):
+    """A history cursor this store did not hand out (or for another booking)."""
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    items: list[dict[str, Any]]
+    cursor: str | None  # opaque: where the next page starts, None when this is the last
+
+
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    plain = {k: v["S"] for k, v in key.items()}
+    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, expected_booking_key: str) -> dict[str, Any]:
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadCursor from None
+    if (
+        not isinstance(plain, dict)
+        or set(plain) != _CURSOR_KEYS
+        or not all(isinstance(v, str) and v for v in plain.values())
+        or plain["booking_key"] != expected_booking_key
+    ):
+        raise BadCursor
+    return {k: {"S": v} for k, v in plain.items()}
 
 
 class RecordWriteFailed(Exception):
@@ -139,6 +176,33 @@ class RecordStore:
                 READ_RETRY_AFTER_SECONDS,
             ) from exc
         return None
+
+    def history_page(
+        self, source: str, provider: str, booking_id: str, *, limit: int, cursor: str | None
+    ) -> HistoryPage:
+        """One source's attempts on one booking, newest first; raises BadCursor for a foreign cursor."""
+        key = booking_key(provider, booking_id)
+        start = _decode_cursor(cursor, key) if cursor else None
+        items: list[dict[str, Any]] = []
+        for _ in range(MAX_HISTORY_QUERIES_PER_PAGE):
+            params: QueryInputTypeDef = {
+                "TableName": self._table,
+                "IndexName": HISTORY_INDEX,
+                "KeyConditionExpression": "booking_key = :k",
+                "FilterExpression": "#source = :s",
+                "ExpressionAttributeNames": {"#source": "source"},
+                "ExpressionAttributeValues": {":k": {"S": key}, ":s": {"S": source}},
+                "ScanIndexForward": False,
+                "Limit": limit - len(items),
+            }
+            if start:
+                params["ExclusiveStartKey"] = start
+            answer = self._client.query(**params)
+            items.extend(self.plain(item) for item in answer.get("Items", []))
+            start = answer.get("LastEvaluatedKey")
+            if start is None or len(items) >= limit:
+                break
+        return HistoryPage(items, _encode_cursor(start) if start else None)
 
     @staticmethod
     def plain(item: dict[str, Any]) -> dict[str, Any]:

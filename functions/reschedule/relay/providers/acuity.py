@@ -90,6 +90,7 @@ class Acuity(Provider):
     optional_fields: ClassVar[frozenset[str]] = frozenset()
     needs_end: ClassVar[bool] = False
     base_url_setting: ClassVar[str] = "acuity_base_url"
+    example_booking_id: ClassVar[str] = "700001"
     production_base_url: ClassVar[str] = "https://acuityscheduling.com"
     credentials: ClassVar[type[AcuityCredentials]] = AcuityCredentials
     delivery_rate_per_minute: ClassVar[int] = 600  # about 10 requests/s per IP

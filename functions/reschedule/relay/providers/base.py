@@ -95,6 +95,8 @@ class Provider(ABC):
     needs_end: ClassVar[bool]
     # The setting (relay.settings.Settings field) that holds this provider's base URL, and its default.
     base_url_setting: ClassVar[str]
+    # A booking id in this provider's format, as messages show it (so it can be copied).
+    example_booking_id: ClassVar[str]
     production_base_url: ClassVar[str]
     # The shape of the account secret `<prefix>/providers/<name>/<account>`.
     credentials: ClassVar[type[Credentials]]

@@ -70,6 +70,7 @@ class Calcom(Provider):
     optional_fields: ClassVar[frozenset[str]] = frozenset({"reason", "rescheduled_by"})
     needs_end: ClassVar[bool] = False
     base_url_setting: ClassVar[str] = "calcom_base_url"
+    example_booking_id: ClassVar[str] = "3nVkHw2YpQe8LmZr1sTa"
     production_base_url: ClassVar[str] = "https://api.cal.com"
     credentials: ClassVar[type[BearerKey]] = CalcomKey
     delivery_rate_per_minute: ClassVar[int] = 120
@@ -87,7 +88,10 @@ class Calcom(Provider):
     @staticmethod
     def normalise_booking_id(raw: str) -> str:
         if not _UID.match(raw):
-            raise BookingIdProblem("Cal.com booking ids are uids: letters, digits, '-' and '_'.")
+            raise BookingIdProblem(
+                "Cal.com booking ids are uids: letters, digits, '-' and '_', "
+                f"e.g. '{Calcom.example_booking_id}'."
+            )
         return raw
 
     def _headers(self) -> dict[str, str]:

@@ -144,7 +144,7 @@ class ProviderClient:
         if read is not None:
             refusal = provider.movable(self.send(provider, read, credentials, deadline, pacing).body)
             if refusal is not None and refusal.moved_to is None:
-                raise _refused(provider, refusal, None, 0)
+                raise _refused(refusal, None, 0)
             if refusal is not None and refusal.moved_to is not None:
                 return self._settle(provider, command, refusal.moved_to, credentials, deadline, pacing=pacing)
         try:
@@ -319,7 +319,7 @@ def _map_failure(provider: Provider, response: httpx.Response, body: Any, latenc
         )
     refusal = provider.refusal(status, body) if status in (400, 409, 422) else None
     if refusal is not None:
-        return _refused(provider, refusal, status, latency)
+        return _refused(refusal, status, latency)
     if status in (400, 422):
         return ProviderError(
             detail=f"{name} refused the new time or fields.",
@@ -364,7 +364,7 @@ def _map_failure(provider: Provider, response: httpx.Response, body: Any, latenc
     )
 
 
-def _refused(provider: Provider, refusal: Refusal, status: int | None, latency: int) -> ProviderError:
+def _refused(refusal: Refusal, status: int | None, latency: int) -> ProviderError:
     return ProviderError(
         detail=refusal.detail,
         status=422,

@@ -12,6 +12,7 @@ from relay.times import wall_time
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
 
+EXAMPLE_BOOKING_ID = "1001"  # shown in messages; a valid id
 _POSITIVE_INT = re.compile(r"^[1-9][0-9]{0,17}$")  # < 2**63, so it fits iClosed's integer id
 # iClosed's field names -> the relay's canonical names, for mapping its validation errors.
 _FIELDS = {
@@ -54,11 +55,12 @@ class IClosed(Provider):
     credentials: ClassVar[type[BearerKey]] = IClosedKey
     delivery_rate_per_minute: ClassVar[int] = 1200  # 20 requests/s
     needs_end: ClassVar[bool] = False
+    example_booking_id: ClassVar[str] = EXAMPLE_BOOKING_ID
 
     @staticmethod
     def normalise_booking_id(raw: str) -> str:
         if not _POSITIVE_INT.match(raw):
-            raise BookingIdProblem("iClosed booking ids are positive integers, e.g. 1001.")
+            raise BookingIdProblem(f"iClosed booking ids are positive integers, e.g. {EXAMPLE_BOOKING_ID}.")
         return raw
 
     def build_request(self, command: RescheduleCommand) -> OutboundRequest:

@@ -20,6 +20,8 @@ _FIELDS = {
     "form_field_answers": "answers",
 }
 _RESULT_FIELDS = ("id", "start", "end", "status", "canceled_at")
+# Shown in messages; a valid id in the required form, so it can be copied as an example.
+EXAMPLE_BOOKING_ID = "3f2c9a4e-8b1d-4c6a-9e2f-1a2b3c4d5e6f"
 
 
 class NovaCal(Provider):
@@ -34,15 +36,18 @@ class NovaCal(Provider):
     credentials: ClassVar[type[BearerKey]] = BearerKey
     delivery_rate_per_minute: ClassVar[int] = 60
     needs_end: ClassVar[bool] = True
+    example_booking_id: ClassVar[str] = EXAMPLE_BOOKING_ID
 
     @staticmethod
     def normalise_booking_id(raw: str) -> str:
         try:
             parsed = uuid.UUID(raw)
         except ValueError as exc:
-            raise BookingIdProblem("NovaCal booking ids are UUIDs, e.g. '3f2c...-...'.") from exc
+            raise BookingIdProblem(f"NovaCal booking ids are UUIDs, e.g. '{EXAMPLE_BOOKING_ID}'.") from exc
         if len(raw) != 36:  # uuid.UUID also accepts braces, 'urn:uuid:' and bare hex
-            raise BookingIdProblem("NovaCal booking ids are UUIDs in the 8-4-4-4-12 form.")
+            raise BookingIdProblem(
+                f"NovaCal booking ids are UUIDs in the 8-4-4-4-12 form, e.g. '{EXAMPLE_BOOKING_ID}'."
+            )
         return str(parsed)
 
     def build_request(self, command: RescheduleCommand) -> OutboundRequest:

@@ -1,9 +1,14 @@
 """The attempt record: one shape (`AttemptRecord`), one builder, and the views taken of it.
 
-Every refused, failed, succeeded or spam-trapped request of a known caller is one record, keyed by
-`reschedule_id`, with a `booking_key` for the by-booking history. Records hold the relay's own words
-(reason codes, its detail text) and the provider's trimmed scheduling facts, never the caller's
-values or anyone's personal data.
+Every refused, failed, succeeded, validated (dry run) or spam-trapped request of a known caller is
+one record, keyed by `reschedule_id`, with a `booking_key` for the by-booking history whenever the
+booking is known. A replay (the stored answer to a repeat) is not a new attempt and is not recorded.
+Records hold the relay's own words (reason codes, its detail text, its field problems) and the
+provider's trimmed scheduling facts, never the caller's values or anyone's personal data.
+
+One vocabulary for the record and the POST answer: `status` is one of STATUSES, times are `start`
+and `end`. GET answers also carry `requested_start`/`requested_end`, deprecated aliases kept for
+one version.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ if TYPE_CHECKING:
     from relay.errors import RelayError
 
 
+Status = Literal["succeeded", "failed", "validated", "queued", "cancelled", "rejected_spam"]
+STATUSES: tuple[Status, ...] = ("succeeded", "failed", "validated", "queued", "cancelled", "rejected_spam")
+# Field problems stored with a refusal: the provider's own texts may echo the caller's values.
+_UNSTORED_PROBLEM_MESSAGES = frozenset({"provider_rejected"})
+
+
 class AttemptRecord(TypedDict, total=False):
     """One stored attempt (the reschedules table's item)."""
 
@@ -35,13 +46,14 @@ class AttemptRecord(TypedDict, total=False):
     booking_id: str
     booking_key: str
     new_booking_id: str
-    requested_start: str
-    requested_end: str | None
+    start: str
+    end: str | None
     timezone: str
-    status: Literal["queued", "succeeded", "failed", "cancelled", "validated", "rejected_spam"]
+    status: Status
     http_status: int
     reason: str
     detail: str
+    problems: list[dict[str, str]]
     provider_status: int | None
     latency_ms: int
     provider_result: dict[str, Any]
@@ -86,6 +98,22 @@ class Spam:
 
 
 @dataclass(frozen=True)
+class Validated:
+    """A dry run: checked exactly as live, nothing sent to the provider."""
+
+
+def stored_problems(error: RelayError) -> list[dict[str, str]]:
+    """An error's field problems as stored: field name, code, the relay's own message (never a value)."""
+    problems = []
+    for problem in error.errors:
+        item = {"field": problem.field, "code": problem.code}
+        if problem.code not in _UNSTORED_PROBLEM_MESSAGES:
+            item["message"] = problem.message
+        problems.append(item)
+    return problems
+
+
+@dataclass(frozen=True)
 class Queued:
     """Accepted for delivery by the queue: waiting for its next attempt."""
 
@@ -109,7 +137,7 @@ class Delivery:
     finished_at: datetime | None = None
 
 
-Outcome = Succeeded | Failed | Spam | Queued | Cancelled
+Outcome = Succeeded | Failed | Spam | Validated | Queued | Cancelled
 
 
 def _instant(value: datetime | None) -> str | None:
@@ -145,10 +173,19 @@ def attempt_record(
         )
     if command is not None:
         record |= AttemptRecord(
-            requested_start=command.local(command.start).isoformat(),
-            requested_end=command.local(command.end).isoformat() if command.end else None,
+            start=command.local(command.start).isoformat(),
+            end=command.local(command.end).isoformat() if command.end else None,
             timezone=command.timezone,
         )
+    record |= _outcome_fields(outcome)
+    if delivery is not None:
+        record |= _delivery_fields(delivery, waiting=isinstance(outcome, Queued))
+    return record
+
+
+def _outcome_fields(outcome: Outcome) -> AttemptRecord:
+    """What happened, in the record's words."""
+    record = AttemptRecord()
     match outcome:
         case Succeeded():
             record |= AttemptRecord(
@@ -164,26 +201,33 @@ def attempt_record(
             record |= AttemptRecord(
                 status="failed", http_status=error.status, reason=error.code, detail=error.detail
             )
+            if error.errors:
+                record |= AttemptRecord(problems=stored_problems(error))
             if isinstance(error, ProviderError):
                 record |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
         case Spam():
             record |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
+        case Validated():
+            record |= AttemptRecord(status="validated", http_status=200)
         case Queued():
             record |= AttemptRecord(status="queued", http_status=202)
         case Cancelled():
             record |= AttemptRecord(status="cancelled", http_status=200, reason="cancelled_by_source")
-    if delivery is not None:
-        record |= AttemptRecord(
-            delivery=delivery.mode,
-            queued_at=delivery.queued_at.isoformat(timespec="milliseconds"),
-            attempts=delivery.attempts,
-            next_attempt_at=_instant(delivery.next_attempt_at) if isinstance(outcome, Queued) else None,
-            last_error=delivery.last_error,
-            last_error_detail=delivery.last_error_detail,
-            finished_at=None if isinstance(outcome, Queued) else _instant(delivery.finished_at),
-            idempotency_record=delivery.idempotency_record,
-        )
     return record
+
+
+def _delivery_fields(delivery: Delivery, *, waiting: bool) -> AttemptRecord:
+    """A queued request's progress; `next_attempt_at` only while it waits, `finished_at` once done."""
+    return AttemptRecord(
+        delivery=delivery.mode,
+        queued_at=delivery.queued_at.isoformat(timespec="milliseconds"),
+        attempts=delivery.attempts,
+        next_attempt_at=_instant(delivery.next_attempt_at) if waiting else None,
+        last_error=delivery.last_error,
+        last_error_detail=delivery.last_error_detail,
+        finished_at=None if waiting else _instant(delivery.finished_at),
+        idempotency_record=delivery.idempotency_record,
+    )
 
 
 _SUMMARY_KEYS = (
@@ -192,7 +236,7 @@ _SUMMARY_KEYS = (
     "provider",
     "account",
     "booking_id",
-    "requested_start",
+    "start",
     "status",
     "reason",
     "http_status",
@@ -208,26 +252,41 @@ def summary(record: AttemptRecord | Mapping[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _SUMMARY_KEYS if record.get(k) is not None}  # type: ignore[literal-required]
 
 
+class StoredProblem(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    field: str
+    code: str
+    message: str | None = None
+
+
 class RescheduleRecord(BaseModel):
-    """One stored attempt, as `GET /v1/reschedules/{id}` returns it."""
+    """One stored attempt, as `GET /v1/reschedules/{id}` and a booking's history return it."""
 
     model_config = ConfigDict(extra="forbid", defer_build=True)  # built only for the OpenAPI document
 
     reschedule_id: str
-    status: str = Field(description="'queued', 'succeeded', 'failed', 'cancelled' or 'rejected_spam'")
+    status: Status = Field(description="What happened: " + ", ".join(STATUSES) + ".")
     provider: str | None = None
     account: str | None = None
     booking_id: str | None = None
     new_booking_id: str | None = Field(
         default=None, description="The id the provider gave the booking with this move (Cal.com)."
     )
-    requested_start: str | None = None
-    requested_end: str | None = None
+    start: str | None = Field(
+        None, description="The requested start, ISO 8601 with the offset of `timezone`."
+    )
+    end: str | None = None
+    requested_start: str | None = Field(None, description="Deprecated alias of `start` (removed in v2).")
+    requested_end: str | None = Field(None, description="Deprecated alias of `end` (removed in v2).")
     timezone: str | None = None
     attempted_at: str
     http_status: int | None = None
     reason: str | None = None
     detail: str | None = None
+    problems: list[StoredProblem] | None = Field(
+        None, description="A refusal's field problems: field, code and the relay's message."
+    )
     provider_status: int | None = None
     latency_ms: int | None = None
     provider_result: dict[str, Any] | None = None
@@ -246,7 +305,16 @@ _PUBLIC_FIELDS = tuple(RescheduleRecord.model_fields)
 
 
 def public_view(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored record as its source may see it: the public fields, in their documented order."""
+    """A stored record as its source may see it: the public fields, in their documented order.
+
+    Items stored before the one vocabulary have `requested_start`/`requested_end` only.
+    """
+    times = {
+        "start": record.get("start", record.get("requested_start")),
+        "end": record.get("end", record.get("requested_end")),
+    }
+    if times["start"] is not None:
+        record = {**record, **times, "requested_start": times["start"], "requested_end": times["end"]}
     return {k: record[k] for k in _PUBLIC_FIELDS if k in record}
 
 
@@ -256,7 +324,7 @@ class RescheduleResult(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     reschedule_id: str
-    status: str = Field(description="'rescheduled'")
+    status: Literal["succeeded"] = Field(description="'succeeded': the provider moved the booking.")
     provider: str
     account: str
     booking_id: str = Field(description="The booking id as the caller sent it.")
@@ -279,7 +347,7 @@ def result_of(
     """The success answer, with exactly RescheduleResult's fields (a unit test holds them together)."""
     return {
         "reschedule_id": reschedule_id,
-        "status": "rescheduled",
+        "status": "succeeded",
         "provider": command.provider,
         "account": command.account,
         "booking_id": command.booking_id,

@@ -339,8 +339,8 @@ class Deliveries:
             "account",
             "booking_id",
             "booking_key",
-            "requested_start",
-            "requested_end",
+            "start",
+            "end",
             "timezone",
         ):
             if field in record:

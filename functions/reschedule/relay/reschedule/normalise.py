@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from relay.command import RescheduleCommand
-from relay.errors import FieldProblem, invalid
+from relay.errors import FieldProblem, RelayError, invalid
 from relay.fields import canonicalise
 from relay.providers import PROVIDERS
 from relay.providers.base import BookingIdProblem, Provider
-from relay.reschedule.request import RescheduleRequest, parse_request
+from relay.reschedule.attempts import Booking
+from relay.reschedule.request import ACCOUNT_PATTERN, RescheduleRequest, parse_request
 from relay.settings import Settings
 from relay.times import TimeProblem, minutes, parse_clock, parse_date, parse_datetime, resolve, utc_now, zone
 
@@ -68,13 +70,23 @@ def _start_value(request: RescheduleRequest, problems: _Problems) -> datetime | 
         else:
             problems.add("date" if request.date is None else "time", "Give both date and time.", "missing")
         return None
-    try:
-        if request.start is not None:
+    if request.start is not None:
+        try:
             return parse_datetime(request.start)
-        return datetime.combine(parse_date(request.date or ""), parse_clock(request.time or ""))
+        except TimeProblem as exc:
+            problems.add("start", str(exc))
+            return None
+    # Each part is blamed on itself: a bad time is the `time` field's fault, not `date`'s.
+    day = clock = None
+    try:
+        day = parse_date(request.date or "")
     except TimeProblem as exc:
-        problems.add("start" if request.start is not None else "date", str(exc))
-        return None
+        problems.add("date", str(exc))
+    try:
+        clock = parse_clock(request.time or "")
+    except TimeProblem as exc:
+        problems.add("time", str(exc))
+    return datetime.combine(day, clock) if day is not None and clock is not None else None
 
 
 def _zone(request: RescheduleRequest, start: datetime | None, problems: _Problems) -> ZoneInfo | None:
@@ -152,6 +164,7 @@ def normalise(
         rescheduled_by=request.rescheduled_by,
         time_format=(request.time_format or settings.default_time_format) if provider.needs_end else None,
         answers=request.answers,
+        dry_run=bool(request.dry_run),
     )
 
 
@@ -165,3 +178,34 @@ def command_from(
     """A decoded body, as the caller sent it, to the command: canonical names, parsed, normalised."""
     canonical, names = canonicalise(fields)
     return normalise(parse_request(canonical, names), settings, allowed_providers, names)
+
+
+def booking_of(fields: dict[str, Any], *, allowed_providers: list[str]) -> Booking | None:
+    """The booking a refused request is about, when its provider and booking id parse on their own.
+
+    So a refusal shows in that booking's history; None when the booking itself is in doubt.
+    """
+    try:
+        canonical, _ = canonicalise(fields)
+    except RelayError:
+        return None
+    raw_provider = canonical.get("provider")
+    if isinstance(raw_provider, str) and raw_provider.strip():
+        adapter = PROVIDERS.get(raw_provider.strip().lower())
+    elif len(allowed_providers) == 1:
+        adapter = PROVIDERS.get(allowed_providers[0])
+    else:
+        adapter = None
+    raw_id = canonical.get("booking_id")
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        raw_id = str(raw_id)
+    if adapter is None or not isinstance(raw_id, str):
+        return None
+    try:
+        booking_id = adapter.normalise_booking_id(raw_id.strip())
+    except BookingIdProblem:
+        return None
+    account = canonical.get("account", "default")
+    if not isinstance(account, str) or not re.match(ACCOUNT_PATTERN, account.strip()):
+        return None
+    return Booking(adapter.name, account.strip(), booking_id)

@@ -54,8 +54,27 @@ def _blank_to_none(value: Any) -> Any:
 
 
 def _known_provider(value: str | None) -> str | None:
-    if value is not None and value not in PROVIDERS:
+    """Matched case-insensitively: the docs spell it 'iClosed', the relay's name is 'iclosed'."""
+    if value is None:
+        return None
+    if value.lower() not in PROVIDERS:
         raise ValueError(f"Use one of: {', '.join(sorted(PROVIDERS))}.")
+    return value.lower()
+
+
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+def _flag(value: Any) -> Any:
+    """Forms send flags as text: 'true' or '1', 'false' or '0' (JSON sends true or false)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ValueError("Use true or false (in a form: true, 1, false or 0).")
     return value
 
 
@@ -94,6 +113,7 @@ class RescheduleRequest(BaseModel):
     user_id: Annotated[Integer | None, Field(ge=1, lt=2**63)] = None
     rescheduled_by: Annotated[Text | None, Field(max_length=MAX_EMAIL), AfterValidator(_email)] = None
     time_format: Annotated[Integer | None, AfterValidator(_time_format)] = None
+    dry_run: Annotated[bool | None, BeforeValidator(_flag)] = None
     answers: Annotated[
         dict[
             Annotated[Text, Field(min_length=1, max_length=MAX_ANSWER_KEY)],
@@ -108,6 +128,7 @@ _MESSAGES = {
     "extra_forbidden": "Unknown field.",
     "missing": "This field is required.",
     "literal_error": "Not one of the allowed values.",
+    "bool_type": "Use true or false (in a form: true, 1, false or 0).",
 }
 
 

@@ -27,6 +27,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from relay.command import RescheduleCommand
+from relay.dal.idempotency import MoveScope
 from relay.dal.pacing import pace_key
 from relay.dal.queue import QueueUnavailable
 from relay.dal.records import RecordStore, RecordWriteFailed
@@ -51,12 +52,15 @@ from relay.reschedule.attempts import (
     Queued,
     Spam,
     Succeeded,
+    Validated,
     attempt_record,
     public_view,
     queued_answer,
     result_of,
     summary,
 )
+from relay.reschedule.dry_run import dry_run_answer
+from relay.reschedule.history import booking_history
 from relay.reschedule.modes import DEFERRED_CODES, Mode, queueable
 from relay.reschedule.schedule import QUEUED_KEY_MARGIN_SECONDS, DeliveryOrder, retry_wait
 from relay.times import utc_now
@@ -100,7 +104,7 @@ class _InvocationClock:
         return int((self._deadline.invocation_remaining() or 0.0) * 1000)
 
 
-def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:
+def _mark_replayed(response: Any, idempotent_data: DataRecord) -> Any:  # noqa: ARG001 - Powertools' hook
     return {**response, "replayed": True} if isinstance(response, dict) else response
 
 
@@ -174,7 +178,10 @@ class RescheduleService:
         if deadline.invocation_remaining() is not None:
             # Powertools reads only get_remaining_time_in_millis() of the context it is given.
             self.idempotency.register_lambda_context(_InvocationClock(deadline))  # type: ignore[arg-type]
-        self._persistence.begin()
+        # Without an Idempotency-Key, a stored answer stands only while it is the booking's last move.
+        self._persistence.begin(
+            MoveScope(source, command.provider, command.booking_id, idempotency_key is None)
+        )
         try:
             if mode is Mode.ASYNC:
                 result: dict[str, Any] = self._queue_once(run=run, deadline=deadline)
@@ -249,7 +256,7 @@ class RescheduleService:
         if key:
             try:
                 self._persistence.release(str(key))
-            except Exception as exc:  # storage is failing already: the lock then expires with the invocation
+            except Exception as exc:  # noqa: BLE001 - storage is failing already: the lock expires with the invocation
                 logger.warning("queued key not released", extra={"error": type(exc).__name__})
 
     def _idempotent_run(
@@ -477,15 +484,38 @@ class RescheduleService:
 
     # -- refusals and spam --------------------------------------------------------------------------
 
-    def refuse(self, source: str, error: RelayError, command: RescheduleCommand | None = None) -> RelayError:
+    def refuse(
+        self,
+        source: str,
+        error: RelayError,
+        command: RescheduleCommand | None = None,
+        *,
+        booking: Booking | None = None,
+    ) -> RelayError:
         """Record a refused request of a known caller (its reason; no body, no personal data).
 
-        Returns the error, now carrying the record's id for the answer, so the door can raise it.
+        `booking`, when the command could not be built but its booking is known, puts the refusal
+        in that booking's history. Returns the error, now carrying the record's id, to raise.
         """
         reschedule_id = self._new_id()
         error.extra["reschedule_id"] = reschedule_id
-        self._save_record(self._record(reschedule_id, source, Failed(error), command=command))
+        self._save_record(
+            self._record(reschedule_id, source, Failed(error), command=command, booking=booking)
+        )
         return error
+
+    def dry_run(
+        self, command: RescheduleCommand, *, source: str, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        """Checked as live (the key's format too); no lock, no provider call; recorded as `validated`."""
+        try:
+            self._idempotent_run(source, command, idempotency_key)
+        except RelayError as error:
+            raise self.refuse(source, error, command) from None
+        request = self._adapters[command.provider].build_request(self._latest(command))  # as live would
+        reschedule_id = self._new_id()
+        self._save_record(self._record(reschedule_id, source, Validated(), command=command))
+        return dry_run_answer(reschedule_id, command, request)
 
     def record_spam(self, source: str, booking: Booking) -> str:
         """A form post that filled the honeypot: recorded without personal data, no provider called."""
@@ -515,6 +545,13 @@ class RescheduleService:
         if record is None or record.get("source") != source:  # another source's record: not found
             raise not_found("No reschedule with this id.", "reschedule_not_found")
         return record
+
+    # -- GET /v1/bookings/{provider}/{booking_id}/reschedules -------------------------------------
+
+    def history(
+        self, source: str, provider: str, booking_id: str, *, limit: str | None, cursor: str | None
+    ) -> dict[str, Any]:
+        return booking_history(self._records, source, provider, booking_id, limit=limit, cursor=cursor)
 
 
 def _seconds_until(instant: object) -> int:

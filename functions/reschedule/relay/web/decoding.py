@@ -48,9 +48,17 @@ def decode_body(body: bytes, content_type: str | None) -> dict[str, Any]:
         return _decode_urlencoded(body)
     if kind == MULTIPART:
         return _decode_multipart(body, content_type or "", params)
+    if _looks_like_json(body):
+        raise unsupported_media_type(f"The body looks like JSON: send the header Content-Type: {JSON}.")
     raise unsupported_media_type(
         f"Content-Type {kind or '(none)'!r} is not accepted; send {JSON}, {URLENCODED} or {MULTIPART}."
     )
+
+
+def _looks_like_json(body: bytes) -> bool:
+    """An object in braces: what `curl -d '{...}'` sends (as a form, or with no Content-Type)."""
+    text = body.strip()
+    return text.startswith(b"{") and text.endswith(b"}")
 
 
 def _text(body: bytes) -> str:
@@ -117,6 +125,11 @@ def _collect_form(pairs: list[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _decode_urlencoded(body: bytes) -> dict[str, Any]:
+    if _looks_like_json(body):  # a browser's form encodes braces, so this is JSON sent as a form
+        raise malformed(
+            f"The body looks like JSON but was sent as a form: send the header Content-Type: {JSON}.",
+            "invalid_form",
+        )
     text = _text(body)
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
@@ -148,6 +161,12 @@ def _decode_multipart(body: bytes, content_type: str, params: dict[str, str]) ->
             raise malformed("A multipart part has no field name.", "invalid_multipart")
         if part.get_filename() is not None:
             raise unsupported_media_type(f"File uploads are not accepted (part {name!r}).")
+        if "content-transfer-encoding" in part:
+            # Deprecated for form data by RFC 7578 (4.7); decoding it would accept values in disguise.
+            raise malformed(
+                f"Part {name!r} has a Content-Transfer-Encoding; send form fields as plain text.",
+                "invalid_multipart",
+            )
         payload = part.get_payload(decode=True)
         if not isinstance(payload, bytes):
             raise malformed("A multipart part does not parse.", "invalid_multipart")

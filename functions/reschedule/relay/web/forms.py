@@ -2,13 +2,14 @@
 
 The pages are the form source's own `success_url` and `error_url` from the registry, never a URL
 taken from the request (no open redirect). A short query tells the page what happened:
-`?status=ok`, or `?status=error&code=<reason code>`. Every other caller (JSON, `fetch()`, Zapier,
-curl) gets JSON as usual.
+`?status=ok&start=<new start>&timezone=<its zone>` (so the page can say when), or
+`?status=error&code=<reason code>`. Every other caller (JSON, `fetch()`, Zapier, curl) gets JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from relay.web import decoding
@@ -29,8 +30,16 @@ def with_query(url: str, params: dict[str, str]) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-def success_location(success_url: str | None) -> str | None:
-    return None if success_url is None else with_query(success_url, {"status": "ok"})
+def success_location(success_url: str | None, result: Mapping[str, Any] | None = None) -> str | None:
+    """The success page, told the new start and its zone (a time, no personal data)."""
+    if success_url is None:
+        return None
+    params = {"status": "ok"}
+    for name in ("start", "timezone"):
+        value = (result or {}).get(name)
+        if isinstance(value, str):
+            params[name] = value
+    return with_query(success_url, params)
 
 
 def queued_location(success_url: str | None) -> str | None:

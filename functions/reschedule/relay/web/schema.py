@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict
 from relay.fields import ALIASES
 from relay.providers import PROVIDERS
 from relay.reschedule.attempts import QueuedAnswer, RescheduleRecord, RescheduleResult
+from relay.reschedule.dry_run import DryRunResult
+from relay.reschedule.history import RescheduleHistory
 from relay.reschedule.request import RescheduleRequest
 from relay.web.decoding import JSON, MULTIPART, URLENCODED
 
@@ -54,8 +56,8 @@ _COMMON = {
 
 POST_RESPONSES: dict[int, Any] = {
     200: {
-        "description": "Rescheduled (or the stored answer to a repeat).",
-        "content": {JSON: {"model": RescheduleResult}},
+        "description": "Rescheduled (or the stored answer to a repeat); with `dry_run`, what would be sent.",
+        "content": {JSON: {"model": RescheduleResult | DryRunResult}},
     },
     202: {
         "description": "Accepted and queued (`Prefer: respond-async`, or the source's delivery mode); "
@@ -82,6 +84,16 @@ GET_RESPONSES: dict[int, Any] = {
     **_COMMON,
 }
 
+HISTORY_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "This source's attempts, newest first.",
+        "content": {JSON: {"model": RescheduleHistory}},
+    },
+    404: _problem("No such provider."),
+    422: _problem("A booking id, limit or cursor that is not valid."),
+    **_COMMON,
+}
+
 DELETE_RESPONSES: dict[int, Any] = {
     200: {
         "description": "Cancelled: never delivered, its key released.",
@@ -93,7 +105,7 @@ DELETE_RESPONSES: dict[int, Any] = {
 }
 
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
-    "provider": {"type": "string", "enum": sorted(PROVIDERS)},
+    "provider": {"type": "string", "enum": sorted(PROVIDERS), "description": "Case-insensitive."},
     "account": {"type": "string"},
     "booking_id": {
         "type": ["string", "integer"],
@@ -103,7 +115,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "start": {"type": "string", "description": "ISO 8601, with an offset or as wall time in `timezone`."},
     "date": {"type": "string", "description": "YYYY-MM-DD, with `time`, instead of `start`."},
     "time": {"type": "string", "description": "HH:MM or H:MM AM/PM, with `date`."},
-    "timezone": {"type": "string", "description": "IANA time zone name."},
+    "timezone": {"type": "string", "description": "IANA time zone name (case-insensitive)."},
     "end": {"type": "string"},
     "duration_minutes": {"type": ["integer", "string"]},
     "reason": {"type": "string"},
@@ -116,6 +128,10 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "time_format": {"type": ["integer", "string"], "description": "12 or 24"},
     "answers": {"type": "object", "additionalProperties": {"type": "string"}},
+    "dry_run": {
+        "type": ["boolean", "string"],
+        "description": "true (form: true or 1): check, answer with the provider request, send nothing.",
+    },
 }
 
 

@@ -334,6 +334,14 @@ def test_unknown_routes_do_not_match(method: str, path: str) -> None:
     assert match_route(routes, method, path) is None
 
 
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "FOO"])
+def test_a_method_no_route_can_name_matches_not_even_any_or_default(method: str) -> None:
+    routes = (Route("ANY", "/v1/reschedules"), Route("ANY", None))
+
+    assert match_route(routes, method, "/v1/reschedules") is None
+    assert match_route(routes, "GET", "/v1/reschedules") is not None
+
+
 def test_options_is_routed_like_any_method() -> None:
     routes = function_config(parse(TEMPLATE), handler="app:lambda_handler").routes
 

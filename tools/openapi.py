@@ -1,5 +1,5 @@
 """Writes openapi.json: Powertools' document for the handler's routes, plus the request body it cannot
-infer (the handler decodes three content types itself). `python -m local.openapi` regenerates it;
+infer (the handler decodes three content types itself). `python -m tools.openapi` regenerates it;
 tests/unit/test_openapi.py checks the committed file is current."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
-from local.template import REPO_ROOT
-
+REPO_ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_PATH = REPO_ROOT / "openapi.json"
 TITLE = "Reschedule relay"
 VERSION = "1.0.0"

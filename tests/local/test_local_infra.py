@@ -83,7 +83,8 @@ def test_tables_match_the_template(dynamodb_with_tables: Any, logical_id: str) -
         for index in expected.get("GlobalSecondaryIndexes", [])
     }
     assert actual_indexes == expected_indexes
-    assert "LocalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in expected
+    assert "LocalSecondaryIndexes" not in table
+    assert "LocalSecondaryIndexes" not in expected
     assert expected["TimeToLiveSpecification"]["Enabled"] is True
     assert ttl["TimeToLiveDescription"] == {
         "TimeToLiveStatus": "ENABLED",

@@ -1,10 +1,15 @@
-"""The API emulator over real HTTP, with worker processes running tests/fixtures/echo_handler.py."""
+"""The API emulator over real HTTP, with worker processes running tests/local/fixtures/echo_handler.py."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +22,10 @@ import pytest
 from local.emulator import ApiEmulator, WorkerInitError, read_function_config, start_emulator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT / "tests" / "fixtures"
+FIXTURES = REPO_ROOT / "tests" / "local" / "fixtures"
 HANDLER = "echo_handler:handler"
+# How long the CLI may take to stop its server and workers after SIGINT.
+CLI_STOP_TIMEOUT_S = 20
 
 TEMPLATE = """
 Globals:
@@ -32,7 +39,7 @@ Resources:
     Properties:
       FunctionName: echo-relay
       Handler: echo_handler.handler
-      CodeUri: tests/fixtures
+      CodeUri: tests/local/fixtures
       MemorySize: 256
       Role: !GetAtt EchoRole.Arn
       Events:
@@ -223,6 +230,30 @@ def test_unknown_route_is_404(client: httpx.Client, method: str, path: str) -> N
     assert response.headers["apigw-requestid"]
 
 
+@pytest.mark.parametrize("method", ["TRACE", "FOO", "PROPFIND"])
+def test_unknown_method_is_api_gateways_json_404(client: httpx.Client, method: str) -> None:
+    # http.server alone answers these 501 with an HTML page; API Gateway answers JSON.
+    response = client.request(method, "/v1/reschedules")
+
+    assert response.status_code == 404
+    assert response.json() == {"message": "Not Found"}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["apigw-requestid"]
+
+
+def test_malformed_request_line_is_answered_in_json(emu: ApiEmulator) -> None:
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=10) as sock:
+        sock.sendall(b"GET /v1/reschedules HTTP/1.1 extra\r\nHost: x\r\n\r\n")
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ")
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body) == {"message": "Bad Request"}
+
+
 def test_body_over_10_mb_is_413(client: httpx.Client) -> None:
     response = client.post("/v1/reschedules", content=b"x" * (10 * 1024 * 1024 + 1))
 
@@ -342,6 +373,35 @@ def test_stop_leaves_no_worker_behind(template: Path) -> None:
         assert emu.worker_pids() == []
         with pytest.raises(httpx.TransportError):
             http.get("/v1/reschedules/abc")
+
+
+def test_cli_stops_on_sigint_even_when_started_with_sigint_ignored(template: Path) -> None:
+    # A shell starts background jobs (`make test > log &`) with SIGINT ignored; exec keeps it so.
+    command = (
+        f"trap '' INT; exec {shlex.quote(sys.executable)} -m local.emulator --port 0 --workers 1 "
+        f"--handler {HANDLER} --code-dir {shlex.quote(str(FIXTURES))} --template {shlex.quote(str(template))}"
+    )
+    process = subprocess.Popen(  # noqa: S603 - a fixed command built from the test's own paths
+        ["/bin/sh", "-c", command],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("API emulator on http://127.0.0.1:"), banner
+        url = banner.split()[3]
+        assert httpx.get(f"{url}/v1/reschedules/abc", timeout=10).status_code == 200
+
+        process.send_signal(signal.SIGINT)
+
+        assert process.wait(timeout=CLI_STOP_TIMEOUT_S) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def test_handler_that_cannot_be_imported_fails_start(template: Path) -> None:

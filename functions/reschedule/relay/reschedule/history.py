@@ -1,0 +1,68 @@
+"""A booking's history for its source: `GET /v1/bookings/{provider}/{booking_id}/reschedules`.
+
+Newest first, a page at a time (`limit`, and the opaque `cursor` of the previous page). Only the
+calling source's attempts are listed; replays are not attempts, so they are not in it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from relay.dal.records import BadCursor
+from relay.errors import invalid_field, not_found
+from relay.providers import PROVIDERS
+from relay.providers.base import BookingIdProblem
+from relay.reschedule.attempts import RescheduleRecord, public_view
+
+if TYPE_CHECKING:
+    from relay.dal.records import RecordStore
+
+DEFAULT_HISTORY_LIMIT = 20
+MAX_HISTORY_LIMIT = 100
+MAX_LIMIT_DIGITS = 3
+
+
+class RescheduleHistory(BaseModel):
+    """One page of a booking's attempts, newest first."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    reschedules: list[RescheduleRecord]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_HISTORY_LIMIT
+    if not raw.isdigit() or len(raw) > MAX_LIMIT_DIGITS or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
+        raise invalid_field("limit", f"Use a whole number from 1 to {MAX_HISTORY_LIMIT}.")
+    return int(raw)
+
+
+def booking_history(
+    records: RecordStore,
+    source: str,
+    provider: str,
+    booking_id: str,
+    *,
+    limit: str | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    adapter = PROVIDERS.get(provider.lower())
+    if adapter is None:
+        raise not_found(
+            f"No provider {provider[:32]!r}; use one of {', '.join(sorted(PROVIDERS))}.", "provider_not_found"
+        )
+    try:
+        canonical = adapter.normalise_booking_id(booking_id)
+    except BookingIdProblem as exc:
+        raise invalid_field("booking_id", str(exc)) from None
+    try:
+        page = records.history_page(source, adapter.name, canonical, limit=_limit(limit), cursor=cursor)
+    except BadCursor:
+        raise invalid_field(
+            "cursor", "Use the next_cursor of this booking's previous page, as given."
+        ) from None
+    return {"reschedules": [public_view(item) for item in page.items], "next_cursor": page.cursor}

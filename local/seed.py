@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
+
+import httpx
 
 from local.secrets_emulator import put_secret_json
 
@@ -118,8 +121,34 @@ class DemoLinkSource:
 
 AnyDemoSource = DemoSource | DemoSigningSource | DemoLinkSource
 
-# The Zapier demo may use every provider's default account (the stack's sandboxes all run).
-ALL_PROVIDERS = {name: ["default"] for name in PROVIDER_SECRETS}
+# ---- pacing ----
+# NovaCal accounts with their own keys and delivery rates (docs/delivery.md "Pacing"): `paced` at
+# NovaCal's contract rate, `paced-fast` at 10x for tests that must not take minutes. The sandbox
+# limits each key at the same rate (pace_sandboxes), so any overrun shows as a sandbox 429.
+PACED_NOVACAL_ACCOUNTS: dict[str, dict[str, Any]] = {
+    "paced": {"api_key": "sandbox-novacal-token-paced-0001", "rate_per_minute": 60},
+    "paced-fast": {"api_key": "sandbox-novacal-token-paced-0002", "rate_per_minute": 600},
+}
+# The demo `default` accounts are unpaced, so load tests measure the relay rather than the pacing.
+UNPACED = {"rate_per_minute": 0}
+
+
+def pace_sandboxes(sandboxes: Mapping[str, Any]) -> None:
+    """The NovaCal sandbox accepts the paced accounts' keys and limits each at its account's rate."""
+    novacal = sandboxes["novacal"]
+    for secret in PACED_NOVACAL_ACCOUNTS.values():
+        novacal.allow_token(secret["api_key"])
+        limit = {"token": secret["api_key"], "per_minute": secret["rate_per_minute"]}
+        httpx.post(f"{novacal.url}/_sandbox/limits", json=limit).raise_for_status()
+
+
+# ---- end pacing ----
+
+# The Zapier demo may use every provider's default account (the stack's sandboxes all run), and
+# NovaCal's paced accounts.
+ALL_PROVIDERS = {name: ["default"] for name in PROVIDER_SECRETS} | {
+    "novacal": ["default", *PACED_NOVACAL_ACCOUNTS]
+}
 ZAPIER_DEMO = DemoSource("zapier-demo", "sandbox-key-zapier-demo-0001", ALL_PROVIDERS)
 # A second API-key caller limited to one provider: shows the allow-list, and keeps sources' records apart.
 WEBSITE_DEMO = DemoSource("website-demo", "sandbox-key-website-demo-0001", {"novacal": ["default"]})
@@ -152,5 +181,7 @@ def seed_secrets(
     client: Any, sources: tuple[AnyDemoSource, ...] = DEMO_SOURCES, prefix: str = SECRETS_PREFIX
 ) -> None:
     for provider, secret in PROVIDER_SECRETS.items():
-        put_secret_json(client, f"{prefix}/providers/{provider}/default", secret)
+        put_secret_json(client, f"{prefix}/providers/{provider}/default", secret | UNPACED)
+    for account, secret in PACED_NOVACAL_ACCOUNTS.items():
+        put_secret_json(client, f"{prefix}/providers/novacal/{account}", secret)
     put_secret_json(client, f"{prefix}/sources", registry(sources))

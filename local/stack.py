@@ -43,6 +43,7 @@ from local.seed import (
     SECRETS_PREFIX,
     AnyDemoSource,
     demo_sources,
+    pace_sandboxes,
     registry,
     seed_secrets,
 )
@@ -268,6 +269,7 @@ def start_stack(
         for name in PROVIDERS:
             sandboxes[name] = start_sandbox(name, token=PROVIDER_TOKENS[name])
             started.append(sandboxes[name])
+        pace_sandboxes(sandboxes)  # pacing: the paced accounts' keys, limited at their rates
         form_page = start_form_page(honeypot=FORM_DEMO.honeypot, port=form_port)
         started.append(form_page)
         template = load_template(TEMPLATE_PATH)

@@ -140,6 +140,8 @@ class NovacalApi:
 
     def __init__(self, token: str) -> None:
         self._token = token
+        # More accounts' keys (the local stack's `paced` account), each its own rate-limit key.
+        self._more_tokens: set[str] = set()
         self._lock = threading.Lock()
         self._events = {seed.id: _seed_event(seed) for seed in novacal_seeds()}
 
@@ -168,12 +170,16 @@ class NovacalApi:
 
     # -- routes ----------------------------------------------------------------------------------
 
+    def allow_token(self, token: str) -> None:
+        """Accept another account's key as well."""
+        self._more_tokens.add(token)
+
     def _preflight(self, request: ApiRequest) -> ApiResponse | None:
         """Route, auth, id format and content type, before the body is looked at."""
         route = _EVENT_PATH.fullmatch(request.path)
         if route is None or request.method != "PUT":
             return self.error(404, "Not found")
-        if not bearer_matches(request.headers, self._token):
+        if not any(bearer_matches(request.headers, t) for t in {self._token, *self._more_tokens}):
             return self.error(401, "Unauthorized")
         if _UUID.fullmatch(route.group(1)) is None:
             return self.error(404, "Event not found")

@@ -259,6 +259,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                 logged_body = body.decode("utf-8", errors="replace")
         # The raw request target, query string included, so a stray query is visible in tests.
         call = {"method": self.command, "path": self.path, "headers": headers, "body": logged_body}
+        call["at"] = time.time()  # when it arrived (Unix seconds): pacing tests count calls per window
         self._counted_epoch = self.server.state.note_api_request(call, self._counted_epoch)
 
     def _serve_api(self, request: ApiRequest) -> None:
@@ -377,6 +378,10 @@ class SandboxProvider:
         self._thread = thread
         self._stop_lock = threading.Lock()
         self._stopped = False
+
+    def allow_token(self, token: str) -> None:
+        """Accept another account's key too (providers whose sandbox supports it: NovaCal)."""
+        self._server.api.allow_token(token)  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         with self._stop_lock:

@@ -132,7 +132,13 @@ class FakeProviders:
         self.calls: list[tuple[str, OutboundRequest, str]] = []
 
     def move(
-        self, provider: Provider, command: RescheduleCommand, credentials: Credentials, deadline: Any = None
+        self,
+        provider: Provider,
+        command: RescheduleCommand,
+        credentials: Credentials,
+        deadline: Any = None,
+        *,
+        pacing: Any = None,
     ) -> ProviderReply:
         # Recorded as (provider, the request its adapter builds, the Authorization header's value).
         request = provider.build_request(command)

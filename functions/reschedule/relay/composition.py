@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from relay.callers.registry import SourcesReader
 from relay.dal.deliveries import DeliveryStore
 from relay.dal.idempotency import RecordingPersistenceLayer
+from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
 from relay.dal.secrets import SecretStore
@@ -62,7 +63,10 @@ def build(
         persistence=RecordingPersistenceLayer(
             table_name=settings.idempotency_table_name, records=records, client=dynamodb
         ),
-        providers=ProviderClient(settings, adapters),
+        # The pacing buckets live in the idempotency table (no table or permission of their own).
+        providers=ProviderClient(
+            settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
+        ),
         adapters=adapters,
         queue=queue,
     )

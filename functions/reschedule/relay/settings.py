@@ -56,6 +56,11 @@ class Settings(BaseModel):
     delivery_max_age_seconds: int = Field(default=86400, ge=10, le=7 * 24 * 3600)
     # The retry schedule's first wait; the later ones are multiples of it (5 s -> 15 s, 1 min, ... 1 h).
     delivery_base_delay_seconds: int = Field(default=5, ge=1, le=60)
+    # ---- pacing ----
+    # Longest a sync (or auto) request waits for its account's pacing slot before 429 (auto: queued).
+    pace_sync_wait_seconds: float = Field(default=2.0, ge=0, le=10)
+    # Longest the worker waits in-process for a slot; a longer wait defers the message instead.
+    pace_worker_wait_seconds: float = Field(default=20.0, ge=0, le=50)
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -89,7 +89,7 @@ def test_call_log_records_provider_requests_oldest_first(sandbox: SandboxProvide
         ("GET", "/v1/nothing-here?probe=1"),
     ]
     first = logged[0]
-    assert set(first) == {"method", "path", "headers", "body"}
+    assert set(first) == {"method", "path", "headers", "body", "at"}  # at: arrival time (pacing tests)
     assert all(name == name.lower() for name in first["headers"])
     assert first["headers"]["authorization"] == auth(sandbox)["Authorization"]
     assert first["headers"]["content-type"] == "application/json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from local.sandbox import PROVIDERS
 from local.seed import SECRETS_PREFIX
@@ -22,15 +23,17 @@ def test_stack_json_lists_every_provider_with_url_and_bookings(stack: Stack) -> 
 def test_seeded_default_secrets_are_what_the_sandboxes_accept(stack: Stack) -> None:
     client = stack.client("secretsmanager")
 
-    def secret(provider: str) -> dict[str, str]:
+    def secret(provider: str) -> dict[str, Any]:
         value = client.get_secret_value(SecretId=f"{SECRETS_PREFIX}/providers/{provider}/default")
-        parsed: dict[str, str] = json.loads(value["SecretString"])
+        parsed: dict[str, Any] = json.loads(value["SecretString"])
         return parsed
 
     calcom, acuity = secret("calcom"), secret("acuity")
-    assert set(calcom) == {"api_key"}
+    # The demo default accounts are seeded unpaced (rate_per_minute 0), beside their credentials.
+    assert set(calcom) == {"api_key", "rate_per_minute"}
+    assert calcom["rate_per_minute"] == 0
     assert calcom["api_key"].startswith("cal_")
-    assert set(acuity) == {"user_id", "api_key"}
+    assert set(acuity) == {"user_id", "api_key", "rate_per_minute"}
 
     calcom_box, acuity_box = stack.sandboxes["calcom"], stack.sandboxes["acuity"]
     uid = calcom_box.bookings[0]

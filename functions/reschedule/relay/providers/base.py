@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 # Provider messages echoed into field problems are cut to this length.
 MAX_PROVIDER_MESSAGE = 300
+# The highest `rate_per_minute` an account secret may set (1000/s: beyond it pacing means nothing).
+MAX_RATE_PER_MINUTE = 60_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class Credentials(BaseModel):
     """A provider account's secret (Secrets Manager JSON), validated; it knows how it is sent."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    # Pacing (relay.providers.pacing): calls per minute; None: the adapter's rate, 0: unpaced.
+    rate_per_minute: int | None = Field(default=None, ge=0, le=MAX_RATE_PER_MINUTE)
 
     @abstractmethod
     def headers(self) -> dict[str, str]: ...

@@ -19,6 +19,7 @@ import httpx
 from relay.deadline import Deadline
 from relay.errors import RelayError, booking_moved_elsewhere
 from relay.providers.base import Credentials, OutboundRequest, Provider, Refusal
+from relay.providers.pacing import Bucket, Pacing, paced
 from relay.settings import Settings
 from relay.times import utc_now
 
@@ -99,6 +100,9 @@ class ProviderClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float, float], float] = random.uniform,
+        *,
+        bucket: Bucket | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._timeout = httpx.Timeout(
             connect=settings.provider_connect_timeout_seconds,
@@ -117,6 +121,10 @@ class ProviderClient:
         self._settings = settings
         self._sleep = sleep
         self._jitter = jitter
+        self._bucket = bucket
+        self._clock = clock
+        # DynamoDB calls the pacing bucket made in this container (bench: calls per delivery).
+        self.pace_calls = 0
 
     def move(
         self,
@@ -124,6 +132,7 @@ class ProviderClient:
         command: RescheduleCommand,
         credentials: Credentials,
         deadline: Deadline | None = None,
+        pacing: Pacing | None = None,
     ) -> ProviderReply:
         """Move the booking: refuse what the provider's booking says cannot move, then send the move.
 
@@ -133,17 +142,17 @@ class ProviderClient:
         """
         read = provider.read_booking(command.booking_id) if provider.reads_before_move else None
         if read is not None:
-            refusal = provider.movable(self.send(provider, read, credentials, deadline).body)
+            refusal = provider.movable(self.send(provider, read, credentials, deadline, pacing).body)
             if refusal is not None and refusal.moved_to is None:
                 raise _refused(refusal, None, 0)
             if refusal is not None and refusal.moved_to is not None:
-                return self._settle(provider, command, refusal.moved_to, credentials, deadline)
+                return self._settle(provider, command, refusal.moved_to, credentials, deadline, pacing=pacing)
         try:
-            return self.send(provider, provider.build_request(command), credentials, deadline)
+            return self.send(provider, provider.build_request(command), credentials, deadline, pacing=pacing)
         except ProviderError as error:
             if error.moved_to is None:
                 raise
-            return self._settle(provider, command, error.moved_to, credentials, deadline)
+            return self._settle(provider, command, error.moved_to, credentials, deadline, pacing=pacing)
 
     def _settle(
         self,
@@ -152,11 +161,13 @@ class ProviderClient:
         moved_to: str,
         credentials: Credentials,
         deadline: Deadline | None,
+        *,
+        pacing: Pacing | None,
     ) -> ProviderReply:
         read = provider.read_booking(moved_to)
         if read is None:  # pragma: no cover - only providers that read bookings name a new id
             raise booking_moved_elsewhere(provider.name, moved_to)
-        reply = self.send(provider, read, credentials, deadline)
+        reply = self.send(provider, read, credentials, deadline, pacing=pacing)
         if not provider.starts_at(reply.body, command.start):
             raise booking_moved_elsewhere(provider.name, moved_to)
         return reply
@@ -167,11 +178,13 @@ class ProviderClient:
         request: OutboundRequest,
         credentials: Credentials,
         deadline: Deadline | None = None,
+        pacing: Pacing | None = None,
     ) -> ProviderReply:
         deadline = deadline or Deadline.within(self._settings.provider_read_timeout_seconds * MAX_ATTEMPTS)
         attempt = 0
         while True:
             attempt += 1
+            self._pace(provider, pacing, deadline)
             try:
                 return self._send_once(provider, request, credentials, deadline)
             except ProviderError as error:
@@ -181,6 +194,28 @@ class ProviderClient:
                 if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
                     raise error.out_of_time() from None
                 self._sleep(wait)
+
+    def _pace(self, provider: Provider, pacing: Pacing | None, deadline: Deadline) -> None:
+        """Take the account's token for one call: now, after a short reserved wait, or refused (429)."""
+        if pacing is None or self._bucket is None or pacing.rate_per_minute <= 0:
+            return
+        now = self._clock()
+        # A wait is only worth it if a whole call still fits in the deadline afterwards.
+        room = deadline.remaining() - self._settings.provider_read_timeout_seconds - MIN_ATTEMPT_SECONDS
+        wait_allowed = max(0.0, min(pacing.max_wait_seconds, room))
+        now_ms = int(now * 1000)
+        take = self._bucket.take(
+            pacing.key,
+            interval_ms=pacing.interval_ms,
+            now_ms=now_ms,
+            horizon_ms=now_ms + int(wait_allowed * 1000),
+        )
+        self.pace_calls += take.calls
+        if take.slot_ms is None:
+            raise paced(provider.name, (take.next_free_ms - now_ms) / 1000)
+        wait = take.slot_ms / 1000 - self._clock()
+        if wait > 0:
+            self._sleep(wait)
 
     def _backoff(self, attempt: int, retry_after: int | None) -> float:
         """Exponential backoff with full jitter; never sooner than the provider's Retry-After."""

@@ -34,7 +34,7 @@ from relay.reschedule.attempts import (
     public_view,
     summary,
 )
-from relay.reschedule.modes import queueable
+from relay.reschedule.modes import DEFERRED_CODES, queueable
 from relay.reschedule.schedule import DeliveryOrder, retry_wait
 from relay.times import utc_now
 
@@ -173,6 +173,8 @@ class Deliveries:
         try:
             reply = self._service.call_provider(order.command, deadline)
         except RelayError as error:
+            if error.code in DEFERRED_CODES:
+                return self._defer(order, record, delivery, token, message, error)
             now = utc_now()
             progress = Delivery(
                 mode=delivery.mode,
@@ -236,6 +238,26 @@ class Deliveries:
             )
         logger.info("reschedule delivered", extra=summary(final))
         return Disposition.FINISHED
+
+    def _defer(  # noqa: PLR0917 - the same state every step of an attempt carries
+        self,
+        order: DeliveryOrder,
+        record: dict[str, Any],
+        delivery: Delivery,
+        token: str,
+        message: ReceivedMessage,
+        error: RelayError,
+    ) -> Disposition:
+        """No pacing slot (or no pacing store): no call went out, so no attempt is counted; the record
+        shows when it goes next (which also releases the lock) and the message waits until then."""
+        wait = max(1, error.retry_after or 1)
+        waiting = replace(delivery, next_attempt_at=utc_now() + timedelta(seconds=wait))
+        self._store.progress(self._rebuild(order, record, Queued(), waiting), token)
+        logger.info(
+            "delivery deferred by pacing",
+            extra={"reschedule_id": order.reschedule_id, "reason": error.code, "wait_s": wait},
+        )
+        return self._wait(order, message, wait)
 
     def _give_up(
         self,

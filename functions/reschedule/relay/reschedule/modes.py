@@ -28,9 +28,19 @@ DEFAULT_MODE_BY_KIND: Mapping[str, Mode] = {
 }
 
 # Outcomes that a later attempt may well turn into a success: auto mode queues these instead of failing.
+# `paced` / `pacing_unavailable`: the account's pacing bucket had no slot, or could not be read.
 QUEUEABLE_CODES = frozenset(
-    {"provider_unavailable", "provider_rate_limited", "provider_timeout", "provider_unreachable"}
+    {
+        "provider_unavailable",
+        "provider_rate_limited",
+        "provider_timeout",
+        "provider_unreachable",
+        "paced",
+        "pacing_unavailable",
+    }
 )
+# Not a failed attempt: the call never went out. The worker defers the message, counting nothing.
+DEFERRED_CODES = frozenset({"paced", "pacing_unavailable"})
 
 
 def prefers_async(prefer_header: str | None) -> bool:

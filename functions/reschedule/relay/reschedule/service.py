@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from relay.command import RescheduleCommand
 from relay.dal.idempotency import MoveScope
+from relay.dal.pacing import pace_key
 from relay.dal.queue import QueueUnavailable
 from relay.dal.records import RecordStore, RecordWriteFailed
 from relay.errors import (
@@ -40,6 +41,7 @@ from relay.errors import (
     unprocessable,
 )
 from relay.providers.client import ProviderClient, ProviderError, ProviderReply
+from relay.providers.pacing import Pacing
 from relay.reschedule.attempts import (
     QUEUED,
     AttemptRecord,
@@ -59,7 +61,7 @@ from relay.reschedule.attempts import (
 )
 from relay.reschedule.dry_run import dry_run_answer
 from relay.reschedule.history import booking_history
-from relay.reschedule.modes import Mode, queueable
+from relay.reschedule.modes import DEFERRED_CODES, Mode, queueable
 from relay.reschedule.schedule import QUEUED_KEY_MARGIN_SECONDS, DeliveryOrder, retry_wait
 from relay.times import utc_now
 
@@ -331,8 +333,12 @@ class RescheduleService:
         the key's completion, which keeps the 202 as the key's answer until the worker replaces it."""
         if self._queue is None:
             raise not_configured("no delivery queue is configured.")
-        attempts = 0 if last_error is None else 1
-        wait = 0
+        if last_error is not None and last_error.code in DEFERRED_CODES:
+            # Paced: the call never went out, so it is no attempt; it goes when the bucket has a slot.
+            attempts, wait, last_error = 0, last_error.retry_after or 1, None
+        else:
+            attempts = 0 if last_error is None else 1
+            wait = 0
         if last_error is not None:
             wait = retry_wait(
                 attempts,
@@ -387,7 +393,9 @@ class RescheduleService:
 
     def call_provider(self, command: RescheduleCommand, deadline: Deadline) -> ProviderReply:
         """One delivery attempt for the queue's worker: the same adapters, token and retries as sync."""
-        return self._call_provider(self._latest(command), deadline)
+        return self._call_provider(
+            self._latest(command), deadline, pace_wait=self._settings.pace_worker_wait_seconds
+        )
 
     def success_answer(
         self, reschedule_id: str, command: RescheduleCommand, reply: ProviderReply
@@ -412,10 +420,24 @@ class RescheduleService:
             return command
         return command.model_copy(update={"booking_id": latest})
 
-    def _call_provider(self, command: RescheduleCommand, deadline: Deadline) -> ProviderReply:
+    def _call_provider(
+        self, command: RescheduleCommand, deadline: Deadline, *, pace_wait: float | None = None
+    ) -> ProviderReply:
+        """`pace_wait`: the longest this door waits for the account's pacing slot (default: sync's)."""
         adapter = self._adapters[command.provider]
+        credentials = self._provider_credentials(command)
+        rate = (
+            adapter.delivery_rate_per_minute
+            if credentials.rate_per_minute is None
+            else credentials.rate_per_minute
+        )
+        pacing = Pacing(
+            key=pace_key(command.provider, command.account),
+            rate_per_minute=rate,
+            max_wait_seconds=self._settings.pace_sync_wait_seconds if pace_wait is None else pace_wait,
+        )
         try:
-            return self._providers.move(adapter, command, self._provider_credentials(command), deadline)
+            return self._providers.move(adapter, command, credentials, deadline, pacing=pacing)
         except ProviderError as error:
             if error.code != "provider_auth_failed":
                 raise
@@ -424,7 +446,7 @@ class RescheduleService:
             "provider refused the cached token; reading it again", extra={"provider": adapter.name}
         )
         return self._providers.move(
-            adapter, command, self._provider_credentials(command, force_fetch=True), deadline
+            adapter, command, self._provider_credentials(command, force_fetch=True), deadline, pacing=pacing
         )
 
     def _provider_credentials(self, command: RescheduleCommand, *, force_fetch: bool = False) -> Credentials:

@@ -56,9 +56,17 @@ ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
     # relay/dal/records.py: a booking's history.
     "ReschedulesTable/index/ByBooking": {"dynamodb:Query"},
 }
-# The worker delivers and records, like the HTTP door, but never lists a booking's history.
-ALLOWED_WORKER_DYNAMODB_ACTIONS = {
-    k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "ReschedulesTable/index/ByBooking"
+# The worker also locks the record it delivers (relay/dal/deliveries.py: update_item).
+ALLOWED_WORKER_DYNAMODB_ACTIONS = ALLOWED_DYNAMODB_ACTIONS | {
+    "ReschedulesTable": ALLOWED_DYNAMODB_ACTIONS["ReschedulesTable"] | {"dynamodb:UpdateItem"}
+}
+DELIVERIES_DAL = REPO / "functions" / "reschedule" / "relay" / "dal" / "deliveries.py"
+# A TransactWriteItems item needs the IAM action of its kind on its table.
+TRANSACT_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
 }
 # The HTTP door only queues; the worker (and its event source mapping) consumes, re-times and parks.
 ALLOWED_SQS_ACTIONS: dict[str, dict[str, set[str]]] = {
@@ -69,6 +77,7 @@ ALLOWED_SQS_ACTIONS: dict[str, dict[str, set[str]]] = {
             "sqs:DeleteMessage",
             "sqs:ChangeMessageVisibility",
             "sqs:GetQueueAttributes",
+            "sqs:SendMessage",  # a fresh, delayed copy past SQS's visibility cap or receive limit
         },
         "DeliveryDeadLetterQueue": {"sqs:SendMessage"},
     },
@@ -263,6 +272,38 @@ def test_sqs_access_is_exactly_the_allowed_actions(statements: list[dict[str, An
             granted.setdefault(known[_key(resource)], set()).update(actions)
 
     assert granted == ALLOWED_SQS_ACTIONS[function]
+
+
+def test_the_worker_role_grants_every_call_the_delivery_dal_makes() -> None:
+    # Every boto3 call (and transaction item kind) in relay/dal/deliveries.py, granted to the worker.
+    tree = ast.parse(DELIVERIES_DAL.read_text(encoding="utf-8"))
+    calls = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Attribute)
+        and node.value.attr == "_client"
+    }
+    kinds = {
+        key.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Dict)
+        for key in node.keys
+        if isinstance(key, ast.Constant) and key.value in TRANSACT_ITEM_ACTIONS
+    }
+    single = {
+        "update_item": "dynamodb:UpdateItem",
+        "put_item": "dynamodb:PutItem",
+        "get_item": "dynamodb:GetItem",
+    }
+
+    assert calls <= set(single) | {"transact_write_items"}, calls
+    # Its single-item calls are on the attempt record (the reschedules table) ...
+    on_records = {single[call] for call in calls if call in single}
+    assert on_records <= ALLOWED_WORKER_DYNAMODB_ACTIONS["ReschedulesTable"]
+    # ... and its transactions span that table and the idempotency item.
+    granted = set().union(*ALLOWED_WORKER_DYNAMODB_ACTIONS.values())
+    assert {TRANSACT_ITEM_ACTIONS[kind] for kind in kinds} <= granted
 
 
 def test_the_http_function_can_only_queue(resources: dict[str, Any]) -> None:

@@ -144,6 +144,39 @@ def _instant(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds")
 
 
+def _outcome_fields(outcome: Outcome) -> AttemptRecord:
+    """What the outcome adds to a record: its status, and the facts that go with it."""
+    fields = AttemptRecord()
+    match outcome:
+        case Succeeded():
+            fields |= AttemptRecord(
+                status="succeeded",
+                http_status=200,
+                provider_status=outcome.provider_status,
+                latency_ms=outcome.latency_ms,
+                provider_result=outcome.provider_result,
+            )
+            if outcome.new_booking_id is not None:
+                fields |= AttemptRecord(new_booking_id=outcome.new_booking_id)
+        case Failed(error=error):
+            fields |= AttemptRecord(
+                status="failed", http_status=error.status, reason=error.code, detail=error.detail
+            )
+            if error.errors:
+                fields |= AttemptRecord(problems=stored_problems(error))
+            if isinstance(error, ProviderError):
+                fields |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
+        case Spam():
+            fields |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
+        case Validated():
+            fields |= AttemptRecord(status="validated", http_status=200)
+        case Queued():
+            fields |= AttemptRecord(status="queued", http_status=202)
+        case Cancelled():
+            fields |= AttemptRecord(status="cancelled", http_status=200, reason="cancelled_by_source")
+    return fields
+
+
 def attempt_record(
     *,
     reschedule_id: str,
@@ -177,29 +210,18 @@ def attempt_record(
             end=command.local(command.end).isoformat() if command.end else None,
             timezone=command.timezone,
         )
-    match outcome:
-        case Succeeded():
-            record |= AttemptRecord(
-                status="succeeded",
-                http_status=200,
-                provider_status=outcome.provider_status,
-                latency_ms=outcome.latency_ms,
-                provider_result=outcome.provider_result,
-            )
-            if outcome.new_booking_id is not None:
-                record |= AttemptRecord(new_booking_id=outcome.new_booking_id)
-        case Failed(error=error):
-            record |= AttemptRecord(
-                status="failed", http_status=error.status, reason=error.code, detail=error.detail
-            )
-            if error.errors:
-                record |= AttemptRecord(problems=stored_problems(error))
-            if isinstance(error, ProviderError):
-                record |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
-        case Spam():
-            record |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
-        case Validated():
-            record |= AttemptRecord(status="validated", http_status=200)
+    record |= _outcome_fields(outcome)
+    if delivery is not None:
+        record |= AttemptRecord(
+            delivery=delivery.mode,
+            queued_at=delivery.queued_at.isoformat(timespec="milliseconds"),
+            attempts=delivery.attempts,
+            next_attempt_at=_instant(delivery.next_attempt_at) if isinstance(outcome, Queued) else None,
+            last_error=delivery.last_error,
+            last_error_detail=delivery.last_error_detail,
+            finished_at=None if isinstance(outcome, Queued) else _instant(delivery.finished_at),
+            idempotency_record=delivery.idempotency_record,
+        )
     return record
 
 

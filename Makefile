@@ -27,6 +27,7 @@ help:
 	@echo "make lock-layer     - re-pin layers/constraints.txt after changing layers/requirements.txt"
 	@echo "make build-DependenciesLayer  - what 'sam build' runs for the layer (needs ARTIFACTS_DIR)"
 	@echo "make build-RescheduleFunction - what 'sam build' runs for the function (needs ARTIFACTS_DIR)"
+	@echo "make build-WorkerFunction - what 'sam build' runs for the worker (same code, needs ARTIFACTS_DIR)"
 	@echo "make lint      - ruff check and ruff format --check (part of make test)"
 	@echo "make typecheck - mypy (part of make test)"
 	@echo "make unit      - the unit tests only"

@@ -26,7 +26,8 @@ from local.template import REPO_ROOT
 # Where the local servers keep their logs, downloads and data unless told otherwise.
 DEFAULT_CACHE_DIR = REPO_ROOT / ".local"
 
-STARTUP_TIMEOUT_SECONDS = 30.0
+# A JVM (DynamoDB Local) on a busy 2-core machine can take well over 30 s to answer its first probe.
+STARTUP_TIMEOUT_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 10.0
 _POLL_INTERVAL_SECONDS = 0.1
 # Each start logs to <name>-<port>.log; older logs than this are pruned so .local/logs stays small.

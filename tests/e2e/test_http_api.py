@@ -167,7 +167,7 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
         assert f"{form['form_url']}?source=form-demo&provider=novacal" in printed
         assert "make sign-link SOURCE=form-demo" in printed
         commands = [c for c in _command_groups(printed) if c.startswith(("curl -s -X POST", "body="))]
-        assert len(commands) == 4, commands
+        assert len(commands) == 6, commands  # iClosed, NovaCal, Cal.com, Acuity, signed, link fields
         for command in commands:
             if "openssl" in command and shutil.which("openssl") is None:
                 continue  # the example says it needs openssl

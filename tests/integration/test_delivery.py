@@ -464,3 +464,24 @@ def test_sqs_unavailable_when_queueing_is_503_and_nothing_is_accepted(dstack: St
             failed = stored_record(dstack, caught.value.extra["reschedule_id"])
             assert (failed["status"], failed["reason"]) == ("failed", "queue_unavailable")
         _final(dstack, answer["reschedule_id"])
+
+
+def test_without_a_key_a_queued_then_delivered_move_is_replayed_not_run_again(
+    dstack: Stack, boxes: dict[str, Sandbox]
+) -> None:
+    # Given an async move with no Idempotency-Key (its key is the content's hash)
+    body = _iclosed(booking=1002, days=47, hour=13)
+    first = _post(dstack, body, ASYNC)
+    assert first.status_code == 202, first.text
+    # When it is repeated while queued, and again once delivered
+    again = _post(dstack, body, ASYNC)
+    assert again.status_code == 202
+    assert again.json()["reschedule_id"] == first.json()["reschedule_id"]
+    record = _final(dstack, first.json()["reschedule_id"])
+    assert record["status"] == "succeeded"
+    after = _post(dstack, body, AUTH)
+    # Then both repeats are answered from the record: the worker wrote the booking's last move
+    assert after.status_code == 200, after.text
+    assert after.json()["replayed"] is True
+    assert after.json()["reschedule_id"] == first.json()["reschedule_id"]
+    assert len(boxes["iclosed"].calls()) == 1

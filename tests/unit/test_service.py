@@ -18,6 +18,7 @@ from relay.composition import build_adapters
 from relay.deadline import Deadline
 from relay.errors import RelayError
 from relay.providers.client import ProviderError
+from relay.reschedule.attempts import RescheduleResult
 from relay.reschedule.service import RescheduleService
 from relay.settings import Settings
 from tests.unit.fakes import FakeIdempotencyStore, FakeProviders, FakeRecords, FakeSecrets
@@ -170,3 +171,10 @@ def test_a_record_is_visible_only_to_its_source() -> None:
     with pytest.raises(RelayError) as hidden:
         service.get("another-source", reschedule_id)
     assert hidden.value.code == "reschedule_not_found"
+
+
+def test_the_success_answer_has_exactly_the_documented_fields_and_validates() -> None:
+    service, _, _ = _service(FakeProviders(ICLOSED_OK))
+    answer = _run(service)
+    assert set(answer) == set(RescheduleResult.model_fields)
+    RescheduleResult.model_validate(answer)  # the OpenAPI shape is what the relay answers

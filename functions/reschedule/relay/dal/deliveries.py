@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from relay.dal.idempotency import last_move_id, last_move_item
 from relay.dal.records import RecordStore
 
 if TYPE_CHECKING:
@@ -123,6 +124,22 @@ class DeliveryStore:
                     }
                 },
                 {"Put": self._locked_put(record, token)},
+                # The booking's last move, as a sync success writes it (content-keyed repeats check it).
+                {
+                    "Put": {
+                        "TableName": self._idempotency_table,
+                        "Item": last_move_item(
+                            last_move_id(
+                                str(record.get("source")),
+                                str(record.get("provider")),
+                                str(record.get("booking_id")),
+                            ),
+                            idempotency_record,
+                            str(record.get("reschedule_id")),
+                            expires_at,
+                        ),
+                    }
+                },
             ],
         )
 

@@ -47,7 +47,30 @@ class MoveScope:
 
     @property
     def item_id(self) -> str:
-        return f"{LAST_MOVE_PREFIX}#{self.source}#{self.provider}#{self.booking_id}"
+        return last_move_id(self.source, self.provider, self.booking_id)
+
+
+def last_move_id(source: str, provider: str, booking_id: str) -> str:
+    return f"{LAST_MOVE_PREFIX}#{source}#{provider}#{booking_id}"
+
+
+def last_move_item(item_id: str, idempotency_key: str, reschedule_id: str, expires_at: int) -> dict[str, Any]:
+    """The last-move item (the idempotency table's key attribute is Powertools' default, `id`)."""
+    return {
+        "id": {"S": item_id},
+        LAST_MOVE_KEY_ATTR: {"S": idempotency_key},
+        "reschedule_id": {"S": reschedule_id},
+        "expiration": {"N": str(expires_at)},
+    }
+
+
+def _is_success(record: DataRecord) -> bool:
+    """A stored answer that moved the booking (not a queued one, which a repeat must not run again)."""
+    try:
+        answer = record.response_json_as_dict()
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and answer.get("status") == "succeeded"
 
 
 @dataclass
@@ -107,7 +130,9 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
             scope = self.scope
             if scope is None or not scope.replay_only_if_last_move or old is None:
                 raise
-            if old.status != STATUS_CONSTANTS["COMPLETED"] or self._is_last_move(scope, old):
+            if old.status != STATUS_CONSTANTS["COMPLETED"] or not _is_success(old):
+                raise  # in progress, or a queued answer: the request is not run again
+            if self._is_last_move(scope, old):
                 raise
             self._take_over(data_record, old)
 
@@ -152,12 +177,12 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
         """The last-move item for a success (it lives as long as the answer it vouches for)."""
         if self.scope is None or record.get("status") != "succeeded":
             return []
-        item = {
-            **self._get_key(self.scope.item_id),
-            LAST_MOVE_KEY_ATTR: {"S": data_record.idempotency_key},
-            "reschedule_id": {"S": str(record.get("reschedule_id", ""))},
-            self.expiry_attr: {"N": str(data_record.expiry_timestamp)},
-        }
+        item = last_move_item(
+            self.scope.item_id,
+            data_record.idempotency_key,
+            str(record.get("reschedule_id", "")),
+            data_record.expiry_timestamp or 0,
+        )
         return [{"Put": {"TableName": self.table_name, "Item": item}}]
 
     def _update_record(self, data_record: DataRecord) -> None:

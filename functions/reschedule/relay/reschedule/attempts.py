@@ -144,6 +144,39 @@ def _instant(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds")
 
 
+def _outcome_fields(outcome: Outcome) -> AttemptRecord:
+    """What the outcome adds to a record: its status, and the facts that go with it."""
+    fields = AttemptRecord()
+    match outcome:
+        case Succeeded():
+            fields |= AttemptRecord(
+                status="succeeded",
+                http_status=200,
+                provider_status=outcome.provider_status,
+                latency_ms=outcome.latency_ms,
+                provider_result=outcome.provider_result,
+            )
+            if outcome.new_booking_id is not None:
+                fields |= AttemptRecord(new_booking_id=outcome.new_booking_id)
+        case Failed(error=error):
+            fields |= AttemptRecord(
+                status="failed", http_status=error.status, reason=error.code, detail=error.detail
+            )
+            if error.errors:
+                fields |= AttemptRecord(problems=stored_problems(error))
+            if isinstance(error, ProviderError):
+                fields |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
+        case Spam():
+            fields |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
+        case Validated():
+            fields |= AttemptRecord(status="validated", http_status=200)
+        case Queued():
+            fields |= AttemptRecord(status="queued", http_status=202)
+        case Cancelled():
+            fields |= AttemptRecord(status="cancelled", http_status=200, reason="cancelled_by_source")
+    return fields
+
+
 def attempt_record(
     *,
     reschedule_id: str,
@@ -180,39 +213,6 @@ def attempt_record(
     record |= _outcome_fields(outcome)
     if delivery is not None:
         record |= _delivery_fields(delivery, waiting=isinstance(outcome, Queued))
-    return record
-
-
-def _outcome_fields(outcome: Outcome) -> AttemptRecord:
-    """What happened, in the record's words."""
-    record = AttemptRecord()
-    match outcome:
-        case Succeeded():
-            record |= AttemptRecord(
-                status="succeeded",
-                http_status=200,
-                provider_status=outcome.provider_status,
-                latency_ms=outcome.latency_ms,
-                provider_result=outcome.provider_result,
-            )
-            if outcome.new_booking_id is not None:
-                record |= AttemptRecord(new_booking_id=outcome.new_booking_id)
-        case Failed(error=error):
-            record |= AttemptRecord(
-                status="failed", http_status=error.status, reason=error.code, detail=error.detail
-            )
-            if error.errors:
-                record |= AttemptRecord(problems=stored_problems(error))
-            if isinstance(error, ProviderError):
-                record |= AttemptRecord(provider_status=error.provider_status, latency_ms=error.latency_ms)
-        case Spam():
-            record |= AttemptRecord(status="rejected_spam", http_status=202, reason="honeypot")
-        case Validated():
-            record |= AttemptRecord(status="validated", http_status=200)
-        case Queued():
-            record |= AttemptRecord(status="queued", http_status=202)
-        case Cancelled():
-            record |= AttemptRecord(status="cancelled", http_status=200, reason="cancelled_by_source")
     return record
 
 

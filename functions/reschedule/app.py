@@ -155,6 +155,7 @@ def create_reschedule() -> Response[str]:
         idempotency_key=admission.idempotency_key,
         deadline=Deadline.for_invocation(app.lambda_context, settings.deadline_safety_margin_seconds),
         mode=mode,
+        notify=admission.caller.notify,
     )
     replayed = bool(result.get("replayed"))
     if result.get("status") == QUEUED:

@@ -16,7 +16,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from relay.composition import build
 from relay.dal import clients
 from relay.deadline import Deadline
-from relay.reschedule.delivery import Disposition, ReceivedMessage
+from relay.reschedule.callbacks import is_callback
+from relay.reschedule.schedule import Disposition, ReceivedMessage
 from relay.settings import get_settings
 
 if TYPE_CHECKING:
@@ -31,9 +32,10 @@ settings = get_settings()
 relay_app = build(
     settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager(), sqs=clients.sqs
 )
-if relay_app.deliveries is None:
+if relay_app.deliveries is None or relay_app.callbacks is None:
     raise RuntimeError("the worker needs DELIVERY_QUEUE_URL")
 deliveries = relay_app.deliveries
+callbacks = relay_app.callbacks
 # Every record left in the queue is reported, even a whole batch of them: waiting is not an error.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 relay.startup.finished()
@@ -49,6 +51,11 @@ def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
         receipt_handle=record.receipt_handle,
         receive_count=int(record.attributes.approximate_receive_count or 1),
     )
+    if is_callback(message.body):  # an outcome event for a source's callback URL
+        if callbacks.send(message) is Disposition.WAITING:
+            raise WaitingForNextAttempt()
+        metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+        return
     # The provider call and the outcome's write must end before this invocation is stopped.
     deadline = Deadline.for_invocation(lambda_context, settings.deadline_safety_margin_seconds)
     if deliveries.deliver(message, deadline) is Disposition.WAITING:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
+from relay.dal.callbacks import CallbackState
 from relay.dal.deliveries import DeliveryStore
 from relay.dal.idempotency import RecordingPersistenceLayer
 from relay.dal.pacing import PaceBucket
@@ -15,9 +16,11 @@ from relay.dal.secrets import SecretStore
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
+from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.service import RescheduleService
 from relay.settings import Settings
+from relay.webhooks.sender import WebhookSender
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,6 +38,8 @@ class Relay:
     sources: SourcesReader
     # The queue-side use case (worker deliveries, cancels); None when no delivery queue is configured.
     deliveries: Deliveries | None = None
+    # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
+    callbacks: Callbacks | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -51,11 +56,21 @@ def build(
 ) -> Relay:
     """`sqs` makes the SQS client (called only when a delivery queue is configured)."""
     secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
+    sources = SourcesReader(secrets, f"{settings.secrets_prefix}/sources")
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
     queue = None
+    callbacks = None
     if settings.delivery_queue_url and sqs is not None:
         queue = DeliveryQueue(sqs(), settings.delivery_queue_url, settings.dead_letter_queue_url)
+        callbacks = Callbacks(
+            settings,
+            queue=queue,
+            state=CallbackState(dynamodb, settings.idempotency_table_name),
+            sender=WebhookSender(settings.callback_timeout_seconds),
+            # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
+            targets=lambda source: sources.current().callback_target(source),
+        )
     service = RescheduleService(
         settings,
         secrets=secrets,
@@ -69,9 +84,10 @@ def build(
         ),
         adapters=adapters,
         queue=queue,
+        callbacks=callbacks,
     )
     deliveries = None
     if queue is not None:
         store = DeliveryStore(dynamodb, settings.idempotency_table_name, records)
-        deliveries = Deliveries(settings, service=service, store=store, queue=queue)
-    return Relay(settings, service, SourcesReader(secrets, f"{settings.secrets_prefix}/sources"), deliveries)
+        deliveries = Deliveries(settings, service=service, store=store, queue=queue, callbacks=callbacks)
+    return Relay(settings, service, sources, deliveries, callbacks)

@@ -61,6 +61,11 @@ class Settings(BaseModel):
     pace_sync_wait_seconds: float = Field(default=2.0, ge=0, le=10)
     # Longest the worker waits in-process for a slot; a longer wait defers the message instead.
     pace_worker_wait_seconds: float = Field(default=20.0, ge=0, le=50)
+    # ---- outcome callbacks ----
+    # Longest a callback POST may take (Standard Webhooks senders use about 15 s).
+    callback_timeout_seconds: float = Field(default=15.0, gt=0, le=30)
+    # Plain http callbacks to a loopback host (the local stack's sink); production URLs are https.
+    callback_allow_http_loopback: bool = False
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

@@ -146,7 +146,7 @@ def verify(registry: Registry, fields: dict[str, Any], *, now: float) -> LinkAdm
     removed = {*LINK_FIELDS, *([source.honeypot] if source.honeypot else [])}
     trap = fields.get(source.honeypot) if source.honeypot else None
     return LinkAdmission(
-        caller=Caller(name=name, providers=source.providers, kind=source.kind, delivery=source.delivery),
+        caller=Caller.of(name, source),
         source=source,
         fields={k: v for k, v in fields.items() if k not in removed},
         provider=provider,

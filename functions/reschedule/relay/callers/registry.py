@@ -14,6 +14,10 @@ The registry is one JSON secret, `<prefix>/sources`; each source names its `kind
                        "success_url": "https://www.example.com/rescheduled",
                        "error_url": "https://www.example.com/reschedule-failed"}}}
 
+Any source may also name an outcome `callback`, `{"url": "https://...", "secrets": ["whsec_..."]}`:
+the relay POSTs a signed Standard Webhooks event there when one of its requests succeeds or fails
+(relay.reschedule.callbacks). The URL comes from here only, never from a request.
+
 Every kind takes several secrets at once, for rotation. API keys are stored as hashes only; the
 other kinds need the secret itself (an HMAC key), which is why the registry is a secret.
 """
@@ -24,6 +28,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -32,6 +37,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from relay.errors import forbidden, not_configured, unauthenticated
 from relay.fields import CANONICAL_BY_NAME
+from relay.webhooks.sender import CallbackTarget
 
 if TYPE_CHECKING:
     from relay.dal.secrets import SecretStore
@@ -95,8 +101,34 @@ def _page_url(value: str) -> str:
     return value
 
 
+def _callback_url(value: str) -> str:
+    # Only http(s), no credentials in the URL; whether plain http is allowed is the sender's setting.
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise ValueError("a callback URL is an absolute https URL without credentials")
+    return value
+
+
 Origin = Annotated[str, AfterValidator(_origin)]
 PageUrl = Annotated[str, Field(max_length=2000), AfterValidator(_page_url)]
+WebhookSecret = Annotated[str, AfterValidator(_webhook_secret)]
+
+
+class Callback(BaseModel):
+    """Where a source's outcomes are POSTed, signed with `secrets[0]` (and the others, for rotation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: Annotated[str, Field(max_length=2000), AfterValidator(_callback_url)]
+    secrets: Annotated[list[WebhookSecret], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+
+    def target(self) -> CallbackTarget:
+        keys = tuple(webhook_secret_bytes(secret) for secret in self.secrets)
+        # Changes with the URL or any secret: a 410 disables the callback until one of them changes.
+        fingerprint = hashlib.sha256(
+            json.dumps([self.url, *self.secrets], separators=(",", ":")).encode()
+        ).hexdigest()[:32]
+        return CallbackTarget(url=self.url, keys=keys, fingerprint=fingerprint)
 
 
 class _Source(BaseModel):
@@ -106,6 +138,8 @@ class _Source(BaseModel):
     providers: Providers
     # How its requests are delivered (relay.reschedule.modes); None: the default for its kind.
     delivery: Literal["sync", "async", "auto"] | None = None
+    # Where its outcomes are POSTed (relay.reschedule.callbacks); None: no callbacks.
+    callback: Callback | None = None
 
 
 class ApiKeySource(_Source):
@@ -179,6 +213,11 @@ class Registry(BaseModel):
     def browser_origins(self) -> frozenset[str]:
         return frozenset(o for _, source in self.of_kind(SignedLinkSource) for o in source.origins)
 
+    def callback_target(self, name: str) -> CallbackTarget | None:
+        """Where the source `name` wants its outcomes, or None (no such source, or no callback)."""
+        source = self.sources.get(name)
+        return source.callback.target() if source is not None and source.callback is not None else None
+
     def allowed_origin(self, origin: str | None) -> str | None:
         """The request's Origin when a form source allows it (CORS), else None."""
         return origin if origin and origin in self.browser_origins else None
@@ -202,6 +241,18 @@ class Caller(BaseModel):
     kind: str = "api_key"
     # The source's delivery mode from the registry, None for its kind's default.
     delivery: str | None = None
+    # True when the source has an outcome callback: its final outcomes are queued for it.
+    notify: bool = False
+
+    @classmethod
+    def of(cls, name: str, source: ApiKeySource | StandardWebhooksSource | SignedLinkSource) -> Caller:
+        return cls(
+            name=name,
+            providers=source.providers,
+            kind=source.kind,
+            delivery=source.delivery,
+            notify=source.callback is not None,
+        )
 
     def authorise(self, provider: str, account: str) -> None:
         accounts = self.providers.get(provider)
@@ -256,7 +307,7 @@ def authenticate(registry: Registry, headers: Mapping[str, str]) -> Caller:
     for name, source in registry.of_kind(ApiKeySource):
         for stored in source.api_key_sha256:
             if hmac.compare_digest(presented, stored) and found is None:
-                found = Caller(name=name, providers=source.providers, delivery=source.delivery)
+                found = Caller.of(name, source)
     if found is None:
         raise unauthenticated("The API key is not valid.", "invalid_api_key")
     return found

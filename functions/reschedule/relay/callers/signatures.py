@@ -129,6 +129,4 @@ def verify(registry: Registry, headers: Mapping[str, str], body: bytes, *, now: 
             "signature_mismatch",
         )
     ((name, source),) = matched.items()
-    return SignedRequest(
-        Caller(name=name, providers=source.providers, kind=source.kind, delivery=source.delivery), webhook_id
-    )
+    return SignedRequest(Caller.of(name, source), webhook_id)

@@ -11,16 +11,15 @@ on a final failure) in one transaction. Waits between attempts are the message's
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from relay.dal.deliveries import DeliveryStore, DeliveryWriteFailed, LockNotHeld
-from relay.dal.queue import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
+from relay.dal.queue import MAX_DELAY_SECONDS
 from relay.errors import RelayError, conflict
 from relay.reschedule.attempts import (
     QUEUED,
@@ -35,20 +34,24 @@ from relay.reschedule.attempts import (
     summary,
 )
 from relay.reschedule.modes import DEFERRED_CODES, queueable
-from relay.reschedule.schedule import DeliveryOrder, retry_wait
+from relay.reschedule.schedule import (
+    DeliveryOrder,
+    Disposition,
+    ReceivedMessage,
+    retry_wait,
+    show_again,
+)
 from relay.times import utc_now
 
 if TYPE_CHECKING:
     from relay.dal.queue import DeliveryQueue
     from relay.deadline import Deadline
+    from relay.reschedule.callbacks import Callbacks
     from relay.reschedule.service import RescheduleService
     from relay.settings import Settings
 
 logger = Logger(child=True)
 
-# The queue's redrive is at 50 receives (template.yaml); past this many a wait re-sends a fresh copy
-# (receive count 1) instead of re-timing this one, so a long schedule never reaches the DLQ by count.
-RESEND_AFTER_RECEIVES = 40
 # A message whose record is missing may have overtaken the door's write (sent, then stored): look
 # again after this long, for this long, then drop it (the door answered 503: it was never accepted).
 ORPHAN_RECHECK_SECONDS = 2
@@ -59,18 +62,6 @@ LOCK_RECHECK_MARGIN_SECONDS = 1
 STORAGE_RECHECK_SECONDS = 5
 # A message that comes back this early for its next attempt is delivered anyway (clock and rounding slack).
 EARLY_TOLERANCE_SECONDS = 1
-
-
-class Disposition(Enum):
-    FINISHED = "finished"  # delete the message
-    WAITING = "waiting"  # leave it: its visibility timeout is its next attempt
-
-
-@dataclass(frozen=True)
-class ReceivedMessage:
-    body: str
-    receipt_handle: str
-    receive_count: int
 
 
 def max_age_error(settings: Settings, last_error: str | None) -> RelayError:
@@ -91,12 +82,14 @@ class Deliveries:
         service: RescheduleService,
         store: DeliveryStore,
         queue: DeliveryQueue,
+        callbacks: Callbacks | None = None,
         new_token: Any = lambda: str(uuid.uuid4()),
     ) -> None:
         self._settings = settings
         self._service = service
         self._store = store
         self._queue = queue
+        self._callbacks = callbacks
         self._new_token = new_token
 
     # -- the worker ----------------------------------------------------------------------------------
@@ -237,6 +230,7 @@ class Deliveries:
                 expires_at=expires_at,
             )
         logger.info("reschedule delivered", extra=summary(final))
+        self._notify(order, final)
         return Disposition.FINISHED
 
     def _defer(  # noqa: PLR0917 - the same state every step of an attempt carries
@@ -280,7 +274,12 @@ class Deliveries:
         final = self._rebuild(order, record, outcome, delivery)
         self._store.fail(final, token, idempotency_record=delivery.idempotency_record)
         logger.info("delivery failed", extra=summary(final))
+        self._notify(order, final)
         return Disposition.FINISHED
+
+    def _notify(self, order: DeliveryOrder, record: AttemptRecord) -> None:
+        if order.notify and self._callbacks is not None:
+            self._callbacks.notify(order.source, record)
 
     def _rebuild(
         self, order: DeliveryOrder, record: dict[str, Any], outcome: Outcome, delivery: Delivery
@@ -296,14 +295,7 @@ class Deliveries:
         )
 
     def _wait(self, order: DeliveryOrder, message: ReceivedMessage, seconds: int) -> Disposition:
-        """Show the message again in `seconds`: re-timed in place, or as a fresh delayed copy."""
-        seconds = max(1, int(seconds))
-        if message.receive_count < RESEND_AFTER_RECEIVES and seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
-            self._queue.change_visibility(message.receipt_handle, seconds)
-            return Disposition.WAITING
-        # A fresh copy; one sent early (SQS caps delays at 15 min) is re-timed when it comes back.
-        self._queue.send(order.model_dump_json(), delay_seconds=min(seconds, MAX_DELAY_SECONDS))
-        return Disposition.FINISHED
+        return show_again(self._queue, message, order.model_dump_json(), seconds)
 
     # -- DELETE /v1/reschedules/{id} -------------------------------------------------------------------
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from enum import Enum
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from relay.command import RescheduleCommand
+from relay.dal.queue import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
+
+if TYPE_CHECKING:
+    from relay.dal.queue import DeliveryQueue
 
 ORDER_VERSION: Literal[1] = 1
 # The retry schedule as multiples of the base delay (5 s: 5 s, 15 s, 1 min, 5 min, 15 min, 1 h), then hourly.
@@ -19,6 +25,32 @@ JITTER_FRACTION = 0.2
 # The idempotency item of a queued request outlives its maximum age by this much (the last attempt's
 # own time included), so a repeat never finds the key free while the request may still be delivered.
 QUEUED_KEY_MARGIN_SECONDS = 3600
+# The queue's redrive is at 50 receives (template.yaml); past this many a wait re-sends a fresh copy
+# (receive count 1) instead of re-timing this one, so a long schedule never reaches the DLQ by count.
+RESEND_AFTER_RECEIVES = 40
+
+
+class Disposition(Enum):
+    FINISHED = "finished"  # delete the message
+    WAITING = "waiting"  # leave it: its visibility timeout is its next attempt
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    body: str
+    receipt_handle: str
+    receive_count: int
+
+
+def show_again(queue: DeliveryQueue, message: ReceivedMessage, body: str, seconds: int) -> Disposition:
+    """Show a message again in `seconds`: re-timed in place, or as a fresh delayed copy of `body`."""
+    seconds = max(1, int(seconds))
+    if message.receive_count < RESEND_AFTER_RECEIVES and seconds <= MAX_VISIBILITY_TIMEOUT_SECONDS:
+        queue.change_visibility(message.receipt_handle, seconds)
+        return Disposition.WAITING
+    # A fresh copy; one sent early (SQS caps delays at 15 min) is re-timed when it comes back.
+    queue.send(body, delay_seconds=min(seconds, MAX_DELAY_SECONDS))
+    return Disposition.FINISHED
 
 
 class DeliveryOrder(BaseModel):
@@ -33,6 +65,8 @@ class DeliveryOrder(BaseModel):
     idempotency_record: str
     queued_at: datetime
     command: RescheduleCommand
+    # The source has an outcome callback: the final outcome is queued for it (relay.reschedule.callbacks).
+    notify: bool = False
 
 
 def retry_wait(

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from relay.dal.secrets import SecretStore
     from relay.deadline import Deadline
     from relay.providers.base import Credentials, Provider
+    from relay.reschedule.callbacks import Callbacks
     from relay.settings import Settings
 
 logger = Logger(child=True)
@@ -92,6 +93,8 @@ class IdempotentRun(BaseModel):
     source: str
     payload: dict[str, Any]
     command: RescheduleCommand
+    # The source has an outcome callback: a final outcome is queued for it (not part of the key).
+    notify: bool = False
 
 
 class _InvocationClock:
@@ -119,6 +122,7 @@ class RescheduleService:
         providers: ProviderClient,
         adapters: Mapping[str, Provider],
         queue: DeliveryQueue | None = None,
+        callbacks: Callbacks | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._settings = settings
@@ -129,6 +133,7 @@ class RescheduleService:
         self._adapters = adapters
         self._new_id = new_id
         self._queue = queue
+        self._callbacks = callbacks
         self.idempotency = IdempotencyConfig(
             event_key_jmespath="key",
             payload_validation_jmespath="payload",
@@ -165,14 +170,16 @@ class RescheduleService:
         idempotency_key: str | None,
         deadline: Deadline,
         mode: Mode = Mode.SYNC,
+        notify: bool = False,
     ) -> dict[str, Any]:
         """Run once per key. A refusal before the run is recorded here; the run records its own outcome.
 
         `async` queues the command; `auto` runs it and queues it when the provider cannot take it now.
         The answer is then the queued answer (`status: queued`), also for repeats while it is queued.
+        `notify`: the source has an outcome callback; the run's final outcome is queued for it.
         """
         try:
-            run = self._idempotent_run(source, command, idempotency_key)
+            run = self._idempotent_run(source, command, idempotency_key, notify=notify)
         except RelayError as error:
             raise self.refuse(source, error, command) from None
         if deadline.invocation_remaining() is not None:
@@ -260,7 +267,7 @@ class RescheduleService:
                 logger.warning("queued key not released", extra={"error": type(exc).__name__})
 
     def _idempotent_run(
-        self, source: str, command: RescheduleCommand, idempotency_key: str | None
+        self, source: str, command: RescheduleCommand, idempotency_key: str | None, *, notify: bool = False
     ) -> IdempotentRun:
         if idempotency_key is None:
             material = json.dumps(command.key_material(), sort_keys=True, separators=(",", ":"))
@@ -272,7 +279,9 @@ class RescheduleService:
             key = "header:" + idempotency_key
             payload = command.model_dump(mode="json")
         # Scoped by source: two sources can never collide on a key.
-        return IdempotentRun(key=f"{source}|{key}", source=source, payload=payload, command=command)
+        return IdempotentRun(
+            key=f"{source}|{key}", source=source, payload=payload, command=command, notify=notify
+        )
 
     def _run(self, run: IdempotentRun, deadline: Deadline, mode: Mode = Mode.SYNC) -> dict[str, Any]:
         """Runs at most once per key at a time; raising releases the lock so a retry runs again."""
@@ -288,23 +297,28 @@ class RescheduleService:
                 except QueueUnavailable:
                     logger.warning("auto delivery could not queue; answering the provider's failure")
             error.extra["reschedule_id"] = reschedule_id
-            self._stage(
-                self._record(
-                    reschedule_id, run.source, Failed(error), command=command, attempted_at=attempted_at
-                ),
-                error,
+            failed = self._record(
+                reschedule_id, run.source, Failed(error), command=command, attempted_at=attempted_at
             )
+            self._stage(failed, error)
+            self._notify(run, failed)
             raise
         adapter = self._adapters[command.provider]
         provider_result = adapter.summarise(reply.body)
         new_booking_id = adapter.new_booking_id(reply.body)
         result = result_of(reschedule_id, command, provider_result, new_booking_id)
         outcome = Succeeded(reply.status, reply.latency_ms, provider_result, new_booking_id)
-        self._stage(
-            self._record(reschedule_id, run.source, outcome, command=command, attempted_at=attempted_at),
-            result,
+        succeeded = self._record(
+            reschedule_id, run.source, outcome, command=command, attempted_at=attempted_at
         )
+        self._stage(succeeded, result)
+        self._notify(run, succeeded)
         return result
+
+    def _notify(self, run: IdempotentRun, record: AttemptRecord) -> None:
+        """The outcome is final (the provider answered): queue its callback when the source has one."""
+        if run.notify and self._callbacks is not None:
+            self._callbacks.notify(run.source, record)
 
     def _queue_run(self, run: IdempotentRun, deadline: Deadline) -> dict[str, Any]:
         """Async: queue the command now; the worker delivers it (same key, same lock, same records)."""
@@ -353,6 +367,7 @@ class RescheduleService:
             idempotency_record=idempotency_record,
             queued_at=queued_at,
             command=run.command,
+            notify=run.notify,
         )
         self._queue.send(order.model_dump_json(), delay_seconds=wait)
         next_attempt_at = queued_at + timedelta(seconds=wait)

@@ -1,0 +1,126 @@
+"""Outcome callbacks' state, in the idempotency table: which events were delivered (so a copy of a
+message SQS delivers twice is not POSTed twice), who is POSTing one now, and which sources' callbacks
+a receiver switched off with `410 Gone`.
+
+Items: `callback#<webhook-id>` {state: sending | delivered, lock_until} and
+`callback-off#<source>` {fingerprint}: the callback (URL and secrets) that answered 410; a changed
+registry entry has another fingerprint, so it is on again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+EVENT_PREFIX = "callback"
+OFF_PREFIX = "callback-off"
+# A delivered event is remembered this long (the longest retry schedule is about 33 hours).
+EVENT_TTL_SECONDS = 3 * 86400
+# A switched-off callback stays off this long unless the registry changes first.
+OFF_TTL_SECONDS = 90 * 86400
+
+_FREE = "attribute_not_exists(id) OR (#state = :sending AND lock_until < :now)"
+
+
+class CallbackStoreFailed(Exception):
+    """DynamoDB did not answer: the callback is tried again later."""
+
+
+class Claim(Enum):
+    TAKEN = "taken"  # this worker POSTs it now
+    DELIVERED = "delivered"  # an earlier copy already did
+    BUSY = "busy"  # another worker is POSTing it now
+
+
+@dataclass(frozen=True)
+class Claimed:
+    claim: Claim
+    # BUSY: when the other worker's hold ends (epoch seconds).
+    lock_until: int = 0
+
+
+class CallbackState:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def claim(self, webhook_id: str, *, now: int, until: int) -> Claimed:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": f"{EVENT_PREFIX}#{webhook_id}"}},
+                UpdateExpression="SET #state = :sending, lock_until = :until, expiration = :exp",
+                ConditionExpression=_FREE,
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":sending": {"S": "sending"},
+                    ":until": {"N": str(until)},
+                    ":now": {"N": str(now)},
+                    ":exp": {"N": str(now + EVENT_TTL_SECONDS)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise CallbackStoreFailed(exc.response.get("Error", {}).get("Code", "")) from exc
+            item: dict[str, Any] = dict(exc.response.get("Item") or {})
+            if item.get("state", {}).get("S") == "delivered":
+                return Claimed(Claim.DELIVERED)
+            return Claimed(Claim.BUSY, int(item.get("lock_until", {}).get("N", "0")))
+        except BotoCoreError as exc:
+            raise CallbackStoreFailed(type(exc).__name__) from exc
+        return Claimed(Claim.TAKEN)
+
+    def delivered(self, webhook_id: str, *, now: int) -> None:
+        self._update(
+            webhook_id,
+            "SET #state = :delivered, expiration = :exp REMOVE lock_until",
+            {":delivered": {"S": "delivered"}, ":exp": {"N": str(now + EVENT_TTL_SECONDS)}},
+        )
+
+    def release(self, webhook_id: str) -> None:
+        """The POST failed: the next copy of the message may try at once."""
+        self._update(webhook_id, "SET lock_until = :zero", {":zero": {"N": "0"}})
+
+    def switched_off(self, source: str) -> str | None:
+        """The fingerprint of the source's callback that answered 410, or None."""
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key={"id": {"S": f"{OFF_PREFIX}#{source}"}}, ConsistentRead=True
+            ).get("Item")
+        except (BotoCoreError, ClientError) as exc:
+            raise CallbackStoreFailed(type(exc).__name__) from exc
+        return item["fingerprint"]["S"] if item and "fingerprint" in item else None
+
+    def switch_off(self, source: str, fingerprint: str, *, now: int) -> None:
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "id": {"S": f"{OFF_PREFIX}#{source}"},
+                    "fingerprint": {"S": fingerprint},
+                    "switched_off_at": {"N": str(now)},
+                    "expiration": {"N": str(now + OFF_TTL_SECONDS)},
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise CallbackStoreFailed(type(exc).__name__) from exc
+
+    def _update(self, webhook_id: str, expression: str, values: dict[str, Any]) -> None:
+        names = {"ExpressionAttributeNames": {"#state": "state"}} if "#state" in expression else {}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": f"{EVENT_PREFIX}#{webhook_id}"}},
+                UpdateExpression=expression,
+                ExpressionAttributeValues=values,
+                **names,  # type: ignore[arg-type]
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise CallbackStoreFailed(type(exc).__name__) from exc

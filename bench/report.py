@@ -140,6 +140,21 @@ def markdown(results: dict[str, Any]) -> str:
         f"kind, {meta['warm_iterations']} warm iterations after {meta['warm_warmup']} warm-up ones.",
         "",
     ]
+    queue_meta = meta.get("parts", {}).get("queue")
+    if queue_meta is not None or "queue_iterations" in meta:
+        where = (
+            f"`python -m bench --only queue` on {queue_meta['date']}, load average "
+            f"{queue_meta['loadavg_start']} at its start"
+            if queue_meta
+            else "the same run"
+        )
+        q = queue_meta or meta
+        out[-1:-1] = [
+            "",
+            f"The queue rows (durable delivery and pacing) are from {where}: {q['queue_iterations']} "
+            f"iterations after {q['queue_warmup']} warm-up ones, a backlog of {q['recovery_requests']} "
+            f"requests, a burst of {q['paced_burst']} to {q['paced_account']}.",
+        ]
     out += _md_table(("figure", "value", "budget", ""), [tuple(row) for row in rows(results)])
     spread = results.get("cold_start_spread_ms", {})
     if spread:

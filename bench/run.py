@@ -292,6 +292,19 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
     return results
 
 
+def merge(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """A whole run with one part measured again: the part's figures replace its keys, its meta is
+    kept under `meta.parts.<part>` (the tables say when each was measured), the budgets re-judged."""
+    meta = dict(part["meta"])
+    name = meta.pop("only")
+    figures = {key: value for key, value in part.items() if key not in ("meta", "budgets")}
+    merged = {key: value for key, value in whole.items() if key != "budgets"} | figures
+    merged["meta"] = dict(whole["meta"])
+    merged["meta"]["parts"] = dict(whole["meta"].get("parts", {})) | {name: meta}
+    merged["budgets"] = judge(merged)
+    return merged
+
+
 def _round(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 3)
@@ -317,6 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="measured warm iterations")
     parser.add_argument("--warmup", type=int, default=WARM_WARMUP, help="warm-up iterations (not measured)")
     parser.add_argument(
+        "--merge",
+        type=Path,
+        metavar="PART_RESULTS",
+        help="put an --only run's figures into the reference run (bench/results.json), no run",
+    )
+    parser.add_argument(
         "--only",
         choices=PARTS,
         help="measure one part alone, into .local/bench/results-PART.json (queue: delivery and pacing)",
@@ -324,6 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.markdown:
         print(report.markdown(json.loads((args.results or REFERENCE_PATH).read_text())))
+        return 0
+    if args.merge:
+        target = args.results or REFERENCE_PATH
+        target.write_text(
+            json.dumps(merge(json.loads(target.read_text()), json.loads(args.merge.read_text())), indent=2)
+            + "\n"
+        )
+        print(f"merged {args.merge} into {target}")
         return 0
     if args.only:
         results_path: Path = args.results or Path(str(PART_RESULTS_PATH).format(part=args.only))

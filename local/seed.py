@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -41,12 +41,32 @@ def whsec(raw: bytes) -> str:
 
 
 @dataclass(frozen=True)
-class DemoSource:
+class _Callbacks:
+    """An outcome callback: the relay POSTs signed events to `callback_url` (the stack's sink)."""
+
+    # The Standard Webhooks secret the events are signed with; None: the source has no callback.
+    callback_secret: str | None = None
+    # Set when the stack knows where its callback sink listens (`with_callback_sink`).
+    callback_url: str | None = None
+
+    def _callback_entry(self) -> dict[str, Any]:
+        if self.callback_secret is None or self.callback_url is None:
+            return {}
+        return {"callback": {"url": self.callback_url, "secrets": [self.callback_secret]}}
+
+    def _callback_info(self) -> dict[str, Any]:
+        if self.callback_secret is None or self.callback_url is None:
+            return {}
+        return {"callback_url": self.callback_url, "callback_secret": self.callback_secret}
+
+
+@dataclass(frozen=True)
+class DemoSource(_Callbacks):
     """A caller with an API key (Zapier, a partner's backend)."""
 
     kind: ClassVar[str] = "api_key"
-    name: str
-    api_key: str
+    name: str = ""
+    api_key: str = ""
     providers: dict[str, list[str]] = field(default_factory=dict)
 
     def registry_entry(self) -> dict[str, Any]:
@@ -54,10 +74,16 @@ class DemoSource:
             "kind": self.kind,
             "api_key_sha256": [hashlib.sha256(self.api_key.encode()).hexdigest()],
             "providers": self.providers,
+            **self._callback_entry(),
         }
 
     def caller_info(self) -> dict[str, Any]:
-        return {"kind": self.kind, "api_key": self.api_key, "providers": sorted(self.providers)}
+        return {
+            "kind": self.kind,
+            "api_key": self.api_key,
+            "providers": sorted(self.providers),
+            **self._callback_info(),
+        }
 
 
 @dataclass(frozen=True)
@@ -77,12 +103,12 @@ class DemoSigningSource:
 
 
 @dataclass(frozen=True)
-class DemoLinkSource:
+class DemoLinkSource(_Callbacks):
     """A public web form with signed links; its pages live at `origin` (the stack serves them)."""
 
     kind: ClassVar[str] = "signed_link"
-    name: str
-    link_secrets: tuple[str, ...]
+    name: str = ""
+    link_secrets: tuple[str, ...] = ()
     providers: dict[str, list[str]] = field(default_factory=dict)
     origin: str = DEFAULT_FORM_ORIGIN
     honeypot: str = "website"
@@ -106,6 +132,7 @@ class DemoLinkSource:
             "origins": [self.origin],
             "honeypot": self.honeypot,
             **self.pages,
+            **self._callback_entry(),
         }
 
     def caller_info(self) -> dict[str, Any]:
@@ -116,6 +143,7 @@ class DemoLinkSource:
             "honeypot": self.honeypot,
             "providers": sorted(self.providers),
             **self.pages,
+            **self._callback_info(),
         }
 
 
@@ -149,9 +177,16 @@ def pace_sandboxes(sandboxes: Mapping[str, Any]) -> None:
 ALL_PROVIDERS = {name: ["default"] for name in PROVIDER_SECRETS} | {
     "novacal": ["default", *PACED_NOVACAL_ACCOUNTS]
 }
-ZAPIER_DEMO = DemoSource("zapier-demo", "sandbox-key-zapier-demo-0001", ALL_PROVIDERS)
-# A second API-key caller limited to one provider: shows the allow-list, and keeps sources' records apart.
-WEBSITE_DEMO = DemoSource("website-demo", "sandbox-key-website-demo-0001", {"novacal": ["default"]})
+# No callback: the load tests and `make bench` measure the relay's own path with it.
+ZAPIER_DEMO = DemoSource(name="zapier-demo", api_key="sandbox-key-zapier-demo-0001", providers=ALL_PROVIDERS)
+# A second API-key caller limited to one provider: shows the allow-list, keeps sources' records apart,
+# and has an outcome callback to the stack's sink (docs/callbacks.md).
+WEBSITE_DEMO = DemoSource(
+    name="website-demo",
+    api_key="sandbox-key-website-demo-0001",
+    providers={"novacal": ["default"]},
+    callback_secret=whsec(b"sandbox-callback-secret-website-demo-01"),
+)
 # Two secrets at once, as during a rotation: the sender signs with the first, either verifies.
 SIGNING_DEMO = DemoSigningSource(
     "signing-demo",
@@ -159,18 +194,30 @@ SIGNING_DEMO = DemoSigningSource(
     BOTH_PROVIDERS,
 )
 FORM_DEMO = DemoLinkSource(
-    "form-demo",
-    ("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
-    BOTH_PROVIDERS,
+    name="form-demo",
+    link_secrets=("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
+    providers=BOTH_PROVIDERS,
+    callback_secret=whsec(b"sandbox-callback-secret-form-demo-0001"),
 )
 DEMO_SOURCES: tuple[AnyDemoSource, ...] = (ZAPIER_DEMO, WEBSITE_DEMO, SIGNING_DEMO, FORM_DEMO)
 
 
-def demo_sources(form_origin: str | None = None) -> tuple[AnyDemoSource, ...]:
-    """The demo sources, with the form source's pages at `form_origin` when given."""
-    if form_origin is None:
-        return DEMO_SOURCES
-    return tuple(s.at(form_origin) if isinstance(s, DemoLinkSource) else s for s in DEMO_SOURCES)
+def demo_sources(
+    form_origin: str | None = None, hook_url: Callable[[str], str] | None = None
+) -> tuple[AnyDemoSource, ...]:
+    """The demo sources, with the form source's pages at `form_origin` and, given `hook_url`
+    (source name -> URL), the callbacks of the sources that have one pointing there."""
+    sources = DEMO_SOURCES
+    if form_origin is not None:
+        sources = tuple(s.at(form_origin) if isinstance(s, DemoLinkSource) else s for s in sources)
+    if hook_url is not None:
+        sources = tuple(
+            replace(s, callback_url=hook_url(s.name))
+            if isinstance(s, (DemoSource, DemoLinkSource)) and s.callback_secret
+            else s
+            for s in sources
+        )
+    return sources
 
 
 def registry(sources: tuple[AnyDemoSource, ...]) -> dict[str, Any]:

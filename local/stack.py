@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from local.callback_sink import CallbackSink, start_callback_sink
 from local.dynamodb_local import DynamoDBLocal, start_dynamodb_local
 from local.emulator import ApiEmulator, start_emulator
 from local.event_source import EventSourcePoller, event_source_config, start_event_source
@@ -111,6 +112,8 @@ class Stack:
     # The template's queues by logical id, and the poller that feeds the worker handler (if any).
     queues: dict[str, LocalQueue] = field(default_factory=dict)
     event_source: EventSourcePoller | None = None
+    # Records the outcome callbacks the relay POSTs for the demo sources that have one.
+    callback_sink: CallbackSink | None = None
     _stopped: bool = field(default=False, repr=False)
 
     def client(self, service: str) -> Any:
@@ -140,6 +143,10 @@ class Stack:
                 "url": self.queues["DeliveryQueue"].url if self.queues else None,
                 "dlq_url": self.queues["DeliveryDeadLetterQueue"].url if self.queues else None,
             },
+            "callback_sink": {
+                "url": self.callback_sink.url if self.callback_sink else None,
+                "deliveries_url": self.callback_sink.deliveries_url if self.callback_sink else None,
+            },
             # What points boto3 and relayctl at this stack (`export` them, then run relayctl).
             "aws": {"region": REGION, "env": {k: v for k, v in self.env.items() if k in TOOL_ENV_NAMES}},
         }
@@ -152,6 +159,7 @@ class Stack:
             ([self.event_source.stop] if self.event_source else [])
             + ([self.api.stop] if self.api else [])
             + ([self.form_page.stop] if self.form_page else [])
+            + ([self.callback_sink.stop] if self.callback_sink else [])
             + [sb.stop for sb in self.sandboxes.values()]
             + [self.secrets.stop, self.dynamodb.stop]
         ):
@@ -186,6 +194,8 @@ def relay_environment(
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.endpoint,
         "AWS_ENDPOINT_URL_SECRETS_MANAGER": secrets.endpoint,
         "AWS_ENDPOINT_URL_SQS": secrets.endpoint,
+        # The callback sink is plain http on loopback; deployed callbacks are https only.
+        "CALLBACK_ALLOW_HTTP_LOOPBACK": "true",
     }
 
 
@@ -272,6 +282,8 @@ def start_stack(
         pace_sandboxes(sandboxes)  # pacing: the paced accounts' keys, limited at their rates
         form_page = start_form_page(honeypot=FORM_DEMO.honeypot, port=form_port)
         started.append(form_page)
+        callback_sink = start_callback_sink()
+        started.append(callback_sink)
         template = load_template(TEMPLATE_PATH)
         queues = create_queues(sqs_client(secrets.endpoint), QUEUE_NAMES, template, queue_overrides)
         env = (
@@ -279,8 +291,17 @@ def start_stack(
             | queue_environment(queues, template)
             | (extra_env or {})
         )
-        sources = demo_sources(form_page.url)
-        stack = Stack(dynamodb, secrets, sandboxes, env, form_page=form_page, sources=sources, queues=queues)
+        sources = demo_sources(form_page.url, callback_sink.hook_url)
+        stack = Stack(
+            dynamodb,
+            secrets,
+            sandboxes,
+            env,
+            form_page=form_page,
+            sources=sources,
+            queues=queues,
+            callback_sink=callback_sink,
+        )
         create_tables(stack.client("dynamodb"), TABLE_NAMES)
         if forget_idempotency:
             stack.forgotten_idempotency_records = clear_table(
@@ -326,6 +347,11 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     novacal = info["providers"]["novacal"]["bookings"]
     calcom = info["providers"]["calcom"]["bookings"]
     acuity = info["providers"]["acuity"]["bookings"]
+    hooked, hooked_source = next(
+        (name, s) for name, s in info["sources"].items() if s["kind"] == "api_key" and "callback_url" in s
+    )
+    hooked_key = hooked_source["api_key"]
+    sink = info["callback_sink"]
     exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
     day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
     link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
@@ -358,17 +384,26 @@ Or post the link's fields yourself, as the form does:
 Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
 
 API key -- reschedule a Cal.com booking (it gets a new uid: the answer's new_booking_id):
-  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
     -d '{{"provider": "calcom", "booking_id": "{calcom[0]}", "start": "{day}T14:00:00Z"}}'
 
 API key -- reschedule an Acuity appointment:
-  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
     -d '{{"provider": "acuity", "booking_id": {acuity[0]}, "start": "{day}T09:00:00",
          "timezone": "America/Chicago"}}'
 
 Read a stored outcome, and a booking's history:
   curl -s {api}/v1/reschedules/<reschedule_id> -H 'Authorization: Bearer {key}'
   curl -s {api}/v1/bookings/iclosed/{iclosed[0]}/reschedules -H 'Authorization: Bearer {key}'
+
+Outcome callbacks -- source {hooked!r} has one, to this stack's callback sink: move a NovaCal booking,
+then see the signed event (webhook-id, webhook-timestamp, webhook-signature) the sink received:
+  curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {hooked_key}' \\
+    -H 'Content-Type: application/json' -H 'Prefer: respond-async' \\
+    -d '{{"provider": "novacal", "booking_id": "{novacal[3]}", "start": "{day}T12:00:00Z"}}'
+  sleep 5; curl -s {sink["deliveries_url"]}
+Make the sink fail the next POST, to watch the relay retry it 5 seconds later:
+  curl -s -X POST {sink["url"]}/_sink/faults -d '{{"status": 503, "times": 1}}'
 
 The operator's tool against this stack (in another shell):
 {exports}

@@ -51,7 +51,9 @@ service = relay_app.service
 def _rebuild_after_restore() -> None:
     """SnapStart (relay/snapstart.py): the container's relay again, from new clients."""
     global relay_app, service  # noqa: PLW0603 - the door's one relay per container, replaced whole
-    relay_app = build(settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager())
+    relay_app = build(
+        settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager(), sqs=clients.sqs
+    )
     service = relay_app.service
 
 

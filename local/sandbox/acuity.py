@@ -1,5 +1,5 @@
 """Acuity Scheduling sandbox: `PUT /api/v1/appointments/{id}/reschedule`, per
-/work/shared/contracts/acuity.md.
+docs/providers/acuity.md (the contract it implements).
 
 HTTP Basic with the numeric user id and the API key (the sandbox's token is `<user id>:<api key>`).
 Deterministic refusals: the seeded canceled appointment (`reschedule_canceled`), the one clients may

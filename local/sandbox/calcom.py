@@ -1,5 +1,5 @@
 """Cal.com API v2 sandbox: `POST /v2/bookings/{uid}/reschedule` and `GET /v2/bookings/{uid}`,
-per /work/shared/contracts/calcom.md.
+per docs/providers/calcom.md (the contract it implements).
 
 A move creates a new booking with a new uid; the old one becomes `cancelled` with `rescheduledToUid`,
 so a second move of the old uid is a 400 naming the new uid. Seeded bookings that refuse a move:

@@ -1,4 +1,4 @@
-"""iClosed sandbox: `PUT /v1/eventCalls/reschedule`, per /work/shared/contracts/iclosed.md."""
+"""iClosed sandbox: `PUT /v1/eventCalls/reschedule`, per docs/providers/iclosed.md (its contract)."""
 
 from __future__ import annotations
 

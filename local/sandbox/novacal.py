@@ -1,4 +1,4 @@
-"""NovaCal sandbox: `PUT /v1/events/{id}`, per /work/shared/contracts/novacal.md."""
+"""NovaCal sandbox: `PUT /v1/events/{id}`, per docs/providers/novacal.md (the contract it implements)."""
 
 from __future__ import annotations
 

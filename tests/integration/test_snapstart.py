@@ -56,6 +56,7 @@ def test_before_a_restore_warm_requests_reuse_everything(restore: dict[str, Any]
         "secrets_sends": 0,
         "old_client_sends": 2,  # the old clients are still the current ones
         "new_clients": False,
+        "queue_available": True,
     }
 
 
@@ -67,6 +68,7 @@ def test_after_a_restore_new_aws_clients_carry_every_call(restore: dict[str, Any
     after = restore["after"]
 
     assert after["new_clients"] is True
+    assert after["queue_available"] is True  # the rebuilt relay has its SQS client too
     assert after["old_client_sends"] == 0
     assert after["dynamodb_sends"] == 2
 

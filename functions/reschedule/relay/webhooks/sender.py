@@ -77,12 +77,23 @@ class WebhookSender:
     """One httpx client per container for callbacks (separate from the providers' pool)."""
 
     def __init__(self, timeout_seconds: float, client: httpx.Client | None = None) -> None:
-        self._client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds), follow_redirects=False, trust_env=False
-        )
+        self._timeout_seconds = timeout_seconds
+        # Made at the first callback, not at cold start (a TLS context costs milliseconds): only the
+        # worker sends callbacks, and only for sources that have one.
+        self._client = client
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self._timeout_seconds), follow_redirects=False, trust_env=False
+            )
+        return self._client
 
     def close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def post(self, target: CallbackTarget, *, webhook_id: str, timestamp: int, body: bytes) -> Sent:
         headers = {
@@ -93,7 +104,7 @@ class WebhookSender:
             "webhook-signature": signature(target.keys, webhook_id, timestamp, body),
         }
         try:
-            response = self._client.post(target.url, content=body, headers=headers)
+            response = self.client.post(target.url, content=body, headers=headers)
         except httpx.TimeoutException:
             return Sent(Answer.FAILED, 0, "timeout")
         except httpx.HTTPError as exc:

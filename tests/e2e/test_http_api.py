@@ -166,15 +166,28 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
         printed = "".join(lines)
         assert f"{form['form_url']}?source=form-demo&provider=novacal" in printed
         assert "make sign-link SOURCE=form-demo" in printed
-        commands = [c for c in _command_groups(printed) if c.startswith(("curl -s -X POST", "body="))]
-        assert len(commands) == 6, commands  # iClosed, NovaCal, Cal.com, Acuity, signed, link fields
+        commands = [
+            c
+            for c in _command_groups(printed)
+            if c.startswith(("curl -s -X POST", "body=")) and "/_sink/faults" not in c  # not the sink switch
+        ]
+        # iClosed, NovaCal, Cal.com, Acuity, signed, link fields, and the queued one with a callback
+        assert len(commands) == 7, commands
         for command in commands:
             if "openssl" in command and shutil.which("openssl") is None:
                 continue  # the example says it needs openssl
             done = subprocess.run(  # noqa: S603 - the stack's own printed example, as a user pastes it
                 ["/bin/bash", "-c", command], capture_output=True, text=True, timeout=60, check=False
             )
-            assert json.loads(done.stdout).get("status") == "succeeded", (command, done.stdout, done.stderr)
+            expected = "queued" if "respond-async" in command else "succeeded"
+            # The first JSON document is the relay's answer (the callback example then lists the sink).
+            answered, _ = json.JSONDecoder().raw_decode(done.stdout)
+            assert answered.get("status") == expected, (command, done.stdout, done.stderr)
+        # The queued example's outcome reaches the callback sink, as the printed text says it will.
+        deadline = time.monotonic() + 30
+        while not httpx.get(info["callback_sink"]["deliveries_url"]).json():
+            assert time.monotonic() < deadline, "no callback reached the sink"
+            time.sleep(0.5)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

@@ -65,6 +65,35 @@ FIGURES = (
     ("ddb_calls_replay", "DynamoDB round trips, replay", "{:g}"),
     ("secrets_calls_warm", "Secrets Manager calls per warm request", "{:g}"),
     ("connections_per_100", "TCP connections to the provider per 100 requests", "{:g}"),
+    ("queue_accept_p50_ms", "Queued request (Prefer: respond-async), 202 p50", "{:.1f} ms"),
+    ("queue_accept_p99_ms", "  202 p99", "{:.1f} ms"),
+    ("queue_sync_replay_p50_ms", "  sync replay p50, same run", "{:.1f} ms"),
+    ("queue_accept_ratio", "  202 p50 / sync replay p50", "{:.2f}x"),
+    ("queue_floor_p50_ms", "  floor p50: PutItem + SendMessage + UpdateItem", "{:.1f} ms"),
+    ("queue_accept_floor_ratio", "  202 p50 / floor p50", "{:.2f}x"),
+    ("queue_sync_new_p50_ms", "  sync new reschedule p50, same run (no provider delay)", "{:.1f} ms"),
+    ("queue_repeat_p50_ms", "  repeat of a queued request (the same 202) p50", "{:.1f} ms"),
+    ("queue_accept_cpu_ms", "  handler CPU per queued request (median)", "{:.1f} ms"),
+    ("sqs_calls_queued", "SQS calls per queued request", "{:g}"),
+    ("ddb_calls_queued", "DynamoDB round trips, queued request", "{:g}"),
+    ("ddb_calls_queued_repeat", "DynamoDB round trips, repeat of a queued request", "{:g}"),
+    ("sqs_calls_sync_new", "SQS calls per sync success", "{:g}"),
+    ("ddb_calls_sync_new", "DynamoDB round trips, sync success (queue configured)", "{:g}"),
+    ("ddb_calls_delivery", "DynamoDB calls per delivery, unpaced (worker, one message)", "{:g}"),
+    ("ddb_calls_paced_delivery", "DynamoDB calls per delivery, paced", "{:g}"),
+    ("delivery_p50_ms", "  worker invocation per delivery p50 (provider included)", "{:.1f} ms"),
+    ("paced_completion_s", "Paced burst: queued burst, worker's first poll to last delivery", "{:.2f} s"),
+    ("paced_ideal_s", "  ideal: (N - 1) * 60 / rate", "{:.2f} s"),
+    ("paced_completion_ratio", "  delivery / ideal", "{:.2f}x"),
+    ("paced_first_call_s", "  first poll to the first provider call", "{:.2f} s"),
+    ("paced_provider_span_s", "  first to last provider call", "{:.2f} s"),
+    ("paced_provider_span_ratio", "  first to last call / ideal (slots are 1.05 intervals apart)", "{:.2f}x"),
+    ("paced_min_gap_ms", "  closest two calls at the provider", "{:.0f} ms"),
+    ("paced_429s", "  429s the provider answered", "{:g}"),
+    ("recovery_p50_s", "Recovery: outage end to delivery p50, backlog queued during the outage", "{:.2f} s"),
+    ("recovery_max_s", "  outage end to delivery, slowest", "{:.2f} s"),
+    ("recovery_late_p50_s", "  delivered after its scheduled attempt, p50", "{:.2f} s"),
+    ("recovery_late_max_s", "  delivered after its scheduled attempt, slowest", "{:.2f} s"),
     ("layer_unzipped_mib", "Layer size, unzipped", "{:.1f} MiB"),
     ("layer_zipped_mib", "Layer size, zipped", "{:.1f} MiB"),
     ("function_unzipped_mib", "Function code size, unzipped (with bytecode)", "{:.2f} MiB"),
@@ -111,6 +140,21 @@ def markdown(results: dict[str, Any]) -> str:
         f"kind, {meta['warm_iterations']} warm iterations after {meta['warm_warmup']} warm-up ones.",
         "",
     ]
+    queue_meta = meta.get("parts", {}).get("queue")
+    if queue_meta is not None or "queue_iterations" in meta:
+        where = (
+            f"`python -m bench --only queue` on {queue_meta['date']}, load average "
+            f"{queue_meta['loadavg_start']} at its start"
+            if queue_meta
+            else "the same run"
+        )
+        q = queue_meta or meta
+        out[-1:-1] = [
+            "",
+            f"The queue rows (durable delivery and pacing) are from {where}: {q['queue_iterations']} "
+            f"iterations after {q['queue_warmup']} warm-up ones, a backlog of {q['recovery_requests']} "
+            f"requests, a burst of {q['paced_burst']} to {q['paced_account']}.",
+        ]
     out += _md_table(("figure", "value", "budget", ""), [tuple(row) for row in rows(results)])
     spread = results.get("cold_start_spread_ms", {})
     if spread:

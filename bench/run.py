@@ -16,12 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts, attribution, cold, layer, report, stats, warm
+from bench import artifacts, attribution, cold, layer, queueing, report, stats, warm
 from bench.budgets import judge
 from local.stack import start_stack
 from local.template import REPO_ROOT
 
 RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results.json"  # each run (ignored by git)
+# `--only PART` runs write beside it, so a part's run never replaces a whole run's figures.
+PART_RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results-{part}.json"
+PARTS = ("queue",)  # parts runnable alone: `python -m bench --only queue` (bench.queueing)
 REFERENCE_PATH = Path(__file__).resolve().parent / "results.json"  # the docs' run
 COLD_START_RUNS = 11
 STAGE_RUNS = 5
@@ -180,22 +183,57 @@ def summarise_warm(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
-    started = time.perf_counter()
-    meta: dict[str, Any] = {
+def _meta() -> dict[str, Any]:
+    return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git_commit(),
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()}",
         "lambda_target": "python3.13 arm64 (figures here are from this machine, not Lambda)",
         "loadavg_start": _loadavg(),
-        "cold_start_runs": runs,
-        "stage_runs": STAGE_RUNS,
-        "warm_iterations": iterations,
-        "warm_warmup": warmup,
-        "provider_delay_ms": PROVIDER_DELAY_MS,
-        "connection_requests": CONNECTION_REQUESTS,
     }
+
+
+def _queue_meta() -> dict[str, Any]:
+    return {
+        "queue_iterations": queueing.QUEUE_ITERATIONS,
+        "queue_warmup": queueing.QUEUE_WARMUP,
+        "recovery_requests": queueing.RECOVERY_REQUESTS,
+        "paced_burst": queueing.PACED_BURST,
+        "paced_account": f"{queueing.PACED_PROVIDER} {queueing.PACED_ACCOUNT}",
+    }
+
+
+def measure_part(part: str) -> dict[str, Any]:
+    """One part alone, on a stack of its own (`--only`)."""
+    if part != "queue":
+        raise ValueError(f"unknown part {part!r}")
+    started = time.perf_counter()
+    meta = _meta() | _queue_meta() | {"only": part}
+    print("bench: starting the local stack...", flush=True)
+    with start_stack(api_port=None) as stack:
+        results: dict[str, Any] = queueing.run(stack)
+    meta["loadavg_end"] = _loadavg()
+    meta["bench_seconds"] = round(time.perf_counter() - started, 1)
+    results["meta"] = meta
+    results["budgets"] = judge(results)
+    return results
+
+
+def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    meta: dict[str, Any] = (
+        _meta()
+        | {
+            "cold_start_runs": runs,
+            "stage_runs": STAGE_RUNS,
+            "warm_iterations": iterations,
+            "warm_warmup": warmup,
+            "provider_delay_ms": PROVIDER_DELAY_MS,
+            "connection_requests": CONNECTION_REQUESTS,
+        }
+        | _queue_meta()
+    )
     print("bench: artifact sizes (tools.package)...", flush=True)
     sizes = layer.layer_sizes()
     print("bench: Lambda-like packages and the artifacts as deployed, for cold starts...", flush=True)
@@ -226,11 +264,13 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
                 connection_requests=CONNECTION_REQUESTS,
             )
         )
+        queue_figures = queueing.run(stack)
     meta["loadavg_end"] = _loadavg()
     meta["bench_seconds"] = round(time.perf_counter() - started, 1)
     results: dict[str, Any] = {
         **cold_figures,
         **warm_figures,
+        **queue_figures,
         **sizes,
         "init_steps_ms": stages["steps"],
         "init_app_body_calls_ms": stages["calls"],
@@ -250,6 +290,19 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
     }
     results["budgets"] = judge(results)
     return results
+
+
+def merge(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """A whole run with one part measured again: the part's figures replace its keys, its meta is
+    kept under `meta.parts.<part>` (the tables say when each was measured), the budgets re-judged."""
+    meta = dict(part["meta"])
+    name = meta.pop("only")
+    figures = {key: value for key, value in part.items() if key not in ("meta", "budgets")}
+    merged = {key: value for key, value in whole.items() if key != "budgets"} | figures
+    merged["meta"] = dict(whole["meta"])
+    merged["meta"]["parts"] = dict(whole["meta"].get("parts", {})) | {name: meta}
+    merged["budgets"] = judge(merged)
+    return merged
 
 
 def _round(value: Any) -> Any:
@@ -276,12 +329,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=COLD_START_RUNS, help="cold starts of each kind")
     parser.add_argument("--iterations", type=int, default=WARM_ITERATIONS, help="measured warm iterations")
     parser.add_argument("--warmup", type=int, default=WARM_WARMUP, help="warm-up iterations (not measured)")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        metavar="PART_RESULTS",
+        help="put an --only run's figures into the reference run (bench/results.json), no run",
+    )
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        help="measure one part alone, into .local/bench/results-PART.json (queue: delivery and pacing)",
+    )
     args = parser.parse_args(argv)
     if args.markdown:
         print(report.markdown(json.loads((args.results or REFERENCE_PATH).read_text())))
         return 0
-    results_path: Path = args.results or RESULTS_PATH
-    results = _round(measure(runs=args.runs, iterations=args.iterations, warmup=args.warmup))
+    if args.merge:
+        target = args.results or REFERENCE_PATH
+        target.write_text(
+            json.dumps(merge(json.loads(target.read_text()), json.loads(args.merge.read_text())), indent=2)
+            + "\n"
+        )
+        print(f"merged {args.merge} into {target}")
+        return 0
+    if args.only:
+        results_path: Path = args.results or Path(str(PART_RESULTS_PATH).format(part=args.only))
+        results = _round(measure_part(args.only))
+    else:
+        results_path = args.results or RESULTS_PATH
+        results = _round(measure(runs=args.runs, iterations=args.iterations, warmup=args.warmup))
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     print()

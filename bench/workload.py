@@ -37,12 +37,26 @@ _MAX_DAYS_AHEAD = 700  # the relay refuses starts more than 730 days ahead
 class Reschedule:
     key: str
     start: str  # wall time in TIMEZONE, no offset
+    # The iClosed default account unless told otherwise (the queue bench also moves NovaCal bookings).
+    provider: str = PROVIDER
+    booking_id: int | str = BOOKING_ID
+    account: str | None = None
 
     def body(self) -> dict[str, Any]:
-        return {"provider": PROVIDER, "booking_id": BOOKING_ID, "start": self.start, "timezone": TIMEZONE}
+        body: dict[str, Any] = {
+            "provider": self.provider,
+            "booking_id": self.booking_id,
+            "start": self.start,
+            "timezone": TIMEZONE,
+        }
+        return body | ({"account": self.account} if self.account else {})
 
-    def event(self) -> dict[str, Any]:
-        """A fresh API Gateway event (its own request id) for this reschedule; sent twice, a replay."""
+    def event(self, *, respond_async: bool = False) -> dict[str, Any]:
+        """A fresh API Gateway event (its own request id) for this reschedule; sent twice, a replay.
+
+        `respond_async`: with `Prefer: respond-async`, so the relay queues it and answers 202.
+        """
+        prefer = [("prefer", "respond-async")] if respond_async else []
         return build_event(
             method="POST",
             raw_path="/v1/reschedules",
@@ -51,6 +65,7 @@ class Reschedule:
                 ("content-type", "application/json"),
                 ("authorization", f"Bearer {CALLER.api_key}"),
                 ("idempotency-key", self.key),
+                *prefer,
             ],
             body=json.dumps(self.body()).encode(),
             route_key="POST /v1/reschedules",
@@ -69,7 +84,8 @@ class Workload:
         self._first_day = datetime.now(UTC).date() + timedelta(days=1)
         self._count = 0
 
-    def next(self) -> Reschedule:
+    def next(self, **target: Any) -> Reschedule:
+        """`target`: provider, booking_id and account, when not the iClosed default account's booking."""
         n = self._count
         self._count += 1
         day, slot = divmod(n, _SLOTS_PER_DAY)
@@ -78,13 +94,24 @@ class Workload:
         start = (
             f"{(self._first_day + timedelta(days=day)).isoformat()}T{slot // 4:02d}:{slot % 4 * 15:02d}:00"
         )
-        return Reschedule(key=f"{self._prefix}-{n}", start=start)
+        return Reschedule(key=f"{self._prefix}-{n}", start=start, **target)
 
 
 def lambda_context(timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS) -> LambdaContext:
     return invocation_context(
         timeout_seconds=timeout_seconds, function_name=FUNCTION_NAME, region=REGION, log_stream_name="bench"
     )
+
+
+def check_queued(result: dict[str, Any]) -> str:
+    """An async request must have been queued (202, `status: queued`); its reschedule id."""
+    body = json.loads(result.get("body") or "null") if result.get("statusCode") == 202 else None
+    if not isinstance(body, dict) or body.get("status") != "queued":
+        raise RuntimeError(
+            f"unexpected answer (wanted 202 queued): {result.get('statusCode')} {result.get('body')!r}"
+        )
+    reschedule_id: str = body["reschedule_id"]
+    return reschedule_id
 
 
 def check_answer(result: dict[str, Any], *, replayed: bool) -> None:

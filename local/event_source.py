@@ -284,8 +284,13 @@ class EventSourcePoller:
     def start(self) -> EventSourcePoller:
         """Start ``prestart`` containers (a handler that cannot be imported fails here), then poll."""
         self._pool.prestart(self._prestart)
-        for number in range(self.maximum_concurrency):
-            thread = threading.Thread(target=self._poll_forever, name=f"sqs-poller-{number}", daemon=True)
+        # Clients first (one per poller: boto3 clients are not shared across threads): each takes
+        # ~0.2 s to build, so once start() returns every poller polls at once (a backlog waits on none).
+        clients = [self._client() for _ in range(self.maximum_concurrency)]
+        for number, client in enumerate(clients):
+            thread = threading.Thread(
+                target=self._poll_forever, args=(client,), name=f"sqs-poller-{number}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
         return self
@@ -343,8 +348,7 @@ class EventSourcePoller:
             config=config,
         )
 
-    def _poll_forever(self) -> None:
-        client = self._client()  # one per thread: boto3 clients are not shared across pollers
+    def _poll_forever(self, client: Any) -> None:
         while not self._stopping.is_set():
             try:
                 messages = self._receive_batch(client)

@@ -401,7 +401,7 @@ then see the signed event (webhook-id, webhook-timestamp, webhook-signature) the
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {hooked_key}' \\
     -H 'Content-Type: application/json' -H 'Prefer: respond-async' \\
     -d '{{"provider": "novacal", "booking_id": "{novacal[3]}", "start": "{day}T12:00:00Z"}}'
-  sleep 3; curl -s {sink["deliveries_url"]}
+  sleep 5; curl -s {sink["deliveries_url"]}
 Make the sink fail the next POST, to watch the relay retry it 5 seconds later:
   curl -s -X POST {sink["url"]}/_sink/faults -d '{{"status": 503, "times": 1}}'
 

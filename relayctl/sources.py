@@ -10,6 +10,7 @@ import secrets
 from typing import Any
 
 from relay.callers.registry import MAX_SECRETS_PER_SOURCE, SOURCE_NAME_PATTERN, WEBHOOK_SECRET_PREFIX
+from relay.webhooks.sender import url_allowed
 from relayctl import registry
 from relayctl.aws import Target
 from relayctl.errors import ToolError
@@ -167,6 +168,9 @@ def revoke_source(target: Target, args: argparse.Namespace) -> int:
 
 def set_source(target: Target, args: argparse.Namespace) -> int:
     callback_secret: list[str] = []
+    # The relay POSTs only to https (plain http to a loopback host is the local stack's sink).
+    if args.callback_url and not url_allowed(args.callback_url, allow_http_loopback=True):
+        raise ToolError(f"--callback-url {args.callback_url!r}: use an https URL", 2)
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         source = _source(raw, args.name)

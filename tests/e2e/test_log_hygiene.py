@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Mapping
 
 import httpx
@@ -10,10 +11,11 @@ import pytest
 
 from local.seed import PROVIDER_TOKENS
 from local.stack import start_stack
-from tests.helpers import WEBSITE, ZAPIER, Sandbox, future, new_key
+from tests.helpers import FORM, WEBSITE, ZAPIER, Sandbox, future, new_key
 
 INVITEE_EMAIL = "sandbox-person@example.test"
 INVITEE_PHONE = "+1-555-0199"
+CALLBACK_ARRIVAL_SECONDS = 20
 
 
 def test_logs_of_a_full_run_hold_no_secrets_or_personal_data(capfd: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +64,16 @@ def test_logs_of_a_full_run_hold_no_secrets_or_personal_data(capfd: pytest.Captu
             {"provider": "iclosed", "id": 1003, "start": future(days=104), "timezone": "UTC"},
             Authorization=f"Bearer {WEBSITE.api_key}",
         )  # 403
+        # website-demo has an outcome callback: its event is signed and POSTed to the sink.
+        post(nova_body | {"start": future(days=105) + "Z"}, Authorization=f"Bearer {WEBSITE.api_key}")
+        assert stack.callback_sink is not None
+        deadline = time.monotonic() + CALLBACK_ARRIVAL_SECONDS
+        while not stack.callback_sink.deliveries and time.monotonic() < deadline:
+            time.sleep(0.2)
+        signatures = [d["headers"]["webhook-signature"] for d in stack.callback_sink.deliveries]
+        assert signatures, "the callback did not arrive"
+        # The event is the public record: the invitee's answers are not in it either.
+        assert all(INVITEE_EMAIL not in d["body"] for d in stack.callback_sink.deliveries)
         raw = f"email={INVITEE_EMAIL}&provider=novacal".encode()
         httpx.post(url, content=raw, headers=auth | {"Content-Type": "text/plain"}, timeout=30)
         with socket.create_connection(
@@ -84,6 +96,9 @@ def test_logs_of_a_full_run_hold_no_secrets_or_personal_data(capfd: pytest.Captu
         WEBSITE.api_key,
         INVITEE_EMAIL,
         INVITEE_PHONE,
+        *(s.callback_secret for s in (WEBSITE, FORM) if s.callback_secret),
+        *(s.callback_secret.removeprefix("whsec_") for s in (WEBSITE, FORM) if s.callback_secret),
+        *(part.removeprefix("v1,") for signature in signatures for part in signature.split()),
         "sandbox-booker-",
         "sandbox-guest-",
         "sandbox-invitee-",

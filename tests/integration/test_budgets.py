@@ -22,7 +22,7 @@ from bench.counting import SandboxControl, count_sends
 from bench.workload import PROVIDER, Reschedule, Workload
 from local.seed import SECRETS_PREFIX
 from local.stack import Stack
-from tests.helpers import Invoker, Sandbox, stored_record
+from tests.helpers import WEBSITE, Invoker, Sandbox, future, new_key, stored_record
 
 MANY_REQUESTS = 20
 # The session stack's worker picks a queued request up within a long poll or two.
@@ -142,3 +142,24 @@ def test_a_sync_success_makes_no_sqs_call_and_queueing_makes_one(
     while stored_record(stack, reschedule_id)["status"] == "queued" and time.monotonic() < deadline:
         time.sleep(0.2)
     assert stored_record(stack, reschedule_id)["status"] == "succeeded"
+
+
+def test_a_sync_success_of_a_source_with_a_callback_makes_one_sqs_call(
+    invoke: Invoker, relay_module: Any, stack: Stack, sandboxes: dict[str, Sandbox]
+) -> None:
+    from relay.dal import clients  # noqa: PLC0415 - importable once relay_module set the environment
+
+    booking = stack.sandboxes["novacal"].bookings[4]
+    body = {"provider": "novacal", "booking_id": booking, "start": future(days=400) + "Z"}
+    with count_sends(clients.sqs()) as sqs_sends, count_sends(clients.dynamodb()) as dynamodb_sends:
+        answer = invoke(
+            "POST",
+            "/v1/reschedules",
+            body=body,
+            headers={"idempotency-key": new_key()},
+            key=WEBSITE.api_key,
+        )
+    assert answer.status == 200, answer.body
+    # The outcome's callback event is queued (the worker POSTs it); the DynamoDB budget is unchanged.
+    assert sqs_sends.operations == ["SendMessage"]
+    assert len(dynamodb_sends) <= MAX_DYNAMODB_CALLS_NEW, dynamodb_sends.operations

@@ -471,6 +471,8 @@ def test_without_a_key_a_queued_then_delivered_move_is_replayed_not_run_again(
 ) -> None:
     # Given an async move with no Idempotency-Key (its key is the content's hash)
     body = _iclosed(booking=1002, days=47, hour=13)
+    # (its delivery held at the provider, so the repeat surely comes while it is still in flight)
+    boxes["iclosed"].fault(delay_ms=2000, times=1)
     first = _post(dstack, body, ASYNC)
     assert first.status_code == 202, first.text
     # When it is repeated while queued, and again once delivered

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from local.seed import SECRETS_PREFIX
 from local.stack import Stack, start_stack
@@ -237,3 +238,38 @@ def test_the_first_source_replaces_the_templates_placeholder_registry(ops_stack:
     )
     assert set(value) == {"sources"}
     parse_registry(value)
+
+
+def test_a_callback_set_by_the_tool_receives_the_sources_outcomes(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    assert ops_stack.callback_sink is not None
+    sink = ops_stack.callback_sink
+    added = relayctl(
+        ops_stack, "--json", "sources", "add", "ops-hooked", "--kind", "api_key", "--allow", "novacal:default"
+    )
+    assert added.returncode == 0, added.stderr
+    key = json.loads(added.stdout)["api_key"]
+    refused = relayctl(ops_stack, "sources", "set", "ops-hooked", "--callback-url", "http://example.test/h")
+    assert refused.returncode == 2
+    assert "https" in refused.stderr
+    hook = sink.hook_url("ops-hooked")
+    done = relayctl(ops_stack, "--json", "sources", "set", "ops-hooked", "--callback-url", hook)
+    assert done.returncode == 0, done.stderr
+    secret = json.loads(done.stdout)["callback_secret"]
+    assert secret.startswith("whsec_")
+    assert registry_now(ops_stack)["sources"]["ops-hooked"]["callback"] == {"url": hook, "secrets": [secret]}
+    wait_for_cache()
+    booking = ops_stack.sandboxes["novacal"].bookings[2]
+    answer = httpx.post(
+        f"{ops_stack.api.url}/v1/reschedules",
+        json={"provider": "novacal", "booking_id": booking, "start": future(days=300) + "Z"},
+        headers={"authorization": f"Bearer {key}", "idempotency-key": new_key()},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    deadline = time.monotonic() + 20
+    while not (received := [d for d in sink.deliveries if d["path"] == "/hooks/ops-hooked"]):
+        assert time.monotonic() < deadline, "no callback arrived"
+        time.sleep(0.2)
+    event = Webhook(secret).verify(received[0]["body"], received[0]["headers"])
+    assert event["data"]["reschedule_id"] == answer.json()["reschedule_id"]

@@ -163,6 +163,14 @@ def test_the_parameter_table_lists_every_template_parameter() -> None:
     assert documented == doc_checks.template_parameters()
 
 
+def test_the_configuration_table_lists_every_setting() -> None:
+    from relay.settings import Settings  # noqa: PLC0415 - the relay's package, on the test path
+
+    rows = _table(section(page("deploying.md"), "Configuration"), "variable")
+    documented = {name for row in rows for name in code_spans(row["variable"])}
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
 def test_every_provider_adapter_has_a_page_and_a_row() -> None:
     rows = _table(page("providers/README.md"), "provider")
     listed = {value for row in rows for value in code_spans(row["`provider` value"])}

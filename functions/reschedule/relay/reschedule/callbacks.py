@@ -80,7 +80,8 @@ def event_body(record: Mapping[str, Any], *, now: datetime) -> str:
     event = {
         "type": f"reschedule.{record['status']}",
         "timestamp": now.isoformat(),
-        "data": public_view(dict(record)),
+        # As stored (no attribute for an empty value), so the same as GET /v1/reschedules/{id} answers.
+        "data": public_view({k: v for k, v in record.items() if v is not None}),
     }
     return json.dumps(event, separators=(",", ":"), default=str)
 

@@ -11,7 +11,7 @@ import binascii
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
@@ -29,6 +29,7 @@ from relay.reschedule import modes
 from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
 from relay.settings import get_settings
+from relay.tracing import door_tracer
 from relay.web import cors, decoding, forms, schema
 from relay.web.problems import json_response, problem_response
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = Logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
-tracer = Tracer(patch_modules=["botocore", "httpx"])
+tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 

@@ -9,7 +9,7 @@ import relay.startup  # first: no garbage collection during init (see the module
 # isort: on
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -19,13 +19,14 @@ from relay.deadline import Deadline
 from relay.reschedule.callbacks import is_callback
 from relay.reschedule.schedule import Disposition, ReceivedMessage
 from relay.settings import get_settings
+from relay.tracing import door_tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-tracer = Tracer(patch_modules=["botocore", "httpx"])
+tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
 
 settings = get_settings()

@@ -165,3 +165,23 @@ def test_the_visibility_cap_leaves_room_for_the_invocation_that_received_the_mes
     # SQS counts its 12 h from the receive: the clamp must stay under it by more than a worker run.
     worker_timeout_seconds = load_template()["Resources"]["WorkerFunction"]["Properties"]["Timeout"]
     assert MAX_VISIBILITY_TIMEOUT_SECONDS + worker_timeout_seconds < 12 * 3600
+
+
+def test_a_queue_given_a_factory_makes_its_client_at_the_first_sqs_call_once(
+    sqs: Any, queues: dict[str, LocalQueue]
+) -> None:
+    made: list[Any] = []
+
+    def connect() -> Any:
+        made.append(sqs)
+        return sqs
+
+    queue = DeliveryQueue(connect, queues["DeliveryQueue"].url, queues["DeliveryDeadLetterQueue"].url)
+    assert made == []  # built at cold start without a client: a sync request never needs one
+    queue.send("sandbox-first")
+    queue.send("sandbox-second")
+    assert made == [sqs]
+    assert sorted(m["Body"] for m in _receive(sqs, queues["DeliveryQueue"].url, wait=1)) == [
+        "sandbox-first",
+        "sandbox-second",
+    ]

@@ -54,7 +54,7 @@ def build(
     secretsmanager: SecretsManagerClient,
     sqs: Callable[[], Any] | None = None,
 ) -> Relay:
-    """`sqs` makes the SQS client (called only when a delivery queue is configured)."""
+    """`sqs` makes the SQS client (called at the first SQS call, only when a delivery queue is configured)."""
     secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
     sources = SourcesReader(secrets, f"{settings.secrets_prefix}/sources")
     records = RecordStore(dynamodb, settings.reschedules_table_name)
@@ -62,7 +62,7 @@ def build(
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:
-        queue = DeliveryQueue(sqs(), settings.delivery_queue_url, settings.dead_letter_queue_url)
+        queue = DeliveryQueue(sqs, settings.delivery_queue_url, settings.dead_letter_queue_url)
         callbacks = Callbacks(
             settings,
             queue=queue,

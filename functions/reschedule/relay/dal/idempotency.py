@@ -90,11 +90,32 @@ class RecordingPersistenceLayer(DynamoDBPersistenceLayer):
         self._records = records
         self.staged: Staged | None = None
         self.scope: MoveScope | None = None
+        # One request's hashes: Powertools hashes the same data for the lock and again for its completion.
+        self._hashed: tuple[object, dict[str, str | None]] | None = None
 
     def begin(self, scope: MoveScope | None = None) -> None:
         """A new request: nothing staged yet; `scope` says which booking's last move it may write."""
         self.staged = None
         self.scope = scope
+        self._hashed = None
+
+    def _hashes_of(self, data: object) -> dict[str, str | None]:
+        """The memo for `data` (held, so its identity stays this request's; Powertools never mutates it)."""
+        if self._hashed is None or self._hashed[0] is not data:
+            self._hashed = (data, {})
+        return self._hashed[1]
+
+    def _get_hashed_idempotency_key(self, data: dict[str, Any]) -> str | None:
+        memo = self._hashes_of(data)
+        if "key" not in memo:
+            memo["key"] = super()._get_hashed_idempotency_key(data)
+        return memo["key"]
+
+    def _get_hashed_payload(self, data: dict[str, Any]) -> str:
+        memo = self._hashes_of(data)
+        if "payload" not in memo:
+            memo["payload"] = super()._get_hashed_payload(data)
+        return memo["payload"] or ""
 
     def stage(self, record: Mapping[str, Any], answer: object, *, expires_at: int | None = None) -> None:
         """The attempt record to write with the lock's completion or release."""

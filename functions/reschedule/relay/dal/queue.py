@@ -8,6 +8,7 @@ the queue did not take.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,12 +47,29 @@ def _clamp(seconds: int, upper: int) -> int:
 
 
 class DeliveryQueue:
-    """The delivery queue and its dead-letter queue, through an injected boto3 SQS client."""
+    """The delivery queue and its dead-letter queue, through an injected boto3 SQS client.
 
-    def __init__(self, client: SQSClient, queue_url: str, dead_letter_queue_url: str) -> None:
-        self._client = client
+    `client` is the client itself, or what makes it at the first SQS call (a sync request never
+    needs SQS, so a cold start does not pay for the client; the factory returns the container's one).
+    """
+
+    def __init__(
+        self, client: SQSClient | Callable[[], SQSClient], queue_url: str, dead_letter_queue_url: str
+    ) -> None:
+        self._client: SQSClient | None = None
+        self._connect: Callable[[], SQSClient]
+        if callable(client):  # a boto3 client is not callable; its factory is
+            self._connect = client
+        else:
+            self._client = client
+            self._connect = lambda: client
         self._queue_url = queue_url
         self._dead_letter_queue_url = dead_letter_queue_url
+
+    def _sqs(self) -> SQSClient:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
 
     def send(self, body: str, delay_seconds: int = 0) -> str:
         """Queue `body`, visible after `delay_seconds` (at most SQS's 15 minutes); the message id."""
@@ -81,7 +99,7 @@ class DeliveryQueue:
 
     def _call(self, operation: str, **request: Any) -> dict[str, Any]:
         try:
-            answer: dict[str, Any] = getattr(self._client, operation)(**request)
+            answer: dict[str, Any] = getattr(self._sqs(), operation)(**request)
         except ClientError as exc:
             # SQS's code only: the request (and so the message body) never goes into the error.
             raise QueueUnavailable(sqs_code=str(exc.response.get("Error", {}).get("Code", ""))) from exc

@@ -46,7 +46,8 @@ class BookingIdProblem(ValueError):
 class Credentials(BaseModel):
     """A provider account's secret (Secrets Manager JSON), validated; it knows how it is sent."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+    # defer_build: each adapter's credentials are built at their first use, not all at cold start.
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True, defer_build=True)
 
     # Pacing (relay.providers.pacing): calls per minute; None: the adapter's rate, 0: unpaced.
     rate_per_minute: int | None = Field(default=None, ge=0, le=MAX_RATE_PER_MINUTE)

@@ -52,7 +52,8 @@ FINAL_STATUSES = ("succeeded", "failed")
 class CallbackOrder(BaseModel):
     """One outcome event for one source, as the queue carries it between attempts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built at first use: only a source with a callback or the worker needs it.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Literal["callback"] = ORDER_KIND
     v: Literal[1] = 1

@@ -56,7 +56,8 @@ def show_again(queue: DeliveryQueue, message: ReceivedMessage, body: str, second
 class DeliveryOrder(BaseModel):
     """One queued reschedule: which record it fulfils, for whom, and the command to run."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built at first use: only a queued request or the worker needs it, never a sync cold start.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     v: Literal[1] = ORDER_VERSION
     reschedule_id: str

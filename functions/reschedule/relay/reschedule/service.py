@@ -24,7 +24,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from relay.command import RescheduleCommand
 from relay.dal.idempotency import MoveScope
@@ -92,7 +92,9 @@ class IdempotentRun(BaseModel):
     key: str
     source: str
     payload: dict[str, Any]
-    command: RescheduleCommand
+    # Not in the dump Powertools copies and hashes per call (it reads only `key` and `payload`):
+    # the function is handed this object itself, command included.
+    command: RescheduleCommand = Field(exclude=True)
     # The source has an outcome callback: a final outcome is queued for it (not part of the key).
     notify: bool = False
 

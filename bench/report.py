@@ -51,6 +51,13 @@ FIGURES = (
         "{:.1f} ms",
     ),
     ("warm_new_floor2_ratio", "  new p50 / floor2 p50", "{:.2f}x"),
+    (
+        "warm_new_floor2tx_p50_ms",
+        "  floor2 with a transaction (lock completed + record put), for reference",
+        "{:.1f} ms",
+    ),
+    ("warm_new_floor2tx_ratio", "  new p50 / floor2-with-transaction p50", "{:.2f}x"),
+    ("dynamodb_transaction_p50_ms", "  TransactWriteItems p50 (update + put), for reference", "{:.1f} ms"),
     ("replay_p50_ms", "Replay p50", "{:.1f} ms"),
     ("replay_p99_ms", "Replay p99", "{:.1f} ms"),
     ("ddb_roundtrip_p50_ms", "  one DynamoDB round trip p50 (PutItem)", "{:.1f} ms"),

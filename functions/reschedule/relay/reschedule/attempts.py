@@ -338,6 +338,18 @@ class RescheduleResult(BaseModel):
     provider_result: dict[str, Any] = Field(description="The provider's answer, trimmed to scheduling facts.")
 
 
+def booking_fields(command: RescheduleCommand) -> dict[str, Any]:
+    """What every answer says of the move: the booking and its new time, in the caller's zone."""
+    return {
+        "provider": command.provider,
+        "account": command.account,
+        "booking_id": command.booking_id,
+        "start": command.local(command.start).isoformat(),
+        "end": command.local(command.end).isoformat() if command.end else None,
+        "timezone": command.timezone,
+    }
+
+
 def result_of(
     reschedule_id: str,
     command: RescheduleCommand,
@@ -348,13 +360,8 @@ def result_of(
     return {
         "reschedule_id": reschedule_id,
         "status": "succeeded",
-        "provider": command.provider,
-        "account": command.account,
-        "booking_id": command.booking_id,
+        **booking_fields(command),
         "new_booking_id": new_booking_id,
-        "start": command.local(command.start).isoformat(),
-        "end": command.local(command.end).isoformat() if command.end else None,
-        "timezone": command.timezone,
         "replayed": False,
         "provider_result": provider_result,
     }
@@ -386,11 +393,6 @@ def queued_answer(
     return {
         "reschedule_id": reschedule_id,
         "status": QUEUED,
-        "provider": command.provider,
-        "account": command.account,
-        "booking_id": command.booking_id,
-        "start": command.local(command.start).isoformat(),
-        "end": command.local(command.end).isoformat() if command.end else None,
-        "timezone": command.timezone,
+        **booking_fields(command),
         "next_attempt_at": next_attempt_at.isoformat(timespec="milliseconds"),
     }

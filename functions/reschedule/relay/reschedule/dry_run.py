@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from relay.reschedule.attempts import booking_fields
+
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
     from relay.providers.base import OutboundRequest
@@ -49,12 +51,7 @@ def dry_run_answer(
         "reschedule_id": reschedule_id,
         "status": "validated",
         "dry_run": True,
-        "provider": command.provider,
-        "account": command.account,
-        "booking_id": command.booking_id,
-        "start": command.local(command.start).isoformat(),
-        "end": command.local(command.end).isoformat() if command.end else None,
-        "timezone": command.timezone,
+        **booking_fields(command),
         "provider_request": {
             "method": request.method,
             "path": request.path,

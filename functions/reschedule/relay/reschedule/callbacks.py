@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from relay.dal.callbacks import CallbackStoreFailed, Claim
 from relay.dal.queue import MAX_DELAY_SECONDS, QueueUnavailable
 from relay.reschedule.attempts import public_view
-from relay.reschedule.schedule import JITTER_FRACTION, Disposition, ReceivedMessage, show_again
+from relay.reschedule.schedule import Disposition, ReceivedMessage, ceil_seconds, jittered, show_again
 from relay.times import utc_now
 from relay.webhooks.sender import Answer, Sent, url_allowed
 
@@ -40,6 +40,8 @@ ORDER_KIND: Literal["callback"] = "callback"
 # Waits after each failed attempt (Standard Webhooks: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h);
 # after the last, the event is parked in the dead-letter queue for an operator's redrive.
 RETRY_WAITS_SECONDS = (5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600)
+# Each retry wait is spread by this fraction either way.
+JITTER_FRACTION = 0.1
 # A worker holds an event while it POSTs: the POST's timeout plus this.
 HOLD_MARGIN_SECONDS = 5
 # DynamoDB failed under the worker: look at the message again after this long.
@@ -138,7 +140,7 @@ class Callbacks:
         now = utc_now()
         early = order.not_before - now if order.not_before is not None else timedelta(0)
         if early > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
-            return show_again(self._queue, message, message.body, int(early.total_seconds() + 0.999))
+            return show_again(self._queue, message, message.body, ceil_seconds(early))
         log = {"reschedule_id": order.reschedule_id, "source": order.source, "webhook_id": order.webhook_id}
         target = self._targets(order.source)
         if target is None:
@@ -211,5 +213,4 @@ class Callbacks:
         )
 
     def _wait_after(self, attempts: int) -> int:
-        base = RETRY_WAITS_SECONDS[attempts - 1]
-        return max(1, round(base * self._rng.uniform(1 - JITTER_FRACTION / 2, 1 + JITTER_FRACTION / 2)))
+        return max(1, round(jittered(RETRY_WAITS_SECONDS[attempts - 1], JITTER_FRACTION, self._rng)))

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -40,6 +41,7 @@ from relay.reschedule.schedule import (
     DeliveryOrder,
     Disposition,
     ReceivedMessage,
+    ceil_seconds,
     retry_wait,
     show_again,
 )
@@ -79,6 +81,11 @@ def max_age_error(settings: Settings, last_error: str | None) -> RelayError:
         code="delivery_max_age",
         title="Not delivered in time",
     )
+
+
+def not_queued(status: object) -> RelayError:
+    """The refusal to cancel a reschedule that is not (or no longer) waiting in the queue."""
+    return conflict(f"This reschedule is {status}; only a queued one can be cancelled.", "not_queued")
 
 
 class Deliveries:
@@ -190,11 +197,10 @@ class Deliveries:
             if error.code in DEFERRED_CODES:
                 return self._defer(order, record, delivery, token, message, error)
             now = utc_now()
-            progress = Delivery(
-                mode=delivery.mode,
-                queued_at=delivery.queued_at,
-                idempotency_record=delivery.idempotency_record,
+            progress = replace(
+                delivery,
                 attempts=attempts,
+                next_attempt_at=None,
                 last_error=error.code,
                 last_error_detail=error.detail,
                 finished_at=now,
@@ -222,34 +228,21 @@ class Deliveries:
             )
             return self._wait(order, message, wait)
         answer, outcome = self._service.success_answer(order.reschedule_id, order.command, reply)
-        done = Delivery(
-            mode=delivery.mode,
-            queued_at=delivery.queued_at,
-            idempotency_record=delivery.idempotency_record,
-            attempts=attempts,
-            last_error=delivery.last_error,
-            last_error_detail=delivery.last_error_detail,
-            finished_at=utc_now(),
-        )
+        done = replace(delivery, attempts=attempts, next_attempt_at=None, finished_at=utc_now())
         final = self._rebuild(order, record, outcome, done)
-        expires_at = int(utc_now().timestamp()) + self._settings.idempotency_ttl_seconds
+        succeed = partial(
+            self._store.succeed,
+            final,
+            token,
+            idempotency_record=delivery.idempotency_record,
+            answer=answer,
+            expires_at=int(utc_now().timestamp()) + self._settings.idempotency_ttl_seconds,
+        )
         try:
-            self._store.succeed(
-                final,
-                token,
-                idempotency_record=delivery.idempotency_record,
-                answer=answer,
-                expires_at=expires_at,
-            )
+            succeed()
         except DeliveryWriteFailed:
             # The booking has moved: try the write once more before the lock lapses into a redelivery.
-            self._store.succeed(
-                final,
-                token,
-                idempotency_record=delivery.idempotency_record,
-                answer=answer,
-                expires_at=expires_at,
-            )
+            succeed()
         logger.info("reschedule delivered", extra=summary(final))
         self._notify(order, final)
         return Disposition.FINISHED
@@ -324,10 +317,7 @@ class Deliveries:
         """Cancel a queued request of this source: `cancelled`, its key released, never delivered."""
         record = self._service.get_stored(source, reschedule_id)
         if record.get("status") != QUEUED:
-            raise conflict(
-                f"This reschedule is {record.get('status')}; only a queued one can be cancelled.",
-                "not_queued",
-            )
+            raise not_queued(record.get("status"))
         now = utc_now()
         delivery = Delivery(
             mode=record.get("delivery", "async"),
@@ -379,7 +369,7 @@ def _seconds_to_wait(record: dict[str, Any], now: datetime) -> int | None:
         return lock_expires - int(now.timestamp()) + LOCK_RECHECK_MARGIN_SECONDS
     next_attempt_at = _parse(record.get("next_attempt_at"))
     if next_attempt_at is not None and next_attempt_at - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
-        return _ceil_seconds(next_attempt_at - now)
+        return ceil_seconds(next_attempt_at - now)
     return None
 
 
@@ -402,7 +392,3 @@ def _parse(value: Any) -> datetime | None:
         return datetime.fromisoformat(str(value))
     except ValueError:
         return None
-
-
-def _ceil_seconds(delta: timedelta) -> int:
-    return max(1, int(delta.total_seconds() + 0.999))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
@@ -76,7 +76,15 @@ def retry_wait(
     """Seconds to wait after `attempts` failed provider calls: the schedule, jittered, never sooner
     than the provider's Retry-After."""
     step = SCHEDULE_MULTIPLES[min(max(attempts, 1), len(SCHEDULE_MULTIPLES)) - 1]
+    return max(1, math.ceil(jittered(step * base_delay_seconds, JITTER_FRACTION, rng)), at_least or 0)
+
+
+def jittered(seconds: float, fraction: float, rng: random.Random | None = None) -> float:
+    """`seconds` spread by `fraction` either way, so a backlog does not retry in lockstep."""
     # Spreading retries, not secrecy: any generator will do.
-    jitter = (rng or random).uniform(1 - JITTER_FRACTION, 1 + JITTER_FRACTION)
-    wait = math.ceil(step * base_delay_seconds * jitter)
-    return max(1, wait, at_least or 0)
+    return seconds * (rng or random).uniform(1 - fraction, 1 + fraction)
+
+
+def ceil_seconds(delta: timedelta) -> int:
+    """A wait in whole seconds, rounded up (at least 1) but for the last millisecond (clock noise)."""
+    return max(1, int(delta.total_seconds() + 0.999))

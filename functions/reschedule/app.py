@@ -24,9 +24,10 @@ from relay.command import RescheduleCommand
 from relay.composition import build
 from relay.dal import clients
 from relay.deadline import Deadline
-from relay.errors import RelayError, conflict, internal_error, malformed, route_not_found, too_large
+from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
 from relay.reschedule import modes
 from relay.reschedule.attempts import QUEUED, Booking
+from relay.reschedule.delivery import not_queued
 from relay.reschedule.normalise import booking_of, command_from
 from relay.settings import get_settings
 from relay.tracing import door_tracer
@@ -183,6 +184,13 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
     return _finish(json_response(202, body, headers))
 
 
+def _caller() -> Caller:
+    """The authenticated source of a read or cancel request (API key or signature), in the logs."""
+    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
+    logger.append_keys(source=caller.name)
+    return caller
+
+
 @app.delete(
     "/v1/reschedules/<reschedule_id>",
     summary="Cancel a queued reschedule",
@@ -190,13 +198,9 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
     operation_id="cancelReschedule",
 )
 def cancel_reschedule(reschedule_id: str) -> Response[str]:
-    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
-    logger.append_keys(source=caller.name)
+    caller = _caller()
     if relay_app.deliveries is None:  # nothing is ever queued without a queue
-        record = service.get(caller.name, reschedule_id)
-        raise conflict(
-            f"This reschedule is {record.get('status')}; only a queued one can be cancelled.", "not_queued"
-        )
+        raise not_queued(service.get(caller.name, reschedule_id).get("status"))
     cancelled = relay_app.deliveries.cancel(caller.name, reschedule_id)
     metrics.add_metric(name="Cancelled", unit=MetricUnit.Count, value=1)
     return json_response(200, cancelled)
@@ -209,8 +213,7 @@ def cancel_reschedule(reschedule_id: str) -> Response[str]:
     operation_id="getReschedule",
 )
 def get_reschedule(reschedule_id: str) -> Response[str]:
-    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
-    logger.append_keys(source=caller.name)
+    caller = _caller()
     record = service.get(caller.name, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return json_response(200, record)
@@ -223,8 +226,7 @@ def get_reschedule(reschedule_id: str) -> Response[str]:
     operation_id="listBookingReschedules",
 )
 def list_booking_reschedules(provider: str, booking_id: str) -> Response[str]:
-    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
-    logger.append_keys(source=caller.name)
+    caller = _caller()
     event = app.current_event
     page = service.history(
         caller.name,

@@ -13,18 +13,16 @@ mode alike; the first round is a discarded warm-up (bytecode caches, the OS file
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.artifacts import Deployed
+from bench.child import run_json_child
 from bench.lambda_env import lambda_environment
 from bench.layer import LambdaSite
 from bench.workload import PROVIDER, PROVIDER_SECRET_NAME, Reschedule, Workload, lambda_context
@@ -130,24 +128,14 @@ def run_child(
     """Run one child; returns its result and its stderr (the relay's logs go to stdout)."""
     env = dict(env)
     command, cwd = _command(mode, env, layouts, extra_args)
-    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        done = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [*command, child or mode.child, str(result_path)],
-            input=json.dumps(spec),
-            capture_output=True,
-            text=True,
-            cwd=cwd,
-            env=env,
-            timeout=CHILD_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if done.returncode != 0 or not result_path.exists():
-            raise RuntimeError(
-                f"cold-start child ({mode.name}) failed ({done.returncode}):\n{done.stderr[-3000:]}"
-            )
-        result: dict[str, Any] = json.loads(result_path.read_text())
-    return result, done.stderr
+    return run_json_child(
+        [*command, child or mode.child],
+        spec,
+        env=env,
+        cwd=cwd,
+        timeout_s=CHILD_TIMEOUT_SECONDS,
+        what=f"cold-start child ({mode.name})",
+    )
 
 
 def _check(mode: ColdMode, result: dict[str, Any]) -> None:

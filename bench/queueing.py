@@ -14,20 +14,17 @@
 from __future__ import annotations
 
 import itertools
-import json
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.child import run_json_child
 from bench.lambda_env import lambda_environment
 from bench.workload import PROVIDER
-from local.event_source import EventSourcePoller, event_source_config, start_event_source
+from local.event_source import EventSourcePoller, event_source_config
 from local.seed import PACED_NOVACAL_ACCOUNTS
-from local.stack import CODE_DIR, REGION, WORKER_FUNCTION, Stack
+from local.stack import CODE_DIR, WORKER_FUNCTION, Stack, start_worker_event_source
 from local.template import TEMPLATE_PATH, load_template
 
 QUEUE_ITERATIONS = 200  # each: async new, async repeat, sync new, sync replay
@@ -46,24 +43,14 @@ POLLER_STOP_SECONDS = 30.0
 
 def _run_child(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:
     env = lambda_environment(stack.env, tracing=False, xray_daemon="127.0.0.1:2000")
-    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
-        result_path = Path(tmp) / "result.json"
-        done = subprocess.run(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "bench.queue_container", str(result_path)],
-            input=json.dumps(spec),
-            stdout=subprocess.DEVNULL,  # the relay's JSON logs
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=CODE_DIR,
-            env=env,
-            timeout=PHASE_TIMEOUT_SECONDS,
-            check=False,
-        )
-        if done.returncode != 0 or not result_path.exists():
-            raise RuntimeError(
-                f"queue container ({spec['phase']}) failed ({done.returncode}):\n{done.stderr[-3000:]}"
-            )
-        result: dict[str, Any] = json.loads(result_path.read_text())
+    result, _ = run_json_child(
+        [sys.executable, "-m", "bench.queue_container"],
+        spec,
+        env=env,
+        cwd=CODE_DIR,
+        timeout_s=PHASE_TIMEOUT_SECONDS,
+        what=f"queue container ({spec['phase']})",
+    )
     return result
 
 
@@ -84,25 +71,17 @@ def stop_worker(stack: Stack) -> None:
 def start_worker(stack: Stack, *, prestart: int | None = None) -> EventSourcePoller:
     """The worker as template.yaml maps it; by default every container is started first (cold starts
     are measured elsewhere; here the steady state)."""
-    config = event_source_config(load_template(TEMPLATE_PATH), function=WORKER_FUNCTION)
-    queue = stack.queues[config.queue_logical_id]
-    poller = start_event_source(
-        queue_url=queue.url,
-        queue_arn=queue.arn,
-        endpoint=stack.env["AWS_ENDPOINT_URL_SQS"],
-        handler=config.handler,
+    template = load_template(TEMPLATE_PATH)
+    config = event_source_config(template, function=WORKER_FUNCTION)
+    poller = start_worker_event_source(
+        stack,
         code_dir=CODE_DIR,
-        env=stack.env,
-        batch_size=config.batch_size,
-        maximum_concurrency=config.maximum_concurrency,
-        batching_window_s=config.batching_window_s,
-        report_batch_item_failures=config.report_batch_item_failures,
-        function_timeout_s=config.timeout_s,
-        function_name=config.function_name,
-        memory_mb=config.memory_mb,
-        region=REGION,
+        handler=None,
+        template=template,
         prestart=config.maximum_concurrency if prestart is None else prestart,
     )
+    if poller is None:
+        raise RuntimeError("the stack has no delivery queue or no worker handler")
     stack.event_source = poller
     return poller
 

@@ -211,12 +211,13 @@ def queue_environment(queues: dict[str, LocalQueue], template: dict[str, Any]) -
 
 
 def start_worker_event_source(
-    stack: Stack, *, code_dir: Path, handler: str | None, template: dict[str, Any]
+    stack: Stack, *, code_dir: Path, handler: str | None, template: dict[str, Any], prestart: int = 1
 ) -> EventSourcePoller | None:
     """The poller in front of the worker handler, as the template maps it; None while there is none.
 
     It starts when the relay is given a queue (``DELIVERY_QUEUE_URL``) and the handler's module
-    exists in ``code_dir`` (``handler`` overrides the template's, e.g. a test fixture's).
+    exists in ``code_dir`` (``handler`` overrides the template's, e.g. a test fixture's);
+    ``prestart`` containers are started before it polls.
     """
     config = event_source_config(template, function=WORKER_FUNCTION)
     handler = handler or config.handler
@@ -240,6 +241,7 @@ def start_worker_event_source(
         function_name=config.function_name,
         memory_mb=config.memory_mb,
         region=REGION,
+        prestart=prestart,
     )
 
 

@@ -33,6 +33,8 @@ FAULTS_PATH = "/_sink/faults"
 HOOKS_PREFIX = "/hooks/"
 # Far above any outcome event (one public record); a bigger body is refused with 413.
 MAX_BODY_BYTES = 256 * 1024
+# An oversized body up to this size is read and dropped, so its sender still gets the 413.
+MAX_DRAINED_BYTES = 4 * MAX_BODY_BYTES
 # The sink keeps this many deliveries, dropping the oldest.
 MAX_KEPT = 10_000
 DELIVERED_STATUS = 204
@@ -105,7 +107,7 @@ class _Handler(LocalRequestHandler):
 
     def do_POST(self) -> None:
         try:
-            body = self.read_body(MAX_BODY_BYTES, drain_up_to=MAX_BODY_BYTES * 4)
+            body = self.read_body(MAX_BODY_BYTES, drain_up_to=MAX_DRAINED_BYTES)
         except BodyTooLargeError:
             self.send_json(413, {"error": "body too large"}, close=True)
             return

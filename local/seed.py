@@ -40,7 +40,7 @@ def whsec(raw: bytes) -> str:
     return "whsec_" + base64.b64encode(raw).decode()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Callbacks:
     """An outcome callback: the relay POSTs signed events to `callback_url` (the stack's sink)."""
 
@@ -65,8 +65,8 @@ class DemoSource(_Callbacks):
     """A caller with an API key (Zapier, a partner's backend)."""
 
     kind: ClassVar[str] = "api_key"
-    name: str = ""
-    api_key: str = ""
+    name: str
+    api_key: str
     providers: dict[str, list[str]] = field(default_factory=dict)
 
     def registry_entry(self) -> dict[str, Any]:
@@ -107,8 +107,8 @@ class DemoLinkSource(_Callbacks):
     """A public web form with signed links; its pages live at `origin` (the stack serves them)."""
 
     kind: ClassVar[str] = "signed_link"
-    name: str = ""
-    link_secrets: tuple[str, ...] = ()
+    name: str
+    link_secrets: tuple[str, ...]
     providers: dict[str, list[str]] = field(default_factory=dict)
     origin: str = DEFAULT_FORM_ORIGIN
     honeypot: str = "website"

@@ -144,18 +144,27 @@ class _Queue:
 
 
 class _State:
+    """relay.dal.callbacks.CallbackState in memory: delivered markers, holds, switched-off sources."""
+
     def __init__(self) -> None:
         self.delivered_ids: set[str] = set()
+        self.held_until: dict[str, int] = {}
         self.off: dict[str, str] = {}
 
     def claim(self, webhook_id: str, *, now: int, until: int) -> Claimed:
-        return Claimed(Claim.DELIVERED if webhook_id in self.delivered_ids else Claim.TAKEN)
+        if webhook_id in self.delivered_ids:
+            return Claimed(Claim.DELIVERED)
+        if self.held_until.get(webhook_id, 0) >= now:  # another worker is POSTing it
+            return Claimed(Claim.BUSY, self.held_until[webhook_id])
+        self.held_until[webhook_id] = until
+        return Claimed(Claim.TAKEN)
 
     def delivered(self, webhook_id: str, *, now: int) -> None:
         self.delivered_ids.add(webhook_id)
+        self.held_until.pop(webhook_id, None)
 
     def release(self, webhook_id: str) -> None:
-        pass
+        self.held_until[webhook_id] = 0
 
     def switched_off(self, source: str) -> str | None:
         return self.off.get(source)
@@ -295,3 +304,16 @@ def test_the_event_body_is_the_public_record() -> None:
     assert event["timestamp"] == "2026-12-01T00:00:00+00:00"
     assert "idempotency_record" not in event["data"]
     assert "delivery_lock" not in event["data"]
+
+
+def test_an_event_another_worker_is_posting_waits_until_its_hold_ends() -> None:
+    queue, state = _Queue(), _State()
+    endpoint = _Endpoint()
+    callbacks = _callbacks(endpoint, queue, state)
+    callbacks.notify("zap", _record())
+    body = queue.sent.pop()[0]
+    state.held_until["msg_r-1"] = int(datetime.now(UTC).timestamp()) + 10
+    assert callbacks.send(_message(body)) is Disposition.WAITING
+    ((_, seconds),) = queue.hidden
+    assert 10 <= seconds <= 12
+    assert endpoint.posts == []

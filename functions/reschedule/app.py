@@ -12,8 +12,6 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -32,6 +30,7 @@ from relay.reschedule.normalise import booking_of, command_from
 from relay.settings import get_settings
 from relay.tracing import door_tracer
 from relay.web import cors, decoding, forms, schema
+from relay.web.http import Response, Router
 from relay.web.problems import json_response, problem_response
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ logger = Logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
-app = APIGatewayHttpResolver()
+app = Router()
 
 settings = get_settings()
 relay_app = build(
@@ -64,9 +63,9 @@ relay.startup.finished()
 
 
 def _raw_body() -> bytes:
-    event = app.current_event
-    body = event.get("body") or ""
-    if event.get("isBase64Encoded"):
+    request = app.current
+    body = request.body
+    if request.is_base64:
         if len(body) > (decoding.MAX_BODY_BYTES * 4) // 3 + 4:
             raise too_large(f"The body is larger than {decoding.MAX_BODY_BYTES} bytes.")
         try:
@@ -76,13 +75,13 @@ def _raw_body() -> bytes:
     return body.encode("utf-8", errors="surrogateescape")
 
 
-def _finish(response: Response[str]) -> Response[str]:
+def _finish(response: Response) -> Response:
     """CORS headers on every answer to a browser-reachable route (set by the route, errors included)."""
     response.headers.update(app.context.get("cors_headers", {}))
     return response
 
 
-def _to_page(location: str | None) -> Response[str] | None:
+def _to_page(location: str | None) -> Response | None:
     """A plain HTML form post is sent on to the source's own page (303), never to a URL from the request."""
     if location is None or not app.context.get("wants_page"):
         return None
@@ -90,7 +89,7 @@ def _to_page(location: str | None) -> Response[str] | None:
 
 
 def _admit(sources: Registry, body: bytes) -> Admission:
-    headers = app.current_event.headers
+    headers = app.current.headers
     attempt = Attempt()
     app.context["attempt"] = attempt
     try:
@@ -122,8 +121,8 @@ def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
     responses=schema.POST_RESPONSES,
     operation_id="createReschedule",
 )
-def create_reschedule() -> Response[str]:
-    headers = app.current_event.headers
+def create_reschedule() -> Response:
+    headers = app.current.headers
     sources = relay_app.sources.current()
     app.context["cors_headers"] = cors.response_headers(sources.allowed_origin(headers.get("origin")))
     app.context["wants_page"] = forms.wants_page(headers)
@@ -157,7 +156,7 @@ def create_reschedule() -> Response[str]:
         command,
         source=admission.caller.name,
         idempotency_key=admission.idempotency_key,
-        deadline=Deadline.for_invocation(app.lambda_context, settings.deadline_safety_margin_seconds),
+        deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
         mode=mode,
         notify=admission.caller.notify,
     )
@@ -169,7 +168,7 @@ def create_reschedule() -> Response[str]:
     return page or _finish(json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None))
 
 
-def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: Any) -> Response[str]:
+def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: Any) -> Response:
     """202 Accepted: the queue delivers it; the record's URL tells how it went (a form goes to its page)."""
     metrics.add_metric(name="Replayed" if replayed else "Queued", unit=MetricUnit.Count, value=1)
     page = _to_page(forms.queued_location(link.source.success_url if link else None))
@@ -186,7 +185,7 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
 
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
-    caller = identify(relay_app.sources.current(), app.current_event.headers, now=time.time())
+    caller = identify(relay_app.sources.current(), app.current.headers, now=time.time())
     logger.append_keys(source=caller.name)
     return caller
 
@@ -197,7 +196,7 @@ def _caller() -> Caller:
     responses=schema.DELETE_RESPONSES,
     operation_id="cancelReschedule",
 )
-def cancel_reschedule(reschedule_id: str) -> Response[str]:
+def cancel_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
     if relay_app.deliveries is None:  # nothing is ever queued without a queue
         raise not_queued(service.get(caller.name, reschedule_id).get("status"))
@@ -212,7 +211,7 @@ def cancel_reschedule(reschedule_id: str) -> Response[str]:
     responses=schema.GET_RESPONSES,
     operation_id="getReschedule",
 )
-def get_reschedule(reschedule_id: str) -> Response[str]:
+def get_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
     record = service.get(caller.name, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
@@ -225,24 +224,24 @@ def get_reschedule(reschedule_id: str) -> Response[str]:
     responses=schema.HISTORY_RESPONSES,
     operation_id="listBookingReschedules",
 )
-def list_booking_reschedules(provider: str, booking_id: str) -> Response[str]:
+def list_booking_reschedules(provider: str, booking_id: str) -> Response:
     caller = _caller()
-    event = app.current_event
+    request = app.current
     page = service.history(
         caller.name,
         provider,
         booking_id,
-        limit=event.get_query_string_value("limit"),
-        cursor=event.get_query_string_value("cursor"),
+        limit=request.query("limit"),
+        cursor=request.query("cursor"),
     )
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return json_response(200, page)
 
 
 @app.route("/v1/reschedules", method="OPTIONS", include_in_schema=False)
-def preflight() -> Response[str]:
+def preflight() -> Response:
     metrics.add_metric(name="Preflights", unit=MetricUnit.Count, value=1)
-    origin = app.current_event.headers.get("origin")
+    origin = app.current.headers.get("origin")
     if not origin:  # not a CORS preflight
         return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
     allowed = relay_app.sources.current().allowed_origin(origin)
@@ -250,17 +249,16 @@ def preflight() -> Response[str]:
     return Response(status_code=204, headers=cors.preflight_headers(allowed), body="")
 
 
-def _problem(error: RelayError) -> Response[str]:
+def _problem(error: RelayError) -> Response:
     attempt = app.context.get("attempt")
     form_source = attempt.form_source if attempt else None
     page = _to_page(forms.error_location(form_source.error_url if form_source else None, error.code))
     if page is not None:
         return page
-    return _finish(problem_response(error, app.current_event.request_context.request_id))
+    return _finish(problem_response(error, app.current.request_id))
 
 
-@app.exception_handler(RelayError)  # type: ignore[untyped-decorator]
-def handle_relay_error(error: RelayError) -> Response[str]:
+def handle_relay_error(error: RelayError) -> Response:
     attempt = app.context.get("attempt")
     if attempt is not None and attempt.caller is not None:
         logger.append_keys(source=attempt.caller.name)
@@ -271,14 +269,14 @@ def handle_relay_error(error: RelayError) -> Response[str]:
     return _problem(error)
 
 
-@app.not_found
-def handle_not_found(_error: NotFoundError) -> Response[str]:
+def handle_not_found() -> Response:
     metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
     return _problem(route_not_found())
 
 
-@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
-def handle_bug(error: Exception) -> Response[str]:
+def handle_error(error: Exception) -> Response:
+    if isinstance(error, RelayError):
+        return handle_relay_error(error)
     # A 500 is a bug: log it with its traceback, tell the caller nothing internal.
     logger.exception("unhandled error", extra={"error": type(error).__name__})
     metrics.add_metric(name="Bugs", unit=MetricUnit.Count, value=1)
@@ -292,4 +290,4 @@ def handle_bug(error: Exception) -> Response[str]:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return app.resolve(event, context, unrouted=handle_not_found, on_error=handle_error)

@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response
-
 from relay.errors import RelayError
+from relay.web.http import Response
 
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 
 
-def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+def json_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=headers or {})
 
 
-def problem_response(error: RelayError, instance: str | None) -> Response[str]:
+def problem_response(error: RelayError, instance: str | None) -> Response:
     headers = {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)

@@ -46,7 +46,7 @@ def handler_imports(rows: list[ImportRow]) -> list[ImportRow]:
 
 def _group(module: str) -> str:
     if module == HANDLER_MODULE:
-        return "app (module body: clients, Tracer, resolver, settings)"
+        return "app (module body: clients, Tracer, router, settings)"
     parts = module.split(".")
     if parts[0] in _SPLIT_PACKAGES and len(parts) > 1:
         depth = 3 if parts[1] == "utilities" and len(parts) > 2 else 2
@@ -68,7 +68,7 @@ def by_package(rows: list[ImportRow], top: int = 15) -> dict[str, float]:
 
 # The same self times in the families the cold-start discussion needs (first match wins).
 FAMILIES = (
-    ("app module body (boto3 clients, httpx.Client, Tracer(), resolver)", (HANDLER_MODULE,)),
+    ("app module body (boto3 clients, httpx.Client, Tracer(), router)", (HANDLER_MODULE,)),
     (
         "AWS SDK: boto3, botocore, s3transfer, urllib3, dateutil, jmespath (the floor has these)",
         (
@@ -103,7 +103,6 @@ FAMILIES = (
             "idna",
         ),
     ),
-    ("Powertools event_handler", ("aws_lambda_powertools.event_handler",)),
     (
         "Powertools, the rest (logging, metrics, tracing, idempotency, parameters, ...)",
         ("aws_lambda_powertools",),

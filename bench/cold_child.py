@@ -131,7 +131,6 @@ _IMPORT_STAGES = (
     ("import pydantic", ("pydantic",)),
     ("import httpx", ("httpx",)),
     ("import powertools Logger/Metrics/Tracer", ("aws_lambda_powertools",)),
-    ("import powertools event_handler", ("aws_lambda_powertools.event_handler",)),
     ("import powertools idempotency", ("aws_lambda_powertools.utilities.idempotency",)),
     ("import powertools parameters", ("aws_lambda_powertools.utilities.parameters",)),
     (
@@ -142,6 +141,7 @@ _IMPORT_STAGES = (
         "import rest of relay",
         (
             "relay.web.decoding",
+            "relay.web.http",
             "relay.dal.clients",
             "relay.dal.records",
             "relay.dal.secrets",
@@ -154,7 +154,6 @@ _APP_BODY_CALLS = (
     ("aws_lambda_powertools", "Tracer.__init__", "Tracer() (X-Ray SDK provider, patching when active)"),
     ("aws_lambda_powertools", "Logger.__init__", "Logger()"),
     ("aws_lambda_powertools", "Metrics.__init__", "Metrics()"),
-    ("aws_lambda_powertools.event_handler", "APIGatewayHttpResolver.__init__", "APIGatewayHttpResolver()"),
     ("relay.settings", "get_settings", "get_settings() (pydantic validation)"),
     ("boto3.session", "Session.client", "boto3 clients (DynamoDB, Secrets Manager)"),
     ("httpx", "Client.__init__", "httpx.Client() (SSL context, CA bundle)"),

@@ -26,7 +26,7 @@ RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results.json"  # each run (igno
 PART_RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results-{part}.json"
 PARTS = ("queue",)  # parts runnable alone: `python -m bench --only queue` (bench.queueing)
 REFERENCE_PATH = Path(__file__).resolve().parent / "results.json"  # the docs' run
-COLD_START_RUNS = 11
+COLD_START_RUNS = 21
 STAGE_RUNS = 5
 WARM_ITERATIONS = 400
 WARM_WARMUP = 50
@@ -245,6 +245,8 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
     meta["deployed_interpreter"] = layouts.deployed["pyc"].interpreter
     print("bench: starting the local stack...", flush=True)
     with start_stack(api_port=None) as stack:
+        print(f"bench: warming the emulators ({cold.EMULATOR_WARMUP_ROUNDS} rounds)...", flush=True)
+        meta["emulator_warmup_seconds"] = round(cold.warm_emulators(stack), 1)
         print(f"bench: {runs} cold starts of each kind...", flush=True)
         cold_figures = summarise_cold(cold.run_cold_starts(stack, layouts, runs))
         print("bench: attributing init time...", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # isort: off
 import relay.startup  # first: no garbage collection during init (see the module)
+import relay.prefetch  # next: the caller registry is read while the rest of init imports
 
 # isort: on
 import base64
@@ -44,7 +45,11 @@ app = Router()
 
 settings = get_settings()
 relay_app = build(
-    settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager(), sqs=clients.sqs
+    settings,
+    dynamodb=clients.dynamodb(),
+    secretsmanager=clients.secretsmanager(),
+    sqs=clients.sqs,
+    prefetched=relay.prefetch.REGISTRY,
 )
 service = relay_app.service
 

@@ -12,7 +12,7 @@ from relay.dal.idempotency import RecordingPersistenceLayer
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
-from relay.dal.secrets import SecretStore
+from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
@@ -53,10 +53,12 @@ def build(
     dynamodb: DynamoDBClient,
     secretsmanager: SecretsManagerClient,
     sqs: Callable[[], Any] | None = None,
+    prefetched: Prefetch | None = None,
 ) -> Relay:
-    """`sqs` makes the SQS client (called at the first SQS call, only when a delivery queue is configured)."""
-    secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
-    sources = SourcesReader(secrets, f"{settings.secrets_prefix}/sources")
+    """`sqs` makes the SQS client (called at the first SQS call, only when a delivery queue is configured);
+    `prefetched` is a secret already being read (the HTTP door's caller registry, relay/dal/secrets.py)."""
+    secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds, prefetched=prefetched)
+    sources = SourcesReader(secrets, sources_secret_name(settings.secrets_prefix))
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
     queue = None

@@ -1,7 +1,18 @@
-"""JSON secrets from Secrets Manager, cached in the container (Powertools Parameters)."""
+"""JSON secrets from Secrets Manager, cached in the container (Powertools Parameters).
+
+`Prefetch` reads one secret on a thread of its own while the container initialises: the HTTP door
+starts it for the caller registry, which every request needs, as soon as the Secrets Manager client
+exists, so the round trip overlaps the imports that follow instead of adding to the first request.
+The store it is given to (`SecretStore(..., prefetched=...)`) answers the first read of that secret
+from it, waiting for it if it is still under way; a prefetch that failed is ignored, and that read
+goes to Secrets Manager as usual (so its error is the one a caller sees).
+"""
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -17,12 +28,69 @@ RETRY_AFTER_UNAVAILABLE_SECONDS = 5
 CURRENT_STAGE = "AWSCURRENT"
 
 
+def sources_secret_name(prefix: str) -> str:
+    """The caller registry's secret under the deployment's SECRETS_PREFIX."""
+    return f"{prefix}/sources"
+
+
+class Prefetch:
+    """One secret's JSON value, read on a daemon thread (started at once) through `client`."""
+
+    def __init__(self, client: SecretsManagerClient, name: str) -> None:
+        self.name = name
+        self._client = client
+        self._value: dict[str, Any] | None = None
+        self._fetched_at = 0.0
+        self._thread = threading.Thread(target=self._read, name=f"prefetch {name}", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            answer = self._client.get_secret_value(SecretId=self.name, VersionStage=CURRENT_STAGE)
+            value = json.loads(answer["SecretString"])
+        except Exception:  # noqa: BLE001 - the first read fetches again and reports what went wrong
+            return
+        if isinstance(value, dict):
+            self._value, self._fetched_at = value, time.monotonic()
+
+    def take(self) -> tuple[dict[str, Any], float] | None:
+        """(value, its age in seconds) once the read is over, waiting for it (never longer than a
+        fetch would take); None if it failed."""
+        self._thread.join()
+        if self._value is None:
+            return None
+        return self._value, time.monotonic() - self._fetched_at
+
+
 class SecretStore:
-    def __init__(self, client: SecretsManagerClient, max_age_seconds: int) -> None:
+    def __init__(
+        self, client: SecretsManagerClient, max_age_seconds: int, *, prefetched: Prefetch | None = None
+    ) -> None:
         self._provider = SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
+        self._prefetched = prefetched
+
+    def _take_prefetched(self, name: str, force_fetch: bool) -> dict[str, Any] | None:
+        """The prefetched value of `name` on its first read, put in the cache for the rest of its max age."""
+        prefetched = self._prefetched
+        if prefetched is None or prefetched.name != name:
+            return None
+        self._prefetched = None  # once: later reads go through the cache
+        taken = None if force_fetch else prefetched.take()
+        if taken is None:
+            return None
+        value, age = taken
+        if age >= self._max_age:
+            return None
+        # The key as Powertools builds it for get(name, transform="json"), the read below.
+        key = self._provider._build_cache_key(name=name, transform="json")
+        self._provider.add_to_cache(key=key, value=value, max_age=int(self._max_age - age))
+        return value
 
     def get_json(self, name: str, *, force_fetch: bool = False) -> dict[str, Any]:
+        prefetched = self._take_prefetched(name, force_fetch)
+        if prefetched is not None:
+            return prefetched
         try:
             # AWSCURRENT is the default; named because relayctl moves it with UpdateSecretVersionStage,
             # which moto's server (the local stack) reflects only for reads that name the stage.

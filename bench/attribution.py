@@ -68,7 +68,10 @@ def by_package(rows: list[ImportRow], top: int = 15) -> dict[str, float]:
 
 # The same self times in the families the cold-start discussion needs (first match wins).
 FAMILIES = (
-    ("app module body (boto3 clients, httpx.Client, Tracer(), router)", (HANDLER_MODULE,)),
+    (
+        "app module body and relay.prefetch (boto3 clients, httpx.Client, Tracer(), router)",
+        (HANDLER_MODULE, "relay.prefetch"),
+    ),
     (
         "AWS SDK: boto3, botocore, s3transfer, urllib3, dateutil, jmespath (the floor has these)",
         (

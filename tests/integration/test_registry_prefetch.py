@@ -87,3 +87,19 @@ def test_the_http_door_starts_the_registry_read_at_init(relay_module: Any) -> No
 
     assert relay.prefetch.REGISTRY is not None
     assert relay.prefetch.REGISTRY.name == REGISTRY
+
+
+def test_an_account_secret_asked_for_early_is_read_once(secretsmanager: Any) -> None:
+    # The use case asks before its lock; the read it then makes takes that value.
+    account = f"{SECRETS_PREFIX}/providers/iclosed/default"
+    store = SecretStore(secretsmanager, MAX_AGE_SECONDS)
+
+    with count_sends(secretsmanager) as sends:
+        store.prefetch(account)
+        value = store.get_json(account)
+        store.prefetch(account)  # cached now: nothing more is read
+        again = store.get_json(account)
+
+    assert sends.operations == ["GetSecretValue"]
+    assert again is value
+    assert "api_key" in value

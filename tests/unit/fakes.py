@@ -32,6 +32,10 @@ class FakeSecrets:
     def __init__(self, values: Mapping[str, dict[str, Any]]) -> None:
         self.values = dict(values)
         self.reads: list[tuple[str, bool]] = []
+        self.prefetches: list[str] = []  # the names asked for before a run (read later by get_json)
+
+    def prefetch(self, name: str) -> None:
+        self.prefetches.append(name)
 
     def get_json(self, name: str, *, force_fetch: bool = False) -> dict[str, Any]:
         self.reads.append((name, force_fetch))

@@ -9,9 +9,8 @@ import pytest
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler import Response as PowertoolsResponse
 
-from local.lambda_context import LambdaContext
 from relay.web.http import Response, Router
-from tests.helpers import lambda_context
+from tests.helpers import lambda_context as _local_context
 
 RULES = (
     ("POST", "/v1/reschedules"),
@@ -39,6 +38,11 @@ REQUESTS = (
 )
 
 
+def lambda_context() -> Any:
+    """A Lambda-like context (the local stand-in for Powertools' LambdaContext type)."""
+    return _local_context()
+
+
 def _event(method: str, path: str, **extra: Any) -> dict[str, Any]:
     return {
         "version": "2.0",
@@ -61,7 +65,7 @@ def _ours(method: str, path: str) -> tuple[str, dict[str, str]] | None:
     return None if found is None else (f"{found[0].method} {found[0].rule}", found[1])
 
 
-def _powertools(method: str, path: str, context: LambdaContext) -> tuple[str, dict[str, str]] | None:
+def _powertools(method: str, path: str, context: Any) -> tuple[str, dict[str, str]] | None:
     resolver = APIGatewayHttpResolver()
     seen: list[tuple[str, dict[str, str]]] = []
     for rule_method, rule in RULES:

@@ -97,6 +97,16 @@ def test_a_success_calls_the_provider_once_records_it_and_replays_from_the_store
     assert "inviteeEmail" not in str(record)  # trimmed: no personal data stored
 
 
+def test_a_run_asks_for_the_account_secret_before_its_lock_and_reads_it_after() -> None:
+    # The store reads a prefetched name on a thread while the lock is taken (relay/dal/secrets.py).
+    service, _, secrets = _service(FakeProviders(ICLOSED_OK))
+
+    _run(service)
+
+    assert secrets.prefetches == [TOKEN_SECRET]
+    assert secrets.reads == [(TOKEN_SECRET, False)]
+
+
 def test_a_provider_refusal_is_recorded_and_releases_the_key() -> None:
     providers = FakeProviders(_provider_error(404, "booking_not_found"), ICLOSED_OK)
     service, records, _ = _service(providers)

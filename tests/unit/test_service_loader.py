@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
@@ -11,7 +13,7 @@ from relay.dal import clients
 
 
 @pytest.fixture
-def session(monkeypatch: pytest.MonkeyPatch) -> None:
+def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     clients.forget()
     yield

@@ -1,11 +1,15 @@
 """JSON secrets from Secrets Manager, cached in the container (Powertools Parameters).
 
-`Prefetch` reads one secret on a thread of its own while the container initialises: the HTTP door
-starts it for the caller registry, which every request needs, as soon as the Secrets Manager client
-exists, so the round trip overlaps the imports that follow instead of adding to the first request.
-The store it is given to (`SecretStore(..., prefetched=...)`) answers the first read of that secret
-from it, waiting for it if it is still under way; a prefetch that failed is ignored, and that read
-goes to Secrets Manager as usual (so its error is the one a caller sees).
+`Prefetch` reads one secret on a thread of its own, so its round trip overlaps other work:
+
+- the HTTP door starts one for the caller registry, which every request needs, as soon as the
+  Secrets Manager client exists (relay/prefetch.py), so it overlaps the rest of init;
+- the use case asks for a provider account's secret (`SecretStore.prefetch`) just before it takes
+  the idempotency lock, so on a cold cache that read overlaps the lock's round trip.
+
+The store answers the first read of a prefetched secret from it, waiting for it if it is still
+under way, and puts it in the cache for the rest of its max age. A prefetch that failed is ignored:
+that read goes to Secrets Manager as usual, so its error is the one a caller sees.
 """
 
 from __future__ import annotations
@@ -66,25 +70,32 @@ class SecretStore:
     def __init__(
         self, client: SecretsManagerClient, max_age_seconds: int, *, prefetched: Prefetch | None = None
     ) -> None:
+        self._client = client
         self._provider = SecretsProvider(boto3_client=client)
         self._max_age = max_age_seconds
-        self._prefetched = prefetched
+        self._prefetched: dict[str, Prefetch] = {} if prefetched is None else {prefetched.name: prefetched}
+
+    def _cache_key(self, name: str) -> Any:
+        # The key as Powertools builds it for get(name, transform="json"), the read below.
+        return self._provider._build_cache_key(name=name, transform="json")
+
+    def prefetch(self, name: str) -> None:
+        """Start reading `name` on its own thread, unless the cache or a read under way has it."""
+        if name not in self._prefetched and not self._provider.has_not_expired_in_cache(
+            self._cache_key(name)
+        ):
+            self._prefetched[name] = Prefetch(self._client, name)
 
     def _take_prefetched(self, name: str, force_fetch: bool) -> dict[str, Any] | None:
         """The prefetched value of `name` on its first read, put in the cache for the rest of its max age."""
-        prefetched = self._prefetched
-        if prefetched is None or prefetched.name != name:
-            return None
-        self._prefetched = None  # once: later reads go through the cache
-        taken = None if force_fetch else prefetched.take()
+        prefetched = self._prefetched.pop(name, None)  # once: later reads go through the cache
+        taken = None if prefetched is None or force_fetch else prefetched.take()
         if taken is None:
             return None
         value, age = taken
         if age >= self._max_age:
             return None
-        # The key as Powertools builds it for get(name, transform="json"), the read below.
-        key = self._provider._build_cache_key(name=name, transform="json")
-        self._provider.add_to_cache(key=key, value=value, max_age=int(self._max_age - age))
+        self._provider.add_to_cache(key=self._cache_key(name), value=value, max_age=int(self._max_age - age))
         return value
 
     def get_json(self, name: str, *, force_fetch: bool = False) -> dict[str, Any]:

@@ -195,6 +195,8 @@ class RescheduleService:
             if mode is Mode.ASYNC:
                 result: dict[str, Any] = self._queue_once(run=run, deadline=deadline)
             else:
+                # On a cold cache the account's secret is read while the lock is taken (relay/dal/secrets.py).
+                self._secrets.prefetch(self._credentials_name(command))
                 result = self._run_once(run=run, deadline=deadline, mode=mode)
         except IdempotencyAlreadyInProgressError:
             raise self.refuse(
@@ -466,9 +468,12 @@ class RescheduleService:
             adapter, command, self._provider_credentials(command, force_fetch=True), deadline, pacing=pacing
         )
 
+    def _credentials_name(self, command: RescheduleCommand) -> str:
+        return f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
+
     def _provider_credentials(self, command: RescheduleCommand, *, force_fetch: bool = False) -> Credentials:
         """The account's secret, in the shape its adapter declares (naming missing keys, never values)."""
-        name = f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
+        name = self._credentials_name(command)
         secret = self._secrets.get_json(name, force_fetch=force_fetch)
         try:
             credentials = self._adapters[command.provider].credentials.model_validate(secret)

@@ -228,14 +228,22 @@ def run_cold_starts(stack: Stack, layouts: Layouts, runs: int) -> dict[str, list
 
 
 def import_profile(stack: Stack, layouts: Layouts, mode: ColdMode) -> str:
-    """`python -X importtime` output (stderr) of one relay cold start, for attributing init time."""
+    """`python -X importtime` output (stderr) of one relay cold start, for attributing init time.
+
+    Without SECRETS_PREFIX, so the caller registry is not read on a thread during init
+    (relay/prefetch.py): `-X importtime` keeps one nesting count for all threads, so imports the
+    read makes on its thread would be charged to whatever the main thread is importing. The
+    relay's default prefix is the local stack's, so the request is the same.
+    """
     workload = Workload("importtime")
     with xray_sink() as sink:
         daemon = f"127.0.0.1:{sink.getsockname()[1]}"
         env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
-        _, stderr = run_child(
+        env.pop("SECRETS_PREFIX", None)
+        result, stderr = run_child(
             mode, _spec(stack, workload.next()), env, layouts, extra_args=("-X", "importtime")
         )
+    _check(mode, result)  # the same request, answered the same way
     return stderr
 
 

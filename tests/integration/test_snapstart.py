@@ -48,6 +48,11 @@ def test_the_handler_registers_its_after_restore_hook(restore: dict[str, Any]) -
     assert restore["hooks"] == 1
 
 
+def test_no_registry_read_is_under_way_when_the_snapshot_is_taken(restore: dict[str, Any]) -> None:
+    assert restore["before_snapshot_hooks"] == 1
+    assert restore["prefetch_settled_before_snapshot"] is True
+
+
 def test_before_a_restore_warm_requests_reuse_everything(restore: dict[str, Any]) -> None:
     # The baseline the restore must break: one kept-alive connection, cached secrets, same clients.
     assert restore["before"] == {

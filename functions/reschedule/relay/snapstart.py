@@ -22,12 +22,15 @@ def after_restore(rebuild: Callable[[], None]) -> None:
     rebuild()
 
 
-def register(rebuild: Callable[[], None]) -> bool:
-    """Register `after_restore(rebuild)` with the runtime; False where nothing offers the hooks."""
+def register(rebuild: Callable[[], None], *, before_snapshot: Callable[[], None] | None = None) -> bool:
+    """Register `after_restore(rebuild)` (and `before_snapshot`, run when init is over and the
+    snapshot is about to be taken) with the runtime; False where nothing offers the hooks."""
     try:
         # The Lambda Python runtime ships this module; locally it is the dev dependency.
-        from snapshot_restore_py import register_after_restore  # noqa: PLC0415
+        from snapshot_restore_py import register_after_restore, register_before_snapshot  # noqa: PLC0415
     except ModuleNotFoundError:  # no runtime hooks here, so no restore will ever happen either
         return False
+    if before_snapshot is not None:
+        register_before_snapshot(before_snapshot)
     register_after_restore(after_restore, rebuild)
     return True

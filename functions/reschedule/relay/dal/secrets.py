@@ -57,10 +57,18 @@ class Prefetch:
         if isinstance(value, dict):
             self._value, self._fetched_at = value, time.monotonic()
 
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> None:
+        """Until the read is over (it is bounded by the client's timeouts and retries)."""
+        self._thread.join()
+
     def take(self) -> tuple[dict[str, Any], float] | None:
         """(value, its age in seconds) once the read is over, waiting for it (never longer than a
         fetch would take); None if it failed."""
-        self._thread.join()
+        self.wait()
         if self._value is None:
             return None
         return self._value, time.monotonic() - self._fetched_at

@@ -46,6 +46,8 @@ def _documented(handler: Callable[..., Any], returns: Any) -> Callable[..., Any]
 def document() -> dict[str, Any]:
     for name, value in _IMPORT_ENV.items():
         os.environ.setdefault(name, value)
+    # Without it the handler reads nothing at import (relay/prefetch.py reads the caller registry).
+    os.environ.pop("SECRETS_PREFIX", None)
     sys.path.insert(0, str(REPO_ROOT / "functions" / "reschedule"))
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response  # noqa: PLC0415
 

@@ -159,16 +159,7 @@ def warm_emulators(stack: Stack, rounds: int = EMULATOR_WARMUP_ROUNDS) -> float:
     emulator's: a conditional PutItem, a TransactWriteItems of the relay's shape (an update and a put
     in the idempotency table, a put in the records table) and a GetSecretValue, per round.
     """
-    import boto3  # noqa: PLC0415 - the bench's own client, made only here
-
-    env = stack.env
-    session = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_REGION"],
-    )
-    dynamodb = session.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"])
-    secrets = session.client("secretsmanager", endpoint_url=env["AWS_ENDPOINT_URL_SECRETS_MANAGER"])
+    dynamodb, secrets = stack.client("dynamodb"), stack.client("secretsmanager")
     table, records = TABLE_NAMES["IdempotencyTable"], TABLE_NAMES["ReschedulesTable"]
     expires = {"N": str(int(time.time()) + 3600)}
     started = time.perf_counter()

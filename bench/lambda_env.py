@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from collections.abc import Mapping
+from typing import Any
 
+from bench.child import run_json_child
 from bench.workload import FUNCTION_NAME
-from local.stack import CODE_DIR, REGION
+from local.stack import CODE_DIR, REGION, Stack
 from local.template import REPO_ROOT
 
 # Passed through from the bench's own environment so the interpreter and tools behave.
@@ -45,3 +48,14 @@ def lambda_environment(relay_env: Mapping[str, str], *, tracing: bool, xray_daem
         root = f"1-{int(time.time()):08x}-{secrets.token_hex(12)}"
         env["_X_AMZN_TRACE_ID"] = f"Root={root};Parent={secrets.token_hex(8)};Sampled=1"
     return env
+
+
+def run_container_child(
+    stack: Stack, module: str, spec: Mapping[str, Any], *, timeout_s: float, what: str
+) -> tuple[dict[str, Any], str]:
+    """`python -m module` as one Lambda-like container on `stack`: the stack's environment as is (the
+    Tracer stays disabled: no X-Ray daemon), the function's code as working directory."""
+    env = lambda_environment(stack.env, tracing=False, xray_daemon="127.0.0.1:2000")
+    return run_json_child(
+        [sys.executable, "-m", module], spec, env=env, cwd=CODE_DIR, timeout_s=timeout_s, what=what
+    )

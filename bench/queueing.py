@@ -14,13 +14,11 @@
 from __future__ import annotations
 
 import itertools
-import sys
 import time
 from typing import Any
 
 from bench import stats
-from bench.child import run_json_child
-from bench.lambda_env import lambda_environment
+from bench.lambda_env import run_container_child
 from bench.workload import PROVIDER
 from local.event_source import EventSourcePoller, event_source_config
 from local.seed import PACED_NOVACAL_ACCOUNTS
@@ -42,12 +40,10 @@ POLLER_STOP_SECONDS = 30.0
 
 
 def _run_child(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:
-    env = lambda_environment(stack.env, tracing=False, xray_daemon="127.0.0.1:2000")
-    result, _ = run_json_child(
-        [sys.executable, "-m", "bench.queue_container"],
+    result, _ = run_container_child(
+        stack,
+        "bench.queue_container",
         spec,
-        env=env,
-        cwd=CODE_DIR,
         timeout_s=PHASE_TIMEOUT_SECONDS,
         what=f"queue container ({spec['phase']})",
     )
@@ -100,12 +96,6 @@ def _paced_spec() -> dict[str, Any]:
     }
 
 
-def _only(values: list[Any], what: str) -> Any:
-    if len(set(values)) != 1:
-        raise RuntimeError(f"{what} differed between requests: {sorted(set(values))}")
-    return values[0]
-
-
 def summarise_queue(result: dict[str, Any]) -> dict[str, Any]:
     s = result["samples"]
     async_new, sync_replay = stats.summary(s["async_new_ms"]), stats.summary(s["sync_replay_ms"])
@@ -118,23 +108,23 @@ def summarise_queue(result: dict[str, Any]) -> dict[str, Any]:
         "queue_accept_cpu_ms": stats.median(s["async_new_cpu_ms"]),
         "queue_sync_new_cpu_ms": stats.median(s["sync_new_cpu_ms"]),
         "queue_sync_replay_cpu_ms": stats.median(s["sync_replay_cpu_ms"]),
-        "sqs_calls_queued": _only(s["async_new_sqs_calls"], "SQS calls of a queued request"),
-        "ddb_calls_queued": _only(s["async_new_dynamodb_calls"], "DynamoDB calls of a queued request"),
-        "ops_queued": _only(s["async_new_operations"], "the calls of a queued request"),
-        "sqs_calls_queued_repeat": _only(s["async_repeat_sqs_calls"], "SQS calls of a queued repeat"),
-        "ddb_calls_queued_repeat": _only(
+        "sqs_calls_queued": stats.single(s["async_new_sqs_calls"], "SQS calls of a queued request"),
+        "ddb_calls_queued": stats.single(s["async_new_dynamodb_calls"], "DynamoDB calls of a queued request"),
+        "ops_queued": stats.single(s["async_new_operations"], "the calls of a queued request"),
+        "sqs_calls_queued_repeat": stats.single(s["async_repeat_sqs_calls"], "SQS calls of a queued repeat"),
+        "ddb_calls_queued_repeat": stats.single(
             s["async_repeat_dynamodb_calls"], "DynamoDB calls of a queued repeat"
         ),
-        "sqs_calls_sync_new": _only(s["sync_new_sqs_calls"], "SQS calls of a sync success"),
-        "ddb_calls_sync_new": _only(s["sync_new_dynamodb_calls"], "DynamoDB calls of a sync success"),
+        "sqs_calls_sync_new": stats.single(s["sync_new_sqs_calls"], "SQS calls of a sync success"),
+        "ddb_calls_sync_new": stats.single(s["sync_new_dynamodb_calls"], "DynamoDB calls of a sync success"),
         "secrets_calls_queued": sum(s["async_new_secrets_calls"]) / len(s["async_new_secrets_calls"]),
-        "ddb_calls_delivery": _only(s["delivery_dynamodb_calls"], "DynamoDB calls of a delivery"),
-        "ops_delivery": _only(s["delivery_operations"], "the calls of a delivery"),
-        "sqs_calls_delivery": _only(s["delivery_sqs_calls"], "SQS calls of a delivery"),
-        "ddb_calls_paced_delivery": _only(
+        "ddb_calls_delivery": stats.single(s["delivery_dynamodb_calls"], "DynamoDB calls of a delivery"),
+        "ops_delivery": stats.single(s["delivery_operations"], "the calls of a delivery"),
+        "sqs_calls_delivery": stats.single(s["delivery_sqs_calls"], "SQS calls of a delivery"),
+        "ddb_calls_paced_delivery": stats.single(
             s["paced_delivery_dynamodb_calls"], "DynamoDB calls of a paced delivery"
         ),
-        "ops_paced_delivery": _only(s["paced_delivery_operations"], "the calls of a paced delivery"),
+        "ops_paced_delivery": stats.single(s["paced_delivery_operations"], "the calls of a paced delivery"),
         "delivery_p50_ms": stats.median(s["delivery_ms"]),
         "queue_floor_p50_ms": stats.median(s["floor_ms"]),
         "queue_seconds": result["seconds"],

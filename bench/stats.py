@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from typing import Any
 
 
 def percentile(samples: Sequence[float], p: float) -> float:
@@ -17,6 +18,13 @@ def percentile(samples: Sequence[float], p: float) -> float:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def single(values: Sequence[Any], what: str) -> Any:
+    """The one value every request gave (a count that must not vary), else an error naming `what`."""
+    if len(set(values)) != 1:
+        raise RuntimeError(f"{what} differed between requests: {sorted(set(values))}")
+    return values[0]
 
 
 def median(samples: Sequence[float]) -> float:

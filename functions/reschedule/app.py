@@ -20,7 +20,7 @@ from relay import snapstart
 from relay.callers.admission import Admission, Attempt, admit, identify
 from relay.callers.registry import Caller, Registry
 from relay.command import RescheduleCommand
-from relay.composition import build
+from relay.composition import Relay, build
 from relay.dal import clients
 from relay.deadline import Deadline
 from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
@@ -37,6 +37,8 @@ from relay.web.problems import json_response, problem_response
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from relay.dal.secrets import Prefetch
+
 logger = Logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
@@ -44,22 +46,26 @@ metrics = Metrics()
 app = Router()
 
 settings = get_settings()
-relay_app = build(
-    settings,
-    dynamodb=clients.dynamodb(),
-    secretsmanager=clients.secretsmanager(),
-    sqs=clients.sqs,
-    prefetched=relay.prefetch.REGISTRY,
-)
+
+
+def _build_relay(prefetched: Prefetch | None) -> Relay:
+    return build(
+        settings,
+        dynamodb=clients.dynamodb(),
+        secretsmanager=clients.secretsmanager(),
+        sqs=clients.sqs,
+        prefetched=prefetched,
+    )
+
+
+relay_app = _build_relay(relay.prefetch.REGISTRY)
 service = relay_app.service
 
 
 def _rebuild_after_restore() -> None:
-    """SnapStart (relay/snapstart.py): the container's relay again, from new clients."""
+    """SnapStart (relay/snapstart.py): the container's relay again, from new clients (and no prefetch)."""
     global relay_app, service  # noqa: PLW0603 - the door's one relay per container, replaced whole
-    relay_app = build(
-        settings, dynamodb=clients.dynamodb(), secretsmanager=clients.secretsmanager(), sqs=clients.sqs
-    )
+    relay_app = _build_relay(None)
     service = relay_app.service
 
 

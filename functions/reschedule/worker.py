@@ -46,6 +46,13 @@ class WaitingForNextAttempt(Exception):
     """Raised for a message to leave in the queue: its visibility timeout was set to its next attempt."""
 
 
+# A delivery is one provider attempt (with its retries) and the outcome's write: a message is not
+# started with less than this left of the invocation; it goes back to the queue for the next one.
+MIN_SECONDS_TO_START_DELIVERY = (
+    settings.provider_read_timeout_seconds + settings.deadline_safety_margin_seconds
+)
+
+
 def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
     message = ReceivedMessage(
         body=record.body,
@@ -57,8 +64,13 @@ def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
             raise WaitingForNextAttempt()
         metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
         return
-    # The provider call and the outcome's write must end before this invocation is stopped.
-    deadline = Deadline.for_invocation(lambda_context, settings.deadline_safety_margin_seconds)
+    # The provider call and the outcome's write must end before this invocation is stopped (the
+    # worker's own Timeout, not the HTTP door's API Gateway cap).
+    if lambda_context.get_remaining_time_in_millis() / 1000 < MIN_SECONDS_TO_START_DELIVERY:
+        deliveries.put_back(message)
+        metrics.add_metric(name="DeliveriesPutBack", unit=MetricUnit.Count, value=1)
+        raise WaitingForNextAttempt()
+    deadline = Deadline.for_worker(lambda_context, settings.deadline_safety_margin_seconds)
     if deliveries.deliver(message, deadline) is Disposition.WAITING:
         metrics.add_metric(name="DeliveriesWaiting", unit=MetricUnit.Count, value=1)
         raise WaitingForNextAttempt()

@@ -27,7 +27,7 @@ def ostack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_an_order_that_overtook_its_record_is_delivered_in_the_same_invocation(ostack: Stack) -> None:
     from relay.composition import build  # noqa: PLC0415 - relay is importable once conftest set the path
     from relay.dal.clients import new_client  # noqa: PLC0415
-    from relay.dal.deliveries import DeliveryStore  # noqa: PLC0415
+    from relay.dal.ledger import Ledger  # noqa: PLC0415
     from relay.dal.queue import DeliveryQueue  # noqa: PLC0415
     from relay.dal.records import RecordStore  # noqa: PLC0415
     from relay.deadline import Deadline  # noqa: PLC0415
@@ -69,8 +69,8 @@ def test_an_order_that_overtook_its_record_is_delivered_in_the_same_invocation(o
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     deliveries = Deliveries(
         settings,
-        service=relay.service,
-        store=DeliveryStore(dynamodb, settings.idempotency_table_name, records),
+        step=relay.service._step,
+        ledger=Ledger(dynamodb, settings.idempotency_table_name, records),
         queue=DeliveryQueue(sqs, queue_url, settings.dead_letter_queue_url),
         sleep=door_write_lands,
     )

@@ -14,8 +14,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from relay.callers.registry import parse_registry
-from relay.dal.callbacks import Claim, Claimed
 from relay.errors import RelayError
+from relay.ports import CallbackClaim as Claim
+from relay.ports import Claimed
 from relay.reschedule.callbacks import (
     RETRY_WAITS_SECONDS,
     CallbackOrder,
@@ -189,8 +190,8 @@ TARGET = CallbackTarget(url="https://hooks.example.test/x", keys=_keys(), finger
 def _callbacks(endpoint: _Endpoint, queue: _Queue, state: _State) -> Callbacks:
     return Callbacks(
         settings_from({"IDEMPOTENCY_TABLE_NAME": "idem", "RESCHEDULES_TABLE_NAME": "recs"}),
-        queue=queue,  # type: ignore[arg-type]
-        state=state,  # type: ignore[arg-type]
+        queue=queue,
+        state=state,
         sender=endpoint,  # type: ignore[arg-type]
         targets=lambda source: TARGET if source == "zap" else None,
         rng=random.Random(7),

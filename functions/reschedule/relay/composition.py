@@ -1,4 +1,5 @@
-"""Wiring: the adapters, the service and the sources reader, built once per container (or per test stack)."""
+"""Wiring: the adapters, the ledger, the two use cases over one attempt step, the queries and the
+sources reader, built once per container (or per test stack)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
 from relay.dal.callbacks import CallbackState
-from relay.dal.deliveries import DeliveryStore
-from relay.dal.idempotency import RecordingPersistenceLayer
+from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
@@ -18,7 +18,9 @@ from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
 from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
+from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
+from relay.reschedule.step import AttemptStep
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
 
@@ -31,12 +33,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Relay:
-    """Everything a door needs: the use case and who may call it."""
+    """Everything a door needs: the use cases, the queries, and who may call them."""
 
     settings: Settings
     service: RescheduleService
+    queries: Queries
     sources: SourcesReader
-    # The queue-side use case (worker deliveries, cancels); None when no delivery queue is configured.
+    # The queue door's use case (worker deliveries); None when no delivery queue is configured.
     deliveries: Deliveries | None = None
     # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
     callbacks: Callbacks | None = None
@@ -73,23 +76,28 @@ def build(
             # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
             targets=lambda source: sources.current().callback_target(source),
         )
-    service = RescheduleService(
+    ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
+    step = AttemptStep(
         settings,
         secrets=secrets,
         records=records,
-        persistence=RecordingPersistenceLayer(
-            table_name=settings.idempotency_table_name, records=records, client=dynamodb
-        ),
         # The pacing buckets live in the idempotency table (no table or permission of their own).
         providers=ProviderClient(
             settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
         ),
+        adapters=adapters,
+    )
+    service = RescheduleService(
+        settings,
+        ledger=ledger,
+        records=records,
+        step=step,
         adapters=adapters,
         queue=queue,
         callbacks=callbacks,
     )
     deliveries = None
     if queue is not None:
-        store = DeliveryStore(dynamodb, settings.idempotency_table_name, records)
-        deliveries = Deliveries(settings, service=service, store=store, queue=queue, callbacks=callbacks)
-    return Relay(settings, service, sources, deliveries, callbacks)
+        deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
+    queries = Queries(settings, records=records, ledger=ledger)
+    return Relay(settings, service, queries, sources, deliveries, callbacks)

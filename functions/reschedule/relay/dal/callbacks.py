@@ -9,11 +9,12 @@ registry entry has another fingerprint, so it is on again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from relay.ports import CallbackClaim as Claim
+from relay.ports import CallbackStoreFailed, Claimed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -26,23 +27,6 @@ EVENT_TTL_SECONDS = 3 * 86400
 OFF_TTL_SECONDS = 90 * 86400
 
 _FREE = "attribute_not_exists(id) OR (#state = :sending AND lock_until < :now)"
-
-
-class CallbackStoreFailed(Exception):
-    """DynamoDB did not answer: the callback is tried again later."""
-
-
-class Claim(Enum):
-    TAKEN = "taken"  # this worker POSTs it now
-    DELIVERED = "delivered"  # an earlier copy already did
-    BUSY = "busy"  # another worker is POSTing it now
-
-
-@dataclass(frozen=True)
-class Claimed:
-    claim: Claim
-    # BUSY: when the other worker's hold ends (epoch seconds).
-    lock_until: int = 0
 
 
 class CallbackState:

@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from relay.dal.callbacks import CallbackStoreFailed, Claim
-from relay.dal.queue import MAX_DELAY_SECONDS, QueueUnavailable
+from relay.ports import MAX_DELAY_SECONDS, CallbackStoreFailed, QueueUnavailable
+from relay.ports import CallbackClaim as Claim
 from relay.reschedule.attempts import public_view
 from relay.reschedule.schedule import Disposition, ReceivedMessage, ceil_seconds, jittered, show_again
 from relay.times import utc_now
 from relay.webhooks.sender import Answer, Sent, url_allowed
 
 if TYPE_CHECKING:
-    from relay.dal.callbacks import CallbackState
-    from relay.dal.queue import DeliveryQueue
+    from relay.ports import CallbackState
+    from relay.ports import Queue as DeliveryQueue
     from relay.settings import Settings
     from relay.webhooks.sender import CallbackTarget, WebhookSender
 

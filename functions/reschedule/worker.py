@@ -46,11 +46,10 @@ class WaitingForNextAttempt(Exception):
     """Raised for a message to leave in the queue: its visibility timeout was set to its next attempt."""
 
 
-# A delivery is one provider attempt (with its retries) and the outcome's write: a message is not
-# started with less than this left of the invocation; it goes back to the queue for the next one.
-MIN_SECONDS_TO_START_DELIVERY = (
-    settings.provider_read_timeout_seconds + settings.deadline_safety_margin_seconds
-)
+# A message is not started with less than this left of the invocation beyond its safety margin
+# (a provider's quick answer and the outcome's write): it goes back to the queue for the next one.
+MIN_DELIVERY_SECONDS = 2.0
+MIN_SECONDS_TO_START_DELIVERY = settings.deadline_safety_margin_seconds + MIN_DELIVERY_SECONDS
 
 
 def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:

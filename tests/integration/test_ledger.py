@@ -214,3 +214,29 @@ def test_an_item_written_by_the_powertools_utility_still_answers(ledger: Ledger,
         },
     )
     assert _take(ledger, key) == Answered(answer)
+
+
+def test_an_async_request_takes_a_free_key_to_its_202_in_one_write_and_a_repeat_reads_it(
+    ledger: Ledger,
+) -> None:
+    key = _key()
+    now = time.time()
+    queued = _record("queued", idempotency_record=key.item_id)
+    answer = {"reschedule_id": queued["reschedule_id"], "status": "queued"}
+
+    assert ledger.accept_queued(key, answer, queued, now=now, expires_at=int(now) + TTL) is None
+    assert ledger.read_record(queued["reschedule_id"]) is not None
+    assert ledger.answered_by(key.item_id) == queued["reschedule_id"]
+
+    repeat = _record("queued", idempotency_record=key.item_id)
+    again = ledger.accept_queued(key, {"status": "queued"}, repeat, now=now, expires_at=int(now) + TTL)
+    assert again == Answered(answer)
+    assert ledger.read_record(repeat["reschedule_id"]) is None  # the repeat's record is not written
+
+
+def test_an_async_request_finds_a_running_key_busy(ledger: Ledger) -> None:
+    key = _key()
+    _take(ledger, key)
+    assert ledger.answered_by(key.item_id) is None
+    with pytest.raises(KeyInProgress):
+        ledger.accept_queued(key, {}, _record("queued"), now=time.time(), expires_at=int(time.time()) + TTL)

@@ -155,6 +155,28 @@ class FakeLedger:
         }
         return Claim(key)
 
+    def accept_queued(
+        self,
+        key: LedgerKey,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        now: float,
+        expires_at: int,
+    ) -> Claim | Answered | None:
+        taken = self.take(key, now=now, lock_seconds=0, expires_at=expires_at)
+        if isinstance(taken, Answered):
+            return taken
+        self.complete_queued(taken, answer, record, expires_at=expires_at)
+        return None
+
+    def answered_by(self, item_id: str) -> str | None:
+        item = self.items.get(item_id)
+        if item is None or item["status"] != COMPLETED:
+            return None
+        owner = json.loads(item["answer"]).get("reschedule_id")
+        return str(owner) if owner else None
+
     def _answer(self, item_id: str, answer: Mapping[str, Any], expires_at: int) -> None:
         if self.fail_completion:
             raise LedgerUnavailable("ClientError")

@@ -94,6 +94,16 @@ class Ledger(Protocol):
     def take(
         self, key: LedgerKey, *, now: float, lock_seconds: float, expires_at: int
     ) -> Claim | Answered: ...
+    def accept_queued(
+        self,
+        key: LedgerKey,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        now: float,
+        expires_at: int,
+    ) -> Claim | Answered | None: ...
+    def answered_by(self, item_id: str) -> str | None: ...
     def complete(
         self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
     ) -> None: ...

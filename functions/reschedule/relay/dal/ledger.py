@@ -53,6 +53,9 @@ IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
 KEY_PREFIX = "reschedule"
 
+# An async request that takes over a stale content-keyed answer holds it this long at most.
+TAKE_OVER_LOCK_SECONDS = 30
+
 LAST_MOVE_PREFIX = "last-move"
 LAST_MOVE_KEY_ATTR = "move_key"
 
@@ -91,6 +94,10 @@ def _conditional_failure(exc: ClientError) -> bool:
     return error == "TransactionCanceledException" and any(
         r.get("Code") == "ConditionalCheckFailed" for r in reasons
     )
+
+
+class _KeyTaken(Exception):
+    """The key's conditional write failed inside a transaction (read the item to say why)."""
 
 
 class Ledger:
@@ -154,6 +161,71 @@ class Ledger:
         except BotoCoreError as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
         return Claim(key)
+
+    def accept_queued(
+        self,
+        key: LedgerKey,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        now: float,
+        expires_at: int,
+    ) -> Claim | Answered | None:
+        """Take a free key straight to its 202 answer with the queued record: one transaction, the
+        order already sent. None: accepted. Else the key was not free: what it holds (Answered), or a
+        stale content-keyed success taken over (Claim: complete it as queued). Raises as `take`."""
+        item = {
+            KEY_ATTR: {"S": key.item_id},
+            EXPIRY_ATTR: {"N": str(expires_at)},
+            STATUS_ATTR: {"S": COMPLETED},
+            ANSWER_ATTR: {"S": json.dumps(answer, separators=(",", ":"))},
+            PAYLOAD_HASH_ATTR: {"S": key.payload_hash},
+        }
+        put: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": _TAKE_CONDITION,
+                "ExpressionAttributeNames": {
+                    "#id": KEY_ATTR,
+                    "#expiry": EXPIRY_ATTR,
+                    "#status": STATUS_ATTR,
+                    "#lock": LOCK_EXPIRY_ATTR,
+                },
+                "ExpressionAttributeValues": {
+                    ":now": {"N": str(int(now))},
+                    ":now_ms": {"N": str(int(now * 1000))},
+                    ":in_progress": {"S": IN_PROGRESS},
+                },
+            }
+        }
+        try:
+            self._transact(put, {"Put": self._records.put_request(record)}, conditional=_KeyTaken)
+        except _KeyTaken:
+            old = self._read(key.item_id)
+            if old is None:  # released between the write and the read: busy a moment ago
+                raise KeyInProgress from None
+            # A take-over holds the key only while this request completes it as queued.
+            taken = {
+                **item,
+                STATUS_ATTR: {"S": IN_PROGRESS},
+                LOCK_EXPIRY_ATTR: {"N": str(int((now + TAKE_OVER_LOCK_SECONDS) * 1000))},
+            }
+            del taken[ANSWER_ATTR]
+            return self._existing(key, old, taken)
+        return None
+
+    def answered_by(self, item_id: str) -> str | None:
+        """The reschedule id whose answer the key holds (None: no answer yet, or no item)."""
+        item = self._read(item_id)
+        if item is None or item.get(STATUS_ATTR, {}).get("S") != COMPLETED:
+            return None
+        try:
+            answer = json.loads(item.get(ANSWER_ATTR, {}).get("S", ""))
+        except ValueError:
+            return None
+        owner = answer.get("reschedule_id") if isinstance(answer, dict) else None
+        return str(owner) if owner else None
 
     def _existing(self, key: LedgerKey, old: Mapping[str, Any], item: dict[str, Any]) -> Claim | Answered:
         if old.get(PAYLOAD_HASH_ATTR, {}).get("S", key.payload_hash) != key.payload_hash:

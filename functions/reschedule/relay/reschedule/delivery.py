@@ -158,6 +158,11 @@ class Deliveries:
         """Why this message must not be delivered now (and what becomes of it), or None to deliver it."""
         log = {"reschedule_id": order.reschedule_id, "source": order.source}
         if record is None:
+            answered_by = self._ledger.answered_by(order.idempotency_record)
+            if answered_by is not None and answered_by != order.reschedule_id:
+                # A repeat of an answered key sends its order before it finds the key taken.
+                logger.info("delivery message of a repeated request dropped", extra=log)
+                return Disposition.FINISHED
             if now - order.queued_at < timedelta(seconds=ORPHAN_GRACE_SECONDS):
                 return self._wait(order, message, ORPHAN_RECHECK_SECONDS)
             logger.warning("delivery message without its record dropped (never accepted)", extra=log)

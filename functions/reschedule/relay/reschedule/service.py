@@ -110,28 +110,20 @@ class RescheduleService:
     ) -> dict[str, Any]:
         """Run once per key; every attempt is recorded. `notify`: queue the final outcome's callback."""
         key = self._key(source, command, idempotency_key)
-        if mode is not Mode.ASYNC:
-            self._step.prefetch(command)  # on a cold cache, the account's secret is read meanwhile
+        if mode is Mode.ASYNC:
+            return self._accept(key, source, command, notify=notify)
+        self._step.prefetch(command)  # on a cold cache, the account's secret is read meanwhile
         taken = self._take(key, source, command, deadline)
         if isinstance(taken, Answered):
             return self._replay(taken.answer, source, command, mode)
         reschedule_id, attempted_at = self._new_id(), utc_now()
-        if mode is Mode.ASYNC:
-            return self._enqueue(taken, source, command, reschedule_id, attempted_at, mode, notify=notify)
         try:
             moved = self._step.move(command, deadline, pace_wait=self._settings.pace_sync_wait_seconds)
         except RelayError as error:
             if mode is Mode.AUTO and self._queue is not None and queueable(error):
                 try:
                     return self._enqueue(
-                        taken,
-                        source,
-                        command,
-                        reschedule_id,
-                        attempted_at,
-                        mode,
-                        notify=notify,
-                        last_error=error,
+                        taken, source, command, reschedule_id, attempted_at, notify=notify, last_error=error
                     )
                 except QueueUnavailable:
                     logger.warning("auto delivery could not queue; answering the provider's failure")
@@ -186,26 +178,8 @@ class RescheduleService:
             return self._ledger.take(
                 key, now=now, lock_seconds=held, expires_at=int(now) + self._settings.idempotency_ttl_seconds
             )
-        except KeyInProgress:
-            error = conflict(
-                "The same request is already being processed; try again in a moment.",
-                "in_progress",
-                retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
-            )
-        except KeyReused:
-            error = unprocessable(
-                "This Idempotency-Key was already used with a different request; use a new key.",
-                "idempotency_key_reused",
-                "Idempotency key reused",
-            )
-        except LedgerUnavailable as exc:
-            logger.warning("idempotency store unavailable", extra={"error": str(exc)})
-            error = unavailable(
-                "The relay's storage is unavailable; try again shortly.",
-                "storage_unavailable",
-                STORAGE_RETRY_AFTER_SECONDS,
-            )
-        raise self.refuse(source, error, command)
+        except (KeyInProgress, KeyReused, LedgerUnavailable) as exc:
+            raise self.refuse(source, _key_refusal(exc), command) from None
 
     def _replay(
         self, answer: dict[str, Any], source: str, command: RescheduleCommand, mode: Mode
@@ -246,9 +220,64 @@ class RescheduleService:
             return
         logger.info("reschedule attempt", extra=summary(record))
 
-    def _enqueue(  # noqa: PLR0917 - the request's facts, each needed in the order and the record
+    def _accept(
+        self, key: LedgerKey, source: str, command: RescheduleCommand, *, notify: bool
+    ) -> dict[str, Any]:
+        """Async: send the order, then take the key straight to its 202 with the queued record (two
+        round trips in all). A key that was not free keeps its answer; the order just sent then has
+        no record, and the worker drops it."""
+        reschedule_id, queued_at = self._new_id(), utc_now()
+        order = self._send(key, source, command, reschedule_id, queued_at, Mode.ASYNC, notify=notify, wait=0)
+        answer, record, expires_at = self._queued(order, command, attempts=0, wait=0, last_error=None)
+        try:
+            taken = self._ledger.accept_queued(key, answer, record, now=self._clock(), expires_at=expires_at)
+            if isinstance(taken, Claim):  # a stale content-keyed success, taken over: queue this one
+                self._ledger.complete_queued(taken, answer, record, expires_at=expires_at)
+        except (KeyInProgress, KeyReused, LedgerUnavailable) as exc:
+            raise self.refuse(source, _key_refusal(exc), command) from None
+        if isinstance(taken, Answered):
+            return self._replay(taken.answer, source, command, Mode.ASYNC)
+        logger.info("reschedule queued", extra=summary(record))
+        return answer
+
+    def _enqueue(
         self,
         claim: Claim,
+        source: str,
+        command: RescheduleCommand,
+        reschedule_id: str,
+        queued_at: datetime,
+        *,
+        notify: bool,
+        last_error: RelayError,
+    ) -> dict[str, Any]:
+        """Auto: the provider cannot take it now. Send the order, then complete the key with the 202."""
+        attempts = 1
+        if last_error.code in DEFERRED_CODES:
+            # Paced: the call never went out, so it is no attempt; it goes when the bucket has a slot.
+            attempts, wait, error = 0, last_error.retry_after or 1, None
+        else:
+            at_least = getattr(last_error, "wait_at_least", None) or last_error.retry_after
+            wait = retry_wait(attempts, self._settings.delivery_base_delay_seconds, at_least=at_least)
+            error = last_error
+        order = self._send(
+            claim.key, source, command, reschedule_id, queued_at, Mode.AUTO, notify=notify, wait=wait
+        )
+        answer, record, expires_at = self._queued(
+            order, command, attempts=attempts, wait=wait, last_error=error
+        )
+        try:
+            self._ledger.complete_queued(claim, answer, record, expires_at=expires_at)
+        except LedgerUnavailable as exc:
+            # Sent, but not stored as accepted: the worker drops a message without its record.
+            self._ledger.release_quietly(claim)
+            raise self.refuse(source, _key_refusal(exc), command) from None
+        logger.info("reschedule queued", extra=summary(record))
+        return answer
+
+    def _send(  # noqa: PLR0917 - the order's fields
+        self,
+        key: LedgerKey,
         source: str,
         command: RescheduleCommand,
         reschedule_id: str,
@@ -256,27 +285,16 @@ class RescheduleService:
         mode: Mode,
         *,
         notify: bool,
-        last_error: RelayError | None = None,
-    ) -> dict[str, Any]:
-        """Send the order (one SQS call), then complete the key with the 202 and the queued record."""
+        wait: int,
+    ) -> DeliveryOrder:
+        """One SQS call: the order the worker delivers. An async request refused here is recorded."""
         if self._queue is None:
             raise not_configured("no delivery queue is configured.")
-        attempts, wait = 0, 0
-        if last_error is not None and last_error.code in DEFERRED_CODES:
-            # Paced: the call never went out, so it is no attempt; it goes when the bucket has a slot.
-            wait, last_error = last_error.retry_after or 1, None
-        elif last_error is not None:
-            attempts = 1
-            wait = retry_wait(
-                attempts,
-                self._settings.delivery_base_delay_seconds,
-                at_least=getattr(last_error, "wait_at_least", None) or last_error.retry_after,
-            )
         order = DeliveryOrder(
             reschedule_id=reschedule_id,
             source=source,
             mode=mode.value,  # type: ignore[arg-type]
-            idempotency_record=claim.key.item_id,
+            idempotency_record=key.item_id,
             queued_at=queued_at,
             command=command,
             notify=notify,
@@ -284,54 +302,46 @@ class RescheduleService:
         try:
             self._queue.send(order.model_dump_json(), delay_seconds=wait)
         except QueueUnavailable as error:
-            if last_error is not None:
-                raise  # auto: the provider's failure is the answer
-            error.extra["reschedule_id"] = reschedule_id
-            self._release(
-                claim,
-                self._record(reschedule_id, source, Failed(error), command=command, attempted_at=queued_at),
-            )
-            raise
-        next_attempt_at = queued_at + timedelta(seconds=wait)
+            if mode is Mode.AUTO:
+                raise  # the provider's failure is the answer
+            raise self.refuse(source, error, command) from None
+        return order
+
+    def _queued(
+        self,
+        order: DeliveryOrder,
+        command: RescheduleCommand,
+        *,
+        attempts: int,
+        wait: int,
+        last_error: RelayError | None,
+    ) -> tuple[dict[str, Any], AttemptRecord, int]:
+        """The 202 answer, the queued record, and how long the key must answer repeats."""
+        next_attempt_at = order.queued_at + timedelta(seconds=wait)
         delivery = Delivery(
             mode=order.mode,
-            queued_at=queued_at,
-            idempotency_record=claim.key.item_id,
+            queued_at=order.queued_at,
+            idempotency_record=order.idempotency_record,
             attempts=attempts,
             next_attempt_at=next_attempt_at,
             last_error=last_error.code if last_error else None,
             last_error_detail=last_error.detail if last_error else None,
         )
         record = attempt_record(
-            reschedule_id=reschedule_id,
-            source=source,
-            attempted_at=queued_at,
+            reschedule_id=order.reschedule_id,
+            source=order.source,
+            attempted_at=order.queued_at,
             retention_days=self._settings.record_retention_days,
             outcome=Queued(),
             command=command,
             delivery=delivery,
         )
-        answer = queued_answer(reschedule_id, command, next_attempt_at)
         # The key outlives the request's maximum age: a repeat never finds it free while it may run.
         queued_for = self._settings.delivery_max_age_seconds + QUEUED_KEY_MARGIN_SECONDS
-        expires_at = int(queued_at.timestamp()) + max(queued_for, self._settings.idempotency_ttl_seconds)
-        try:
-            self._ledger.complete_queued(claim, answer, record, expires_at=expires_at)
-        except LedgerUnavailable as exc:
-            # Sent, but not stored as accepted: the worker drops a message without its record.
-            logger.warning("idempotency store unavailable", extra={"error": str(exc)})
-            self._ledger.release_quietly(claim)
-            raise self.refuse(
-                source,
-                unavailable(
-                    "The relay's storage is unavailable; try again shortly.",
-                    "storage_unavailable",
-                    STORAGE_RETRY_AFTER_SECONDS,
-                ),
-                command,
-            ) from None
-        logger.info("reschedule queued", extra=summary(record))
-        return answer
+        expires_at = int(order.queued_at.timestamp()) + max(
+            queued_for, self._settings.idempotency_ttl_seconds
+        )
+        return queued_answer(order.reschedule_id, command, next_attempt_at), record, expires_at
 
     def _notify(self, notify: bool, source: str, record: AttemptRecord) -> None:
         """The outcome is final (the provider answered): queue its callback when the source has one."""
@@ -406,6 +416,28 @@ class RescheduleService:
             )
             return
         logger.info("reschedule attempt recorded", extra=summary(record))
+
+
+def _key_refusal(exc: Exception) -> RelayError:
+    """What a caller is told when its key could not be taken (or its 202 not stored)."""
+    if isinstance(exc, KeyInProgress):
+        return conflict(
+            "The same request is already being processed; try again in a moment.",
+            "in_progress",
+            retry_after=IN_PROGRESS_RETRY_AFTER_SECONDS,
+        )
+    if isinstance(exc, KeyReused):
+        return unprocessable(
+            "This Idempotency-Key was already used with a different request; use a new key.",
+            "idempotency_key_reused",
+            "Idempotency key reused",
+        )
+    logger.warning("idempotency store unavailable", extra={"error": str(exc)})
+    return unavailable(
+        "The relay's storage is unavailable; try again shortly.",
+        "storage_unavailable",
+        STORAGE_RETRY_AFTER_SECONDS,
+    )
 
 
 def _seconds_until(instant: object) -> int:

@@ -150,7 +150,7 @@ class Container:
         self.workload = Workload("peer" if self.peer else "warm")
         self.samples: dict[str, list[float]] = {}
         self.operations: dict[str, list[str]] = {}  # the DynamoDB operations of each request
-        self._first_answer: str | None = None  # the peer's answer to the latest new reschedule
+        self._first_answer: Any = None  # the peer's answer to the latest new reschedule
 
     def _record(self, name: str, value: float) -> None:
         self.samples.setdefault(name, []).append(value)
@@ -159,12 +159,13 @@ class Container:
         if not self.peer:
             check_answer(result, replayed=replayed)
             return
-        # The peer's replay is Powertools' stored answer: the first answer again, byte for byte.
+        # The peer's replay is Powertools' stored answer: the first answer again (its keys sorted).
         if result.get("statusCode") != 200:
             raise RuntimeError(f"the peer answered {result.get('statusCode')}: {result.get('body')!r}")
-        if replayed and result.get("body") != self._first_answer:
+        answer = json.loads(result.get("body") or "null")
+        if replayed and answer != self._first_answer:
             raise RuntimeError(f"the peer's replay is not its first answer: {result.get('body')!r}")
-        self._first_answer = result.get("body")
+        self._first_answer = answer
 
     def _handle(self, reschedule: Reschedule, *, replayed: bool, record: bool) -> None:
         event, context = reschedule.event(), lambda_context()

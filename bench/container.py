@@ -140,7 +140,8 @@ class Container:
         self.floor: Floor | None = None
         self.secretsmanager: Any = None
         if self.peer:
-            self.dynamodb = app.dynamodb  # the peer's one client (its persistence layer's and its record's)
+            peer_app: Any = app  # bench/peer/app.py: the working directory's app, not the relay's
+            self.dynamodb = peer_app.dynamodb  # its one client (its persistence layer's and its record's)
         else:
             from relay.dal import clients  # noqa: PLC0415
 

@@ -87,12 +87,13 @@ def _problem(status: int, title: str, detail: str) -> Response[str]:
     return Response(status_code=status, content_type=PROBLEM_JSON, body=json.dumps(body))
 
 
-@app.exception_handler(Refused)
+# Powertools' exception_handler and idempotent_function decorators are untyped (Callable[..., Any]).
+@app.exception_handler(Refused)  # type: ignore[untyped-decorator]
 def _refused(error: Refused) -> Response[str]:
     return _problem(error.status, error.title, error.detail)
 
 
-@app.exception_handler(httpx.HTTPError)
+@app.exception_handler(httpx.HTTPError)  # type: ignore[untyped-decorator]
 def _provider_failed(_error: httpx.HTTPError) -> Response[str]:
     return _problem(502, "Bad Gateway", "the provider did not accept the reschedule")
 
@@ -114,7 +115,9 @@ def _caller(authorization: str | None, provider: str, account: str) -> str:
     raise Refused(401, "Unauthorized", "unknown API key")
 
 
-@idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=idempotency)
+@idempotent_function(  # type: ignore[untyped-decorator]
+    data_keyword_argument="request", persistence_store=persistence, config=idempotency
+)
 def move_booking(request: dict[str, Any]) -> dict[str, Any]:
     body = request["body"]
     secret = parameters.get_secret(

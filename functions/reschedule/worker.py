@@ -46,6 +46,18 @@ class WaitingForNextAttempt(Exception):
     """Raised for a message to leave in the queue: its visibility timeout was set to its next attempt."""
 
 
+def _callback_on_delivery_queue(message: ReceivedMessage) -> None:
+    """An event queued here before the callback queue existed moves there (the callback function
+    sends it); without a callback queue (an older deployment) it is sent here, as before."""
+    if settings.callback_queue_url:
+        callbacks.adopt(message.body)
+        metrics.add_metric(name="CallbacksMoved", unit=MetricUnit.Count, value=1)
+        return
+    if callbacks.send(message) is Disposition.WAITING:
+        raise WaitingForNextAttempt()
+    metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+
+
 def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
     message = ReceivedMessage(
         body=record.body,
@@ -53,9 +65,7 @@ def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
         receive_count=int(record.attributes.approximate_receive_count or 1),
     )
     if is_callback(message.body):  # an outcome event for a source's callback URL
-        if callbacks.send(message) is Disposition.WAITING:
-            raise WaitingForNextAttempt()
-        metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+        _callback_on_delivery_queue(message)
         return
     # The provider call and the outcome's write must end before this invocation is stopped.
     deadline = Deadline.for_invocation(lambda_context, settings.deadline_safety_margin_seconds)

@@ -6,11 +6,13 @@ import time
 from typing import Any, cast
 
 import pytest
+from pydantic import ValidationError
 
 from local.seed import DEMO_SOURCES, ZAPIER_DEMO, registry
 from relay.callers.admission import admit, identify
 from relay.callers.registry import SourcesReader
 from relay.errors import RelayError
+from relay.settings import REGISTRY_NEW_KEY_PROMISE_SECONDS, REGISTRY_REFUSAL_PROMISE_SECONDS, settings_from
 from tests.unit.fakes import FakeSecrets
 
 NAME = "reschedule-relay/sources"
@@ -120,3 +122,16 @@ def test_other_refusals_never_reread_the_registry() -> None:
         reader.admit(lambda r: identify(r, malformed, now=time.time()))
     assert refused.value.code == "malformed_credentials"
     assert _forced(secrets) == 0
+
+
+def test_the_registry_settings_keep_their_promises_by_default() -> None:
+    # A revoked source is refused within 60 s in every container, a new key works within 15 s.
+    settings = settings_from({"IDEMPOTENCY_TABLE_NAME": "idem", "RESCHEDULES_TABLE_NAME": "recs"})
+    assert settings.registry_max_age_seconds <= REGISTRY_REFUSAL_PROMISE_SECONDS == 60
+    assert 0 < settings.registry_recheck_seconds <= REGISTRY_NEW_KEY_PROMISE_SECONDS == 15
+    # Shorter than the provider credentials' cache: the registry is what revocation changes.
+    assert settings.registry_max_age_seconds < settings.secrets_max_age_seconds
+    # And an operator cannot configure them past the promises.
+    for name, value in (("REGISTRY_MAX_AGE_SECONDS", "61"), ("REGISTRY_RECHECK_SECONDS", "16")):
+        with pytest.raises(ValidationError):
+            settings_from({"IDEMPOTENCY_TABLE_NAME": "idem", "RESCHEDULES_TABLE_NAME": "recs", name: value})

@@ -116,9 +116,10 @@ class WebhookSender:
         return self._client
 
     async def _post(self, url: str, headers: dict[str, str], body: bytes) -> Sent:
+        client = self._async_client()  # the first one's TLS context is not the receiver's time
         try:
             async with asyncio.timeout(self._timeout_seconds):
-                request = self._async_client().stream("POST", url, content=body, headers=headers)
+                request = client.stream("POST", url, content=body, headers=headers)
                 async with request as response:  # status line and headers read; the body never is
                     status = response.status_code
         except (TimeoutError, httpx.TimeoutException):

@@ -8,15 +8,18 @@ body, and gives up when the timeout setting has passed in total (`WebhookSender`
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpx
 
 from relay.webhooks.signing import signature_header
+
+if TYPE_CHECKING:
+    import asyncio
 
 USER_AGENT = "reschedule-relay-callbacks/1"
 # Enough of an answer to tell what it was; the rest is not read.
@@ -79,9 +82,8 @@ class WebhookSender:
     callback creates them; a TLS context costs milliseconds).
     """
 
-    def __init__(self, timeout_seconds: float, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, timeout_seconds: float) -> None:
         self._timeout_seconds = timeout_seconds
-        self._transport = transport  # tests: a mock transport
         self._runner: asyncio.Runner | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -101,6 +103,9 @@ class WebhookSender:
             "webhook-signature": signature_header(target.keys, webhook_id, timestamp, body),
         }
         if self._runner is None:
+            # Imported here: only the callback function sends, so the HTTP door's cold start skips it.
+            import asyncio  # noqa: PLC0415
+
             self._runner = asyncio.Runner()
         return self._runner.run(self._post(target.url, headers, body))
 
@@ -111,11 +116,12 @@ class WebhookSender:
                 timeout=httpx.Timeout(self._timeout_seconds),
                 follow_redirects=False,
                 trust_env=False,
-                transport=self._transport,
             )
         return self._client
 
     async def _post(self, url: str, headers: dict[str, str], body: bytes) -> Sent:
+        import asyncio  # noqa: PLC0415 - loaded by post() already
+
         client = self._async_client()  # the first one's TLS context is not the receiver's time
         try:
             async with asyncio.timeout(self._timeout_seconds):

@@ -356,3 +356,16 @@ def test_a_source_whose_slots_are_all_held_waits_and_a_post_frees_the_slot_it_to
     assert state.slots == {("zap", 0): held, ("zap", 1): 0}
     # Every slot is tried, from a random one on
     assert sorted(state.slot_order[0]) == [0, 1]
+
+
+def test_an_event_found_on_the_delivery_queue_is_moved_to_the_callback_queue_unchanged() -> None:
+    # Given a retry queued on the delivery queue by a version from before the callback queue
+    old_queue, callback_queue, state = _Queue(), _Queue(), _State()
+    endpoint = _Endpoint()
+    _callbacks(endpoint, old_queue, state).notify("zap", _record())
+    body = old_queue.sent.pop()[0]
+    # When the worker finds it there, it hands it to the callbacks (whose queue is the callback queue)
+    _callbacks(endpoint, callback_queue, state).adopt(body)
+    # Then it is queued there as it was, and nothing is POSTed from the delivery worker
+    assert callback_queue.sent == [(body, 0)]
+    assert endpoint.posts == []

@@ -812,7 +812,7 @@ def test_the_callback_function_runs_the_same_code_with_only_what_callbacks_need(
 def test_the_callback_function_takes_one_event_at_a_time_from_its_own_queue(
     template: dict[str, Any], resources: dict[str, Any]
 ) -> None:
-    from relay.settings import Settings  # noqa: PLC0415 - the settings' defaults, read here only
+    from relay.settings import MAX_CALLBACK_TIMEOUT_SECONDS, Settings  # noqa: PLC0415 - read here only
 
     event = _callbacks_event(resources)
     timeout = resources["CallbackFunction"]["Properties"]["Timeout"]
@@ -828,8 +828,9 @@ def test_the_callback_function_takes_one_event_at_a_time_from_its_own_queue(
     assert low <= concurrency <= high
     # One source's slow receiver holds at most its slots: some workers are always left for the others.
     assert defaults["callback_source_concurrency"].default < concurrency
-    # The whole POST, and the claim and settle around it, fit in an invocation.
-    assert timeout >= defaults["callback_timeout_seconds"].default + 10
+    # The longest POST the setting allows, and the claim and settle around it, fit in an invocation.
+    assert timeout >= MAX_CALLBACK_TIMEOUT_SECONDS + 10
+    assert defaults["callback_timeout_seconds"].default <= MAX_CALLBACK_TIMEOUT_SECONDS
     assert queue["VisibilityTimeout"] >= VISIBILITY_TO_TIMEOUT_RATIO * timeout
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]}
     assert "RedrivePolicy" not in resources["CallbackDeadLetterQueue"]["Properties"]

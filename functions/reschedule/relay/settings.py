@@ -17,6 +17,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 # What the registry settings promise an operator (docs/callers.md): their bounds.
 REGISTRY_REFUSAL_PROMISE_SECONDS = 60
 REGISTRY_NEW_KEY_PROMISE_SECONDS = 15
+# The callback function's Timeout (30 s in template.yaml) holds the longest POST and its bookkeeping.
+MAX_CALLBACK_TIMEOUT_SECONDS = 20
 
 
 def _time_format(value: int) -> int:
@@ -76,7 +78,7 @@ class Settings(BaseModel):
     # ---- outcome callbacks ----
     # Longest a callback POST may take in total, whatever the receiver does (Standard Webhooks
     # senders use about 15 s); the callback function's Timeout in template.yaml leaves room for it.
-    callback_timeout_seconds: float = Field(default=15.0, gt=0, le=30)
+    callback_timeout_seconds: float = Field(default=15.0, gt=0, le=MAX_CALLBACK_TIMEOUT_SECONDS)
     # The callback queue and its dead-letter queue (template.yaml): outcome events wait there for
     # the callback function, never on the delivery queue. Empty: callbacks share the delivery queue
     # (a deployment from before the split; docs/deploying.md).

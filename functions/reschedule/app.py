@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from relay import snapstart
 from relay.callers.admission import Admission, Attempt, admit, identify
-from relay.callers.registry import Caller, Registry
+from relay.callers.registry import Caller
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
@@ -115,12 +115,15 @@ def _to_page(location: str | None) -> Response | None:
     return _finish(Response(status_code=303, headers={"Location": location}, body=""))
 
 
-def _admit(sources: Registry, body: bytes) -> Admission:
+def _admit(body: bytes) -> Admission:
     headers = app.current.headers
     attempt = Attempt()
     app.state.attempt = attempt
     try:
-        admission = admit(sources, headers, body, now=time.time(), attempt=attempt)
+        # Against the cached registry, or one read again when it does not know the credential.
+        admission = relay_app.sources.admit(
+            lambda registry: admit(registry, headers, body, now=time.time(), attempt=attempt)
+        )
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
             raise service.refuse(attempt.caller.name, error) from None
@@ -156,7 +159,7 @@ def create_reschedule() -> Response:
     body = _raw_body()
     if len(body) > decoding.MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
-    admission = _admit(sources, body)
+    admission = _admit(body)
     link = admission.link
     if link is not None and link.spam:
         # Answered as if accepted, so the bot learns nothing; recorded, and no provider is called.
@@ -212,7 +215,8 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
 
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
-    caller = identify(relay_app.sources.current(), app.current.headers, now=time.time())
+    headers = app.current.headers
+    caller = relay_app.sources.admit(lambda registry: identify(registry, headers, now=time.time()))
     logger.append_keys(source=caller.name)
     return caller
 

@@ -52,6 +52,18 @@ MIN_DELIVERY_SECONDS = 2.0
 MIN_SECONDS_TO_START_DELIVERY = settings.deadline_safety_margin_seconds + MIN_DELIVERY_SECONDS
 
 
+def _callback_on_delivery_queue(message: ReceivedMessage) -> None:
+    """An event queued here before the callback queue existed moves there (the callback function
+    sends it); without a callback queue (an older deployment) it is sent here, as before."""
+    if settings.callback_queue_url:
+        callbacks.adopt(message.body)
+        metrics.add_metric(name="CallbacksMoved", unit=MetricUnit.Count, value=1)
+        return
+    if callbacks.send(message) is Disposition.WAITING:
+        raise WaitingForNextAttempt()
+    metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+
+
 def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
     message = ReceivedMessage(
         body=record.body,
@@ -59,9 +71,7 @@ def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
         receive_count=int(record.attributes.approximate_receive_count or 1),
     )
     if is_callback(message.body):  # an outcome event for a source's callback URL
-        if callbacks.send(message) is Disposition.WAITING:
-            raise WaitingForNextAttempt()
-        metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+        _callback_on_delivery_queue(message)
         return
     # The provider call and the outcome's write must end before this invocation is stopped (the
     # worker's own Timeout, not the HTTP door's API Gateway cap).

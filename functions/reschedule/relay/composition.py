@@ -60,21 +60,17 @@ def build(
 ) -> Relay:
     """`sqs` makes the SQS client (called at the first SQS call, only when a delivery queue is configured);
     `prefetched` is a secret already being read (the HTTP door's caller registry, relay/dal/secrets.py)."""
-    secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds, prefetched=prefetched)
-    sources = SourcesReader(secrets, sources_secret_name(settings.secrets_prefix))
+    secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
+    sources = sources_reader(settings, secretsmanager, prefetched)
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:
         queue = DeliveryQueue(sqs, settings.delivery_queue_url, settings.dead_letter_queue_url)
-        callbacks = Callbacks(
-            settings,
-            queue=queue,
-            state=CallbackState(dynamodb, settings.idempotency_table_name),
-            sender=WebhookSender(settings.callback_timeout_seconds),
-            # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
-            targets=lambda source: sources.current().callback_target(source),
+        # Without a callback queue of their own (a deployment from before it), events share this one.
+        callbacks = build_callbacks(
+            settings, dynamodb=dynamodb, sources=sources, queue=callback_queue(settings, sqs) or queue
         )
     ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
     step = AttemptStep(
@@ -101,3 +97,50 @@ def build(
         deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
     queries = Queries(settings, records=records, ledger=ledger)
     return Relay(settings, service, queries, sources, deliveries, callbacks)
+
+
+def sources_reader(
+    settings: Settings, secretsmanager: SecretsManagerClient, prefetched: Prefetch | None = None
+) -> SourcesReader:
+    """The caller registry, in a cache of its own with the freshness its settings promise (shorter
+    than the provider credentials')."""
+    return SourcesReader(
+        SecretStore(secretsmanager, settings.registry_max_age_seconds, prefetched=prefetched),
+        sources_secret_name(settings.secrets_prefix),
+        recheck_seconds=settings.registry_recheck_seconds,
+    )
+
+
+def callback_queue(settings: Settings, sqs: Callable[[], Any]) -> DeliveryQueue | None:
+    """The outcome callbacks' own queue (and its dead-letter queue), None when none is configured."""
+    if not settings.callback_queue_url:
+        return None
+    return DeliveryQueue(sqs, settings.callback_queue_url, settings.callback_dead_letter_queue_url)
+
+
+def build_callbacks(
+    settings: Settings, *, dynamodb: DynamoDBClient, sources: SourcesReader, queue: DeliveryQueue
+) -> Callbacks:
+    return Callbacks(
+        settings,
+        queue=queue,
+        state=CallbackState(dynamodb, settings.idempotency_table_name),
+        sender=WebhookSender(settings.callback_timeout_seconds),
+        # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
+        targets=lambda source: sources.current().callback_target(source),
+    )
+
+
+def build_callback_worker(
+    settings: Settings,
+    *,
+    dynamodb: DynamoDBClient,
+    secretsmanager: SecretsManagerClient,
+    sqs: Callable[[], Any],
+) -> Callbacks:
+    """The callback function's side alone: no service, no providers (its cold start reads nothing else)."""
+    queue = callback_queue(settings, sqs)
+    if queue is None:
+        raise RuntimeError("the callback worker needs CALLBACK_QUEUE_URL")
+    sources = sources_reader(settings, secretsmanager)
+    return build_callbacks(settings, dynamodb=dynamodb, sources=sources, queue=queue)

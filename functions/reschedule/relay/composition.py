@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
 from relay.dal.callbacks import CallbackState
+from relay.dal.circuits import CircuitStore
 from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
@@ -17,10 +18,12 @@ from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
 from relay.reschedule.callbacks import Callbacks
+from relay.reschedule.circuit import PROBE_LEASE_MARGIN_SECONDS, Breaker
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
 from relay.reschedule.step import AttemptStep
+from relay.reschedule.stops import ACCOUNT_NOT_ALLOWED, SOURCE_REVOKED
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
 
@@ -73,6 +76,16 @@ def build(
             settings, dynamodb=dynamodb, sources=sources, queue=callback_queue(settings, sqs) or queue
         )
     ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
+    # The circuits, like the pacing buckets, live in the idempotency table; only deliveries use them.
+    breaker = Breaker(
+        CircuitStore(dynamodb, settings.idempotency_table_name),
+        probe_interval_seconds=settings.circuit_probe_interval_seconds,
+        probe_lease_seconds=int(
+            settings.provider_connect_timeout_seconds
+            + settings.provider_read_timeout_seconds
+            + PROBE_LEASE_MARGIN_SECONDS
+        ),
+    )
     step = AttemptStep(
         settings,
         secrets=secrets,
@@ -82,6 +95,7 @@ def build(
             settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
         ),
         adapters=adapters,
+        breaker=breaker,
     )
     service = RescheduleService(
         settings,
@@ -94,9 +108,31 @@ def build(
     )
     deliveries = None
     if queue is not None:
-        deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
+        deliveries = Deliveries(
+            settings,
+            step=step,
+            ledger=ledger,
+            queue=queue,
+            callbacks=callbacks,
+            authorised=delivery_authorisation(sources),
+        )
     queries = Queries(settings, records=records, ledger=ledger)
     return Relay(settings, service, queries, sources, deliveries, callbacks)
+
+
+def delivery_authorisation(sources: SourcesReader) -> Callable[[str, str, str], str | None]:
+    """Queued work is re-authorised at delivery against the current registry (its own freshness):
+    the reason code a source may no longer make this move, or None."""
+
+    def refusal(source: str, provider: str, account: str) -> str | None:
+        entry = sources.current().sources.get(source)
+        if entry is None:
+            return SOURCE_REVOKED
+        if account not in entry.providers.get(provider, []):
+            return ACCOUNT_NOT_ALLOWED
+        return None
+
+    return refusal
 
 
 def sources_reader(

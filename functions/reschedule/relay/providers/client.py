@@ -38,6 +38,15 @@ USER_AGENT = "reschedule-relay/0.1"
 
 
 @dataclass(frozen=True)
+class SendPolicy:
+    """How one attempt may call: a guard run right before each call starts (it raises to stop the
+    attempt: a cancelled queued request), and how many tries it may make (a circuit's probe: one)."""
+
+    before_each: Callable[[], None] | None = None
+    max_tries: int = MAX_ATTEMPTS
+
+
+@dataclass(frozen=True)
 class ProviderReply:
     status: int
     body: Any
@@ -81,6 +90,8 @@ class ProviderError(RelayError):
             wait_at_least=None,
         )
 
+
+DEFAULT_POLICY = SendPolicy()
 
 # Retried: no answer at all, or an answer that says "try again" (contracts: 429 carries Retry-After).
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -131,6 +142,8 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply:
         """Move the booking: refuse what the provider's booking says cannot move, then send the move.
 
@@ -140,17 +153,25 @@ class ProviderClient:
         """
         read = provider.read_booking(command.booking_id) if provider.reads_before_move else None
         if read is not None:
-            refusal = provider.movable(self.send(provider, read, credentials, deadline, pacing).body)
+            refusal = provider.movable(
+                self.send(provider, read, credentials, deadline, pacing, policy=policy).body
+            )
             if refusal is not None and refusal.moved_to is None:
                 raise _refused(refusal, None, 0)
             if refusal is not None and refusal.moved_to is not None:
-                return self._settle(provider, command, refusal.moved_to, credentials, deadline, pacing=pacing)
+                return self._settle(
+                    provider, command, refusal.moved_to, credentials, deadline, pacing=pacing, policy=policy
+                )
         try:
-            return self.send(provider, provider.build_request(command), credentials, deadline, pacing=pacing)
+            return self.send(
+                provider, provider.build_request(command), credentials, deadline, pacing, policy=policy
+            )
         except ProviderError as error:
             if error.moved_to is None:
                 raise
-            return self._settle(provider, command, error.moved_to, credentials, deadline, pacing=pacing)
+            return self._settle(
+                provider, command, error.moved_to, credentials, deadline, pacing=pacing, policy=policy
+            )
 
     def _settle(
         self,
@@ -161,11 +182,12 @@ class ProviderClient:
         deadline: Deadline | None,
         *,
         pacing: Pacing | None,
+        policy: SendPolicy | None,
     ) -> ProviderReply:
         read = provider.read_booking(moved_to)
         if read is None:  # pragma: no cover - only providers that read bookings name a new id
             raise booking_moved_elsewhere(provider.name, moved_to)
-        reply = self.send(provider, read, credentials, deadline, pacing=pacing)
+        reply = self.send(provider, read, credentials, deadline, pacing, policy=policy)
         if not provider.starts_at(reply.body, command.start):
             raise booking_moved_elsewhere(provider.name, moved_to)
         return reply
@@ -177,16 +199,21 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply:
         deadline = deadline or Deadline.within(self._settings.provider_read_timeout_seconds * MAX_ATTEMPTS)
+        policy = policy or DEFAULT_POLICY
         attempt = 0
         while True:
             attempt += 1
             self._pace(provider, pacing, deadline)
+            if policy.before_each is not None:
+                policy.before_each()  # after the pacing wait: nothing stands between it and the call
             try:
                 return self._send_once(provider, request, credentials, deadline)
             except ProviderError as error:
-                if not error.retryable or attempt >= MAX_ATTEMPTS:
+                if not error.retryable or attempt >= policy.max_tries:
                     raise error.final() from None
                 wait = self._backoff(attempt, error.wait_at_least)
                 if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():

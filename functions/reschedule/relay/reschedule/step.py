@@ -7,18 +7,19 @@ neither imports the other. A step either returns `Moved` or raises the RelayErro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from relay.errors import not_configured
+from relay.errors import RelayError, not_configured
 from relay.ports import pace_key
-from relay.providers.client import ProviderError
+from relay.providers.client import ProviderError, SendPolicy
 from relay.providers.pacing import Pacing
 from relay.reschedule.attempts import Succeeded, result_of
+from relay.reschedule.circuit import PROBE_TRIES, Admission, Turn, counts
 
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from relay.ports import Records, Secrets
     from relay.providers.base import Credentials, Provider
     from relay.providers.client import ProviderReply
+    from relay.reschedule.circuit import Breaker
     from relay.settings import Settings
 
 logger = Logger(child=True)
@@ -41,6 +43,8 @@ class Providers(Protocol):
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply: ...
 
 
@@ -63,12 +67,14 @@ class AttemptStep:
         records: Records,
         providers: Providers,
         adapters: Mapping[str, Provider],
+        breaker: Breaker | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets
         self._records = records
         self._providers = providers
         self._adapters = adapters
+        self._breaker = breaker
 
     def credentials_name(self, command: RescheduleCommand) -> str:
         return f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
@@ -77,10 +83,50 @@ class AttemptStep:
         """Start reading the account's secret (on a cold cache) while the caller takes its key."""
         self._secrets.prefetch(self.credentials_name(command))
 
-    def move(self, command: RescheduleCommand, deadline: Deadline, *, pace_wait: float) -> Moved:
-        """One attempt: pace, call, and read the answer. `pace_wait`: the door's longest pacing wait."""
+    def admit(self, command: RescheduleCommand, token: str) -> Admission | None:
+        """The account's circuit for a queued delivery: call as usual, probe, or wait (None: no circuit)."""
+        if self._breaker is None:
+            return None
+        return self._breaker.admit(command.provider, command.account, token)
+
+    def release(self, admission: Admission | None) -> None:
+        """An admission not used (the delivery did not start): its probe lease is given back."""
+        if self._breaker is not None and admission is not None:
+            self._breaker.settled(admission, None, called=False)
+
+    def hold_after(self, error: RelayError) -> int | None:
+        """After a failed queued attempt: the wait until the account's next probe when this failure
+        counts for its circuit (it is open now), else None (the retry schedule applies)."""
+        if self._breaker is None or not counts(error):
+            return None
+        return self._breaker.reopen_wait()
+
+    def move(
+        self,
+        command: RescheduleCommand,
+        deadline: Deadline,
+        *,
+        pace_wait: float,
+        admission: Admission | None = None,
+        guard: Callable[[], None] | None = None,
+    ) -> Moved:
+        """One attempt: pace, call, and read the answer. `pace_wait`: the door's longest pacing wait.
+
+        A queued delivery passes its circuit `admission` (a probe makes one try; the outcome opens or
+        closes the circuit) and its `guard`, run right before each provider call starts.
+        """
         adapter = self._adapters[command.provider]
-        reply = self._call(adapter, self.latest(command), deadline, pace_wait)
+        tries = PROBE_TRIES if admission is not None and admission.turn is Turn.PROBE else None
+        policy = None if guard is None and tries is None else SendPolicy(before_each=guard, **_tries(tries))
+        try:
+            reply = self._call(adapter, self.latest(command), deadline, pace_wait, policy)
+        except RelayError as error:
+            if self._breaker is not None and admission is not None:
+                # Only a ProviderError comes from a call; pacing, the guard or a secret stopped the others.
+                self._breaker.settled(admission, error, called=isinstance(error, ProviderError))
+            raise
+        if self._breaker is not None and admission is not None:
+            self._breaker.settled(admission, None, called=True)
         return Moved(
             Succeeded(
                 reply.status,
@@ -104,12 +150,17 @@ class AttemptStep:
         return command.model_copy(update={"booking_id": latest})
 
     def _call(
-        self, adapter: Provider, command: RescheduleCommand, deadline: Deadline, pace_wait: float
+        self,
+        adapter: Provider,
+        command: RescheduleCommand,
+        deadline: Deadline,
+        pace_wait: float,
+        policy: SendPolicy | None,
     ) -> ProviderReply:
         credentials = self._credentials(command)
         pacing = self._pacing(adapter, command, credentials, pace_wait)
         try:
-            return self._providers.move(adapter, command, credentials, deadline, pacing=pacing)
+            return self._providers.move(adapter, command, credentials, deadline, pacing=pacing, policy=policy)
         except ProviderError as error:
             if error.code != "provider_auth_failed":
                 raise
@@ -118,7 +169,7 @@ class AttemptStep:
             "provider refused the cached token; reading it again", extra={"provider": adapter.name}
         )
         credentials = self._credentials(command, force_fetch=True)
-        return self._providers.move(adapter, command, credentials, deadline, pacing=pacing)
+        return self._providers.move(adapter, command, credentials, deadline, pacing=pacing, policy=policy)
 
     def _pacing(
         self, adapter: Provider, command: RescheduleCommand, credentials: Credentials, pace_wait: float
@@ -145,3 +196,7 @@ class AttemptStep:
         for warning in credentials.warnings():
             logger.warning(warning, extra={"provider": command.provider, "account": command.account})
         return credentials
+
+
+def _tries(tries: int | None) -> dict[str, int]:
+    return {} if tries is None else {"max_tries": tries}

@@ -55,12 +55,19 @@ def inside_lead(settings: Settings) -> RelayError:
 
 def not_authorised(reason: str) -> RelayError:
     """A queued move whose source no longer may make it (re-authorised at delivery)."""
-    detail = (
-        "The source was revoked after this move was queued; it was not delivered."
-        if reason == SOURCE_REVOKED
-        else "The source may no longer use this provider account; the queued move was not delivered."
+    if reason == SOURCE_REVOKED:
+        return RelayError(
+            detail="The source was revoked after this move was queued; it was not delivered.",
+            status=403,
+            code="source_revoked",
+            title="No longer authorised",
+        )
+    return RelayError(
+        detail="The source may no longer use this provider account; the queued move was not delivered.",
+        status=403,
+        code="account_not_allowed",
+        title="No longer authorised",
     )
-    return RelayError(detail=detail, status=403, code=reason, title="No longer authorised")
 
 
 def stopped() -> RelayError:

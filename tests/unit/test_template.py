@@ -695,9 +695,10 @@ def test_both_functions_know_the_queues_and_the_maximum_age(template: dict[str, 
     assert environment["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeliveryDeadLetterQueue"}
     assert environment["DELIVERY_MAX_AGE_SECONDS"] == {"Ref": "DeliveryMaxAgeSeconds"}
     assert environment["DELIVERY_MIN_LEAD_SECONDS"] == {"Ref": "DeliveryMinLeadSeconds"}
-    assert template["Parameters"]["DeliveryMinLeadSeconds"]["Default"] == Settings.model_fields[
-        "delivery_min_lead_seconds"
-    ].default
+    assert (
+        template["Parameters"]["DeliveryMinLeadSeconds"]["Default"]
+        == Settings.model_fields["delivery_min_lead_seconds"].default
+    )
     assert max_age["Type"] == "Number"
     assert max_age["Default"] == 86400
 

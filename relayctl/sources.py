@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import os
 import re
 import secrets
+import time
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from relay.callers.registry import MAX_SECRETS_PER_SOURCE, SOURCE_NAME_PATTERN, WEBHOOK_SECRET_PREFIX
+from relay.dal.ledger import Ledger
+from relay.dal.records import RecordStore
+from relay.ports import LedgerUnavailable, LockNotHeld, Stopping
+from relay.reschedule.stops import SOURCE_REVOKED, ended_record, stop_outcome
+from relay.settings import Settings
 from relay.webhooks.sender import url_allowed
 from relayctl import registry
-from relayctl.aws import Target
+from relayctl.aws import Target, unavailable
 from relayctl.errors import ToolError
 from relayctl.output import emit_json, say, table
 
@@ -152,6 +161,11 @@ def retire_source(target: Target, args: argparse.Namespace) -> int:
     return 0
 
 
+# The sparse index of queued records by source (template.yaml), and how many a page reads.
+QUEUED_INDEX = "QueuedBySource"
+QUEUED_PAGE = 100
+
+
 def revoke_source(target: Target, args: argparse.Namespace) -> int:
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         _source(raw, args.name)
@@ -159,11 +173,61 @@ def revoke_source(target: Target, args: argparse.Namespace) -> int:
         return raw
 
     registry.update(target.secretsmanager, target.sources_secret, change)
+    stopped = _stop_queued(target, args.name)
     if args.json:
-        emit_json({"name": args.name, "revoked": True})
+        emit_json({"name": args.name, "revoked": True, "queued_stopped": stopped})
+        return 0
+    say(f"{args.name}: revoked; its calls are refused once the relay's secret cache refreshes")
+    if stopped is None:
+        say("queued moves not checked (no tables: pass --table/--stack); the worker refuses them at delivery")
     else:
-        say(f"{args.name}: revoked; its calls are refused once the relay's secret cache refreshes")
+        say(f"stopped {stopped} queued move(s): they end failed (source_revoked) and are never delivered")
     return 0
+
+
+def _stop_queued(target: Target, name: str) -> int | None:
+    """End the source's queued moves `failed` (source_revoked); one whose provider call is under
+    way gets the stop noted (the worker ends it). None when the tables are not known."""
+    idempotency_table = target.idempotency_table or os.environ.get("IDEMPOTENCY_TABLE_NAME")
+    if not target.reschedules_table or not idempotency_table:
+        return None
+    records = RecordStore(target.dynamodb, target.reschedules_table)
+    ledger = Ledger(target.dynamodb, idempotency_table, records)
+    retention = int(
+        os.environ.get("RECORD_RETENTION_DAYS", Settings.model_fields["record_retention_days"].default)
+    )
+    stopped = 0
+    start: Any = None
+    try:
+        while True:
+            page = target.dynamodb.query(
+                TableName=target.reschedules_table,
+                IndexName=QUEUED_INDEX,
+                KeyConditionExpression="queued_source = :s",
+                ExpressionAttributeValues={":s": {"S": name}},
+                Limit=QUEUED_PAGE,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for item in page.get("Items", []):
+                stopped += _stop(ledger, RecordStore.plain(item), retention)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return stopped
+    except (BotoCoreError, ClientError, LedgerUnavailable) as exc:
+        raise unavailable(f"stopping {name}'s queued moves (stopped {stopped} so far)", exc) from None
+
+
+def _stop(ledger: Ledger, stored: dict[str, Any], retention_days: int) -> int:
+    if stored.get("status") != "queued":
+        return 0
+    record = ended_record(stored, stop_outcome(SOURCE_REVOKED), retention_days=retention_days)
+    try:
+        ledger.cancel(record, item_id=str(stored.get("idempotency_record", "")), now=int(time.time()))
+    except Stopping:
+        return 1  # a call is under way: the worker ends it (succeeded only if that call moved it)
+    except LockNotHeld:
+        return 0  # it ended meanwhile
+    return 1
 
 
 def set_source(target: Target, args: argparse.Namespace) -> int:

@@ -529,8 +529,11 @@ def test_table_keys(resources: dict[str, Any]) -> None:
     assert idempotency["TimeToLiveSpecification"]["AttributeName"] == "expiration"
     assert reschedules["KeySchema"] == [{"AttributeName": "reschedule_id", "KeyType": "HASH"}]
     assert reschedules["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
-    (by_booking,) = reschedules["GlobalSecondaryIndexes"]
+    by_booking, queued = reschedules["GlobalSecondaryIndexes"]
     assert by_booking["IndexName"] == "ByBooking"
+    # Sparse: the attempt record's builder sets queued_source only while it is queued.
+    assert queued["IndexName"] == "QueuedBySource"
+    assert queued["KeySchema"][0] == {"AttributeName": "queued_source", "KeyType": "HASH"}
     assert by_booking["KeySchema"] == [
         {"AttributeName": "booking_key", "KeyType": "HASH"},
         {"AttributeName": "attempted_at", "KeyType": "RANGE"},

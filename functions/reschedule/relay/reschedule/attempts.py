@@ -67,6 +67,8 @@ class AttemptRecord(TypedDict, total=False):
     finished_at: str | None
     # The idempotency item this request holds (its hashed key, not the caller's key).
     idempotency_record: str
+    # Only while queued: its source, the key of the sparse QueuedBySource index (template.yaml).
+    queued_source: str
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,8 @@ def attempt_record(
     record |= _outcome_fields(outcome)
     if delivery is not None:
         record |= _delivery_fields(delivery, waiting=isinstance(outcome, Queued))
+        if isinstance(outcome, Queued):
+            record |= AttemptRecord(queued_source=source)
     return record
 
 

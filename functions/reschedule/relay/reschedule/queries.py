@@ -17,12 +17,11 @@ from relay.reschedule.attempts import (
     QUEUED,
     AttemptRecord,
     Cancelled,
-    Delivery,
-    attempt_record,
     public_view,
     summary,
 )
 from relay.reschedule.history import booking_history
+from relay.reschedule.stops import ended_record
 from relay.times import utc_now
 
 if TYPE_CHECKING:
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-# What a cancelled record keeps of the queued one (the command itself is only in the queue).
-_KEPT_ON_CANCEL = ("provider", "account", "booking_id", "booking_key", "start", "end", "timezone")
 # A cancel that comes while a provider call is under way waits this long at most for that call's
 # outcome (a provider answers within its read timeout), reading the record this often.
 CANCEL_SETTLE_SECONDS = 12.0
@@ -117,29 +114,11 @@ class Queries:
         return public_view(dict(cancelled))
 
     def _cancelled(self, source: str, reschedule_id: str, record: dict[str, Any]) -> AttemptRecord:
-        now = utc_now()
-        item_id = str(record.get("idempotency_record", ""))
-        delivery = Delivery(
-            mode=record.get("delivery", "async"),
-            queued_at=_parse(record.get("queued_at")) or now,
-            idempotency_record=item_id,
-            attempts=int(record.get("attempts") or 0),
-            last_error=record.get("last_error"),
-            last_error_detail=record.get("last_error_detail"),
-            finished_at=now,
-        )
-        cancelled: AttemptRecord = attempt_record(
-            reschedule_id=reschedule_id,
-            source=source,
-            attempted_at=_parse(record.get("attempted_at")) or now,
+        return ended_record(
+            record | {"reschedule_id": reschedule_id, "source": source},
+            Cancelled(),
             retention_days=self._settings.record_retention_days,
-            outcome=Cancelled(),
-            delivery=delivery,
         )
-        for field in _KEPT_ON_CANCEL:
-            if field in record:
-                cancelled[field] = record[field]  # type: ignore[literal-required]
-        return cancelled
 
     def _settle(self, source: str, reschedule_id: str, deadline: Deadline | None) -> dict[str, Any]:
         """Wait (bounded) for the call under way to end, and answer with what it left."""

@@ -8,10 +8,11 @@ Shared by the queued delivery, the queries (cancel) and the HTTP door's intake c
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from relay.errors import RelayError, invalid_field
-from relay.reschedule.attempts import Cancelled, Failed, Outcome
+from relay.reschedule.attempts import AttemptRecord, Cancelled, Delivery, Failed, Outcome, attempt_record
+from relay.times import utc_now
 
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
@@ -24,6 +25,8 @@ START_PASSED = "start_passed"
 # The guard refused a provider call: the record was cancelled, or a stop was asked for.
 DELIVERY_STOPPED = "delivery_stopped"
 INSIDE_LEAD = "inside_lead"
+# What a record ended without the worker keeps of the queued one (the command is only in the queue).
+_KEPT_WHEN_ENDED = ("provider", "account", "booking_id", "booking_key", "start", "end", "timezone")
 
 
 def last_moment(command: RescheduleCommand, settings: Settings) -> datetime:
@@ -82,3 +85,38 @@ def stopped() -> RelayError:
 def stop_outcome(reason: str) -> Outcome:
     """What a stop asked for by `reason` ends the record as."""
     return Cancelled() if reason == CANCELLED_BY_SOURCE else Failed(not_authorised(reason))
+
+
+def ended_record(stored: dict[str, Any], outcome: Outcome, *, retention_days: int) -> AttemptRecord:
+    """A stored queued record, ended by its source's cancel or a revocation (not by the worker)."""
+    now = utc_now()
+    delivery = Delivery(
+        mode=stored.get("delivery", "async"),
+        queued_at=_parse(stored.get("queued_at")) or now,
+        idempotency_record=str(stored.get("idempotency_record", "")),
+        attempts=int(stored.get("attempts") or 0),
+        last_error=stored.get("last_error"),
+        last_error_detail=stored.get("last_error_detail"),
+        finished_at=now,
+    )
+    ended = attempt_record(
+        reschedule_id=str(stored["reschedule_id"]),
+        source=str(stored["source"]),
+        attempted_at=_parse(stored.get("attempted_at")) or now,
+        retention_days=retention_days,
+        outcome=outcome,
+        delivery=delivery,
+    )
+    for field in _KEPT_WHEN_ENDED:
+        if field in stored:
+            ended[field] = stored[field]  # type: ignore[literal-required]
+    return ended
+
+
+def _parse(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

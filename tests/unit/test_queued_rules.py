@@ -374,3 +374,24 @@ def test_an_unused_probe_lease_is_given_back() -> None:
     probe = breaker.admit("iclosed", "default", "a")
     breaker.settled(probe, None, called=False)
     assert breaker.admit("iclosed", "default", "b").turn is Turn.PROBE
+
+
+def test_the_guard_stops_a_call_whose_last_moment_passed_while_it_waited_for_its_slot() -> None:
+    # Given a move whose last moment comes while its delivery waits (as for a pacing slot)
+    start = datetime.now(UTC) + timedelta(seconds=SETTINGS.delivery_min_lead_seconds + 1)
+    relay = _Relay(ICLOSED_OK)
+    reschedule_id = relay.accept(_command(start))
+    waited: list[bool] = []
+
+    def wait_for_the_slot() -> None:
+        waited.append(True)
+        time.sleep(1.2)
+
+    relay.providers.before_call.append(wait_for_the_slot)
+
+    assert relay.deliver() is Disposition.FINISHED
+
+    record = relay.record(reschedule_id)
+    assert (record["status"], record["reason"], record["attempts"]) == ("failed", "start_passed", 0)
+    assert waited == [True]  # it got as far as the wait: the guard, not the check before, stopped it
+    assert relay.providers.tries == []

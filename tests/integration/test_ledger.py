@@ -268,3 +268,19 @@ def test_an_async_request_finds_a_running_key_busy(ledger: Ledger) -> None:
     assert ledger.answered_by(key.item_id) is None
     with pytest.raises(KeyInProgress):
         ledger.accept_queued(key, {}, _record("queued"), now=time.time(), expires_at=int(time.time()) + TTL)
+
+
+def test_a_delivery_that_died_mid_call_leaves_no_mark_on_the_next_ones_lock(ledger: Ledger) -> None:
+    key = _key()
+    claim = _take(ledger, key)
+    assert isinstance(claim, Claim)
+    queued = _record("queued", idempotency_record=key.item_id)
+    ledger.complete_queued(claim, {"status": "queued"}, queued, expires_at=int(time.time()) + TTL)
+    now = int(time.time())
+    # Given a delivery that marked its call and died (its lock ran out)
+    ledger.lock_delivery(queued["reschedule_id"], "token-1", now=now, until=now + 1)
+    ledger.guard_send(queued["reschedule_id"], "token-1")
+    # When the next delivery locks it, a cancel before its call is final at once
+    ledger.lock_delivery(queued["reschedule_id"], "token-2", now=now + 2, until=now + 60)
+    ledger.cancel({**queued, "status": "cancelled"}, item_id=key.item_id, now=now + 2)
+    assert ledger.read_record(queued["reschedule_id"])["status"] == "cancelled"  # type: ignore[index]

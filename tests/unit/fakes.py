@@ -219,6 +219,7 @@ class FakeLedger:
         ):
             raise LockNotHeld
         record |= {"delivery_lock": token, "delivery_lock_expires": until}
+        record.pop("sending", None)
 
     def _locked(self, record: Mapping[str, Any], token: str) -> None:
         if self.records.items.get(str(record["reschedule_id"]), {}).get("delivery_lock") != token:

@@ -332,7 +332,10 @@ class Ledger:
             self._client.update_item,
             TableName=self._records.table_name,
             Key={"reschedule_id": {"S": reschedule_id}},
-            UpdateExpression="SET delivery_lock = :token, delivery_lock_expires = :until",
+            # A `sending` mark left by a delivery that died mid-call is not this one's.
+            UpdateExpression=(
+                f"SET delivery_lock = :token, delivery_lock_expires = :until REMOVE {SENDING_ATTR}"
+            ),
             ConditionExpression=f"#status = :queued AND {_LOCK_FREE}",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={

@@ -13,12 +13,14 @@ from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
 from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
+from relay.dal.subscriptions import SubscriptionStore
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
 from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.service import RescheduleService
+from relay.reschedule.subscriptions import Subscriptions
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
 
@@ -40,6 +42,9 @@ class Relay:
     deliveries: Deliveries | None = None
     # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
     callbacks: Callbacks | None = None
+    # The sources' event subscriptions (REST hooks) and their attempts (recent outcomes).
+    subscriptions: Subscriptions | None = None
+    records: RecordStore | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -61,6 +66,7 @@ def build(
     sources = SourcesReader(secrets, sources_secret_name(settings.secrets_prefix))
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
+    subscriptions = Subscriptions(SubscriptionStore(dynamodb, settings.idempotency_table_name), settings)
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:
@@ -72,6 +78,7 @@ def build(
             sender=WebhookSender(settings.callback_timeout_seconds),
             # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
             targets=lambda source: sources.current().callback_target(source),
+            subscriptions=subscriptions,
         )
     service = RescheduleService(
         settings,
@@ -92,4 +99,4 @@ def build(
     if queue is not None:
         store = DeliveryStore(dynamodb, settings.idempotency_table_name, records)
         deliveries = Deliveries(settings, service=service, store=store, queue=queue, callbacks=callbacks)
-    return Relay(settings, service, sources, deliveries, callbacks)
+    return Relay(settings, service, sources, deliveries, callbacks, subscriptions, records)

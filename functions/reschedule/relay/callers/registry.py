@@ -186,6 +186,8 @@ class SignedLinkSource(_Source):
 
 
 SourceKind = TypeVar("SourceKind", bound=_Source)
+# The kinds that may hold event subscriptions (they authenticate /v1/subscriptions with an API key).
+SUBSCRIBING_KINDS = (ApiKeySource,)
 
 Source = Annotated[ApiKeySource | StandardWebhooksSource | SignedLinkSource, Field(discriminator="kind")]
 
@@ -241,7 +243,8 @@ class Caller(BaseModel):
     kind: str = "api_key"
     # The source's delivery mode from the registry, None for its kind's default.
     delivery: str | None = None
-    # True when the source has an outcome callback: its final outcomes are queued for it.
+    # True when the source may be told its outcomes: it has a registry callback, or it is an API-key
+    # source, which may subscribe (relay.reschedule.subscriptions); the callbacks find its receivers.
     notify: bool = False
 
     @classmethod
@@ -251,7 +254,7 @@ class Caller(BaseModel):
             providers=source.providers,
             kind=source.kind,
             delivery=source.delivery,
-            notify=source.callback is not None,
+            notify=source.callback is not None or isinstance(source, SUBSCRIBING_KINDS),
         )
 
     def authorise(self, provider: str, account: str) -> None:

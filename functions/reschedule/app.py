@@ -280,7 +280,7 @@ def get_me() -> Response:
 
 
 def _subscriber() -> tuple[str, Subscriptions]:
-    """Subscriptions belong to API-key sources (relay.callers.registry.SUBSCRIBING_KINDS)."""
+    """Subscriptions belong to API-key sources (the registry turns them on per source)."""
     caller = authenticate(relay_app.sources.current(), app.current.headers)
     logger.append_keys(source=caller.name)
     if relay_app.subscriptions is None:

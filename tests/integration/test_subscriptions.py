@@ -15,9 +15,13 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from local.seed import ZAPIER_APP_DEMO
 from local.stack import Stack
 from relay.dal.subscriptions import MAX_SUBSCRIPTIONS_PER_SOURCE
 from tests.helpers import WEBSITE, ZAPIER, future, new_key
+
+# The demo source with event subscriptions on (the registry's `"subscriptions": true`).
+SUBSCRIBER = ZAPIER_APP_DEMO
 
 # The worker polls, sends, and the sink answers: an event arrives within a few seconds.
 ARRIVAL_SECONDS = 20
@@ -36,14 +40,14 @@ def _sink(stack: Stack) -> str:
 
 
 def _call(
-    stack: Stack, method: str, path: str, key: str | None = ZAPIER.api_key, **kwargs: Any
+    stack: Stack, method: str, path: str, key: str | None = SUBSCRIBER.api_key, **kwargs: Any
 ) -> httpx.Response:
     headers = ({"authorization": f"Bearer {key}"} if key else {}) | kwargs.pop("headers", {})
     return httpx.request(method, f"{_api(stack)}{path}", headers=headers, timeout=30, **kwargs)
 
 
 def _subscribe(
-    stack: Stack, url: str, events: list[str] | None = None, key: str = ZAPIER.api_key
+    stack: Stack, url: str, events: list[str] | None = None, key: str = SUBSCRIBER.api_key
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"url": url} | ({"events": events} if events is not None else {})
     answer = _call(stack, "POST", "/v1/subscriptions", key=key, json=body)
@@ -88,7 +92,7 @@ def cleanup(stack: Stack) -> Iterator[list[tuple[str, str]]]:
 
 
 def test_me_names_the_source_and_what_it_may_move_and_no_secret(stack: Stack) -> None:
-    answer = _call(stack, "GET", "/v1/me")
+    answer = _call(stack, "GET", "/v1/me", key=ZAPIER.api_key)
     assert answer.status_code == 200, answer.text
     me = answer.json()
     assert me["name"] == ZAPIER.name
@@ -118,7 +122,7 @@ def test_a_subscription_secret_is_shown_once_and_only_its_source_sees_or_deletes
 ) -> None:
     url = f"{_sink(stack)}{_hook_path()}"
     created = _subscribe(stack, url)
-    cleanup.append((ZAPIER.api_key, created["id"]))
+    cleanup.append((SUBSCRIBER.api_key, created["id"]))
     assert created["secret"].startswith("whsec_")
     assert created["events"] == ["reschedule.succeeded", "reschedule.failed"]
     assert created["url"] == url
@@ -176,19 +180,31 @@ def test_a_source_has_at_most_the_bound_of_subscriptions(
     stack: Stack, cleanup: list[tuple[str, str]]
 ) -> None:
     url = "https://hooks.example.com/bound"
-    for _ in range(MAX_SUBSCRIPTIONS_PER_SOURCE):
-        cleanup.append((WEBSITE.api_key, _subscribe(stack, url, key=WEBSITE.api_key)["id"]))
-    over = _call(stack, "POST", "/v1/subscriptions", key=WEBSITE.api_key, json={"url": url})
+    already = len(_call(stack, "GET", "/v1/subscriptions").json()["subscriptions"])
+    for _ in range(MAX_SUBSCRIPTIONS_PER_SOURCE - already):
+        cleanup.append((SUBSCRIBER.api_key, _subscribe(stack, url)["id"]))
+    over = _call(stack, "POST", "/v1/subscriptions", json={"url": url})
     assert over.status_code == 409, over.text
     assert over.json()["code"] == "too_many_subscriptions"
-    listed = _call(stack, "GET", "/v1/subscriptions", key=WEBSITE.api_key).json()["subscriptions"]
+    listed = _call(stack, "GET", "/v1/subscriptions").json()["subscriptions"]
     assert len(listed) == MAX_SUBSCRIPTIONS_PER_SOURCE
-    # The bound is per source: another source still subscribes.
-    cleanup.append((ZAPIER.api_key, _subscribe(stack, url)["id"]))
     # Deleting one makes room again.
     sub_id = cleanup.pop(0)[1]
-    assert _call(stack, "DELETE", f"/v1/subscriptions/{sub_id}", key=WEBSITE.api_key).status_code == 204
-    cleanup.append((WEBSITE.api_key, _subscribe(stack, url, key=WEBSITE.api_key)["id"]))
+    assert _call(stack, "DELETE", f"/v1/subscriptions/{sub_id}").status_code == 204
+    cleanup.append((SUBSCRIBER.api_key, _subscribe(stack, url)["id"]))
+
+
+def test_a_source_with_subscriptions_off_may_not_subscribe(stack: Stack) -> None:
+    refused = _call(
+        stack, "POST", "/v1/subscriptions", key=ZAPIER.api_key, json={"url": "https://hooks.example.com/z"}
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert refused.json()["code"] == "subscriptions_not_enabled"
+    # It may still list (and delete) what it has: nothing.
+    listed = _call(stack, "GET", "/v1/subscriptions", key=ZAPIER.api_key)
+    assert listed.status_code == 200
+    assert listed.json() == {"subscriptions": []}
 
 
 def test_a_move_sends_a_signed_event_to_each_subscription_to_its_type(
@@ -197,7 +213,7 @@ def test_a_move_sends_a_signed_event_to_each_subscription_to_its_type(
     succeeded_path, failed_path = _hook_path(), _hook_path()
     on_success = _subscribe(stack, f"{_sink(stack)}{succeeded_path}", ["reschedule.succeeded"])
     on_failure = _subscribe(stack, f"{_sink(stack)}{failed_path}", ["reschedule.failed"])
-    cleanup.extend([(ZAPIER.api_key, on_success["id"]), (ZAPIER.api_key, on_failure["id"])])
+    cleanup.extend([(SUBSCRIBER.api_key, on_success["id"]), (SUBSCRIBER.api_key, on_failure["id"])])
     moved = _move(stack, 300)
     assert moved.status_code == 200, moved.text
     reschedule_id = moved.json()["reschedule_id"]
@@ -224,7 +240,7 @@ def test_a_move_sends_a_signed_event_to_each_subscription_to_its_type(
 def test_a_410_from_the_url_deletes_the_subscription(stack: Stack, cleanup: list[tuple[str, str]]) -> None:
     path = _hook_path()
     created = _subscribe(stack, f"{_sink(stack)}{path}", ["reschedule.succeeded"])
-    cleanup.append((ZAPIER.api_key, created["id"]))
+    cleanup.append((SUBSCRIBER.api_key, created["id"]))
     httpx.post(f"{_sink(stack)}/_sink/faults", json={"status": 410, "times": 1}).raise_for_status()
     assert _move(stack, 302).status_code == 200
     (gone,) = _wait_for(stack, path, 1, ARRIVAL_SECONDS)

@@ -83,7 +83,7 @@ def _callbacks(store: _Store, queue: _Queue, state: _State, endpoint: _Endpoint)
         state=state,  # type: ignore[arg-type]
         sender=endpoint,  # type: ignore[arg-type]
         targets=lambda source: REGISTRY_TARGET if source == "hooked" else None,
-        subscriptions=Subscriptions(store, SETTINGS),  # type: ignore[arg-type]
+        subscriptions=Subscriptions(store, SETTINGS, enabled=lambda s: s != "off"),  # type: ignore[arg-type]
         rng=random.Random(7),
     )
 
@@ -198,7 +198,7 @@ def test_a_subscription_that_cannot_be_read_at_send_time_is_looked_at_again() ->
     assert endpoint.posts == []
 
 
-def test_api_key_sources_are_offered_their_outcomes_other_kinds_only_with_a_callback() -> None:
+def test_sources_with_subscriptions_on_are_told_their_outcomes_others_only_with_a_callback() -> None:
     registry = parse_registry(
         {
             "sources": {
@@ -206,10 +206,33 @@ def test_api_key_sources_are_offered_their_outcomes_other_kinds_only_with_a_call
                     "kind": "api_key",
                     "api_key_sha256": ["0" * 64],
                     "providers": {"novacal": ["default"]},
+                    "subscriptions": True,
                 },
+                "plain": {"kind": "api_key", "api_key_sha256": ["1" * 64], "providers": {}},
                 "signer": {"kind": "standard_webhooks", "secrets": [_secret(9)], "providers": {}},
             }
         }
     )
     notify = {name: Caller.of(name, source).notify for name, source in registry.sources.items()}
-    assert notify == {"zap": True, "signer": False}
+    assert notify == {"zap": True, "plain": False, "signer": False}
+    assert [name for name in registry.sources if registry.subscribes(name)] == ["zap"]
+
+
+def test_a_source_with_subscriptions_off_is_not_read_nor_sent_to() -> None:
+    store, queue = _Store(), _Queue()
+    _subscribe(store, "off", "sub_succeeded_000000001", ["reschedule.succeeded"], 1)
+    endpoint = _Endpoint(Sent(Answer.DELIVERED, 204))
+    callbacks = _callbacks(store, queue, _State(), endpoint)
+    store.broken = True  # a read would fail: none is made
+    callbacks.notify("off", _record())
+    assert queue.sent == []
+    store.broken = False
+    order = CallbackOrder(
+        webhook_id="msg_r-1.sub_succeeded_000000001",
+        source="off",
+        reschedule_id="r-1",
+        body="{}",
+        subscription="sub_succeeded_000000001",
+    )
+    assert callbacks.send(_message(order)) is Disposition.FINISHED  # turned off since: dropped
+    assert endpoint.posts == []

@@ -66,7 +66,11 @@ def build(
     sources = SourcesReader(secrets, sources_secret_name(settings.secrets_prefix))
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
-    subscriptions = Subscriptions(SubscriptionStore(dynamodb, settings.idempotency_table_name), settings)
+    subscriptions = Subscriptions(
+        SubscriptionStore(dynamodb, settings.idempotency_table_name),
+        settings,
+        enabled=lambda source: sources.current().subscribes(source),
+    )
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:

@@ -7,8 +7,9 @@ const fs = require('fs');
 const path = require('path');
 
 const STACK_FILE = path.resolve(__dirname, '..', '..', '..', '.local', 'stack.json');
-// The demo sources (local/seed.py): one with every provider, one with NovaCal only.
-const SOURCE = 'zapier-demo';
+// The demo sources (local/seed.py): the Zapier app's (iClosed and NovaCal, event subscriptions on),
+// and another with NovaCal only.
+const SOURCE = 'zapier-app-demo';
 const OTHER_SOURCE = 'website-demo';
 
 const loadStack = () => {

@@ -145,6 +145,9 @@ class _Source(BaseModel):
 class ApiKeySource(_Source):
     kind: Literal["api_key"]
     api_key_sha256: Annotated[list[Sha256Hex], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+    # May subscribe URLs to its outcome events (POST /v1/subscriptions, e.g. the Zapier app's triggers);
+    # each of its final outcomes then reads its subscriptions (one DynamoDB read), so it is opt-in.
+    subscriptions: bool = False
 
 
 class StandardWebhooksSource(_Source):
@@ -186,8 +189,6 @@ class SignedLinkSource(_Source):
 
 
 SourceKind = TypeVar("SourceKind", bound=_Source)
-# The kinds that may hold event subscriptions (they authenticate /v1/subscriptions with an API key).
-SUBSCRIBING_KINDS = (ApiKeySource,)
 
 Source = Annotated[ApiKeySource | StandardWebhooksSource | SignedLinkSource, Field(discriminator="kind")]
 
@@ -220,6 +221,11 @@ class Registry(BaseModel):
         source = self.sources.get(name)
         return source.callback.target() if source is not None and source.callback is not None else None
 
+    def subscribes(self, name: str) -> bool:
+        """Whether the source `name` may have event subscriptions (and its outcomes go to them)."""
+        source = self.sources.get(name)
+        return isinstance(source, ApiKeySource) and source.subscriptions
+
     def allowed_origin(self, origin: str | None) -> str | None:
         """The request's Origin when a form source allows it (CORS), else None."""
         return origin if origin and origin in self.browser_origins else None
@@ -243,8 +249,8 @@ class Caller(BaseModel):
     kind: str = "api_key"
     # The source's delivery mode from the registry, None for its kind's default.
     delivery: str | None = None
-    # True when the source may be told its outcomes: it has a registry callback, or it is an API-key
-    # source, which may subscribe (relay.reschedule.subscriptions); the callbacks find its receivers.
+    # True when the source is told its outcomes: it has a registry callback, or event subscriptions
+    # are on for it (relay.reschedule.subscriptions); the callbacks find its receivers.
     notify: bool = False
 
     @classmethod
@@ -254,7 +260,7 @@ class Caller(BaseModel):
             providers=source.providers,
             kind=source.kind,
             delivery=source.delivery,
-            notify=source.callback is not None or isinstance(source, SUBSCRIBING_KINDS),
+            notify=source.callback is not None or (isinstance(source, ApiKeySource) and source.subscriptions),
         )
 
     def authorise(self, provider: str, account: str) -> None:

@@ -5,6 +5,10 @@ A source subscribes a URL to outcome events (`reschedule.succeeded`, `reschedule
 final outcome is then sent to it by the outcome-callback machinery (relay.reschedule.callbacks),
 signed with the subscription's own `whsec_` secret, which is shown once, in the 201 answer. A
 source sees and deletes only its own subscriptions: another's id is a 404, as an unknown one.
+
+Subscribing is for the API-key sources the registry allows it (`"subscriptions": true`): only
+their outcomes cost the read of their subscriptions. A source it is turned off for may still list
+and delete what it has, and nothing is sent to those any more.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from relay.dal.subscriptions import (
     storage_unavailable,
     subscription_item,
 )
-from relay.errors import FieldProblem, conflict, invalid, malformed, not_found
+from relay.errors import FieldProblem, conflict, forbidden, invalid, malformed, not_found
 from relay.times import utc_now
 from relay.webhooks.sender import CallbackTarget, url_allowed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from relay.dal.subscriptions import SubscriptionStore
     from relay.settings import Settings
 
@@ -88,11 +94,21 @@ def _new_secret() -> str:
 
 
 class Subscriptions:
-    def __init__(self, store: SubscriptionStore, settings: Settings) -> None:
+    def __init__(
+        self, store: SubscriptionStore, settings: Settings, *, enabled: Callable[[str], bool]
+    ) -> None:
         self._store = store
         self._settings = settings
+        # From the registry, read at each use: whether a source may subscribe and is sent to.
+        self._enabled = enabled
 
     def create(self, source: str, body: bytes) -> dict[str, Any]:
+        if not self._enabled(source):
+            raise forbidden(
+                "Event subscriptions are off for this source; an operator turns them on with "
+                "'relayctl sources set <name> --subscriptions'.",
+                "subscriptions_not_enabled",
+            )
         url, events = self._parse(body)
         sub_id = ID_PREFIX + secrets.token_urlsafe(18)
         secret = _new_secret()
@@ -121,12 +137,15 @@ class Subscriptions:
             raise not_found("This source has no such subscription.", "subscription_not_found")
 
     def matching(self, source: str, event_type: str) -> list[StoredSubscription]:
-        """The source's subscriptions to `event_type` (raises SubscriptionStoreFailed)."""
+        """The source's subscriptions to `event_type` (raises SubscriptionStoreFailed); none, and no
+        read, when subscriptions are off for it."""
+        if not self._enabled(source):
+            return []
         return [sub for sub in self._store.of_source(source) if event_type in sub.events]
 
     def find(self, source: str, sub_id: str) -> StoredSubscription | None:
-        """One subscription, or None once deleted (raises SubscriptionStoreFailed)."""
-        return self._store.get(source, sub_id)
+        """One subscription, or None once deleted or turned off (raises SubscriptionStoreFailed)."""
+        return self._store.get(source, sub_id) if self._enabled(source) else None
 
     def unsubscribe(self, source: str, sub_id: str) -> None:
         """The receiver answered 410 Gone (raises SubscriptionStoreFailed)."""

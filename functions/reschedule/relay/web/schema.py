@@ -161,6 +161,7 @@ SUBSCRIBE_RESPONSES: dict[int, Any] = {
         "content": {JSON: {"model": CreatedSubscription}},
     },
     400: _problem("The body is not a JSON object."),
+    403: _problem("Event subscriptions are off for this source (the registry's `subscriptions`)."),
     409: _problem("The source has as many subscriptions as it may have."),
     413: _problem("The body is over 64 KiB."),
     422: _problem("A url or events that is not valid, or an unknown field."),

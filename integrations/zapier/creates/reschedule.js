@@ -69,6 +69,7 @@ module.exports = {
         label: 'Account',
         required: false,
         dynamic: 'account_choices.id.name',
+        dependsOn: ['provider'],
         helpText: "The provider account; leave empty for the source's `default` account.",
       },
       { key: 'booking_id', label: 'Booking ID', required: true, type: 'string', helpText: "The provider's id of the booking to move." },

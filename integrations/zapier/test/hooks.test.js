@@ -90,3 +90,35 @@ describe('Reschedule Succeeded (REST hook)', () => {
     expect(failures.every((r) => r.status === 'failed')).toBe(true);
   });
 });
+
+describe('Reschedule Succeeded: which requests trigger', () => {
+  const { MAX_EVENT_AGE_SECONDS } = require('../triggers/outcomes');
+  const secret = `whsec_${Buffer.from('sandbox-zapier-test-secret-0001').toString('base64')}`;
+  const body = JSON.stringify({ type: 'reschedule.succeeded', data: { reschedule_id: 'r-late', status: 'succeeded' } });
+
+  // A request as the relay signs it, `ageSeconds` ago.
+  const signedAgo = (ageSeconds) => {
+    const when = new Date((Math.floor(Date.now() / 1000) - ageSeconds) * 1000);
+    const headers = {
+      'webhook-id': 'msg_r-late.sub_x',
+      'webhook-timestamp': String(Math.floor(when.getTime() / 1000)),
+      'webhook-signature': new Webhook(secret).sign('msg_r-late.sub_x', when, body),
+    };
+    return hookBundle({ body, headers }, { id: 'sub_x', secret });
+  };
+
+  it('takes an event Zapier processed late, within the age limit', async () => {
+    const items = await appTester(succeeded.perform, signedAgo(10 * 60));
+    expect(items.map((i) => i.id)).toEqual(['r-late']);
+  });
+
+  it('ignores an event signed longer ago than the limit, or without its headers', async () => {
+    expect(await appTester(succeeded.perform, signedAgo(MAX_EVENT_AGE_SECONDS + 60))).toEqual([]);
+    const unsigned = signedAgo(0);
+    unsigned.rawRequest.headers = {};
+    expect(await appTester(succeeded.perform, unsigned)).toEqual([]);
+    const noRaw = signedAgo(0);
+    delete noRaw.rawRequest;
+    expect(await appTester(succeeded.perform, noRaw)).toEqual([]);
+  });
+});

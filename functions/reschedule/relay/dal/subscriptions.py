@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from relay.errors import unavailable
+from relay.errors import RelayError, unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -147,7 +147,7 @@ class SubscriptionStore:
         return True
 
 
-def storage_unavailable() -> Exception:
+def storage_unavailable() -> RelayError:
     """The door's answer when the subscriptions cannot be read or written."""
     return unavailable(
         "The relay's storage is unavailable; try again shortly.",

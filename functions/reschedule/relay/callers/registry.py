@@ -41,7 +41,7 @@ from relay.fields import CANONICAL_BY_NAME
 from relay.webhooks.sender import CallbackTarget
 
 if TYPE_CHECKING:
-    from relay.dal.secrets import SecretStore
+    from relay.ports import Secrets
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_API_KEY_LENGTH = 512
@@ -331,7 +331,7 @@ class SourcesReader:
 
     def __init__(
         self,
-        secrets: SecretStore,
+        secrets: Secrets,
         secret_name: str,
         *,
         recheck_seconds: float,

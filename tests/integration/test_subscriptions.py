@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from local.seed import ZAPIER_APP_DEMO
 from local.stack import Stack
-from relay.dal.subscriptions import MAX_SUBSCRIPTIONS_PER_SOURCE
+from relay.ports import MAX_SUBSCRIPTIONS_PER_SOURCE
 from tests.helpers import WEBSITE, ZAPIER, future, new_key
 
 # The demo source with event subscriptions on (the registry's `"subscriptions": true`).

@@ -14,12 +14,13 @@ from typing import Any
 from standardwebhooks.webhooks import Webhook
 
 from relay.callers.registry import Caller, parse_registry
-from relay.dal.subscriptions import StoredSubscription, SubscriptionItem, SubscriptionStoreFailed
+from relay.ports import StoredSubscription, SubscriptionItem, SubscriptionStoreFailed
 from relay.reschedule.callbacks import CallbackOrder, Callbacks
 from relay.reschedule.schedule import Disposition, ReceivedMessage
 from relay.reschedule.subscriptions import Subscriptions
 from relay.settings import settings_from
-from relay.webhooks.sender import Answer, CallbackTarget, Sent, signature
+from relay.webhooks.sender import Answer, CallbackTarget, Sent
+from relay.webhooks.signing import signature_header
 from tests.unit.test_callback_rules import _Endpoint, _Queue, _State
 
 SETTINGS = settings_from({"IDEMPOTENCY_TABLE_NAME": "idem", "RESCHEDULES_TABLE_NAME": "recs"})
@@ -79,11 +80,11 @@ def _subscribe(store: _Store, source: str, sub_id: str, events: list[str], n: in
 def _callbacks(store: _Store, queue: _Queue, state: _State, endpoint: _Endpoint) -> Callbacks:
     return Callbacks(
         SETTINGS,
-        queue=queue,  # type: ignore[arg-type]
-        state=state,  # type: ignore[arg-type]
+        queue=queue,
+        state=state,
         sender=endpoint,  # type: ignore[arg-type]
         targets=lambda source: REGISTRY_TARGET if source == "hooked" else None,
-        subscriptions=Subscriptions(store, SETTINGS, enabled=lambda s: s != "off"),  # type: ignore[arg-type]
+        subscriptions=Subscriptions(store, SETTINGS, enabled=lambda s: s != "off"),
         rng=random.Random(7),
     )
 
@@ -159,7 +160,7 @@ def test_a_subscription_event_is_posted_to_its_url_signed_with_its_own_secret() 
     headers = {
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(target.keys, webhook_id, timestamp, body),
+        "webhook-signature": signature_header(target.keys, webhook_id, timestamp, body),
     }
     event = Webhook(sub.secret).verify(body, headers)
     assert event["type"] == "reschedule.succeeded"

@@ -9,55 +9,22 @@ needed at every send; it leaves this module only inside a `StoredSubscription`, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from relay.errors import RelayError, unavailable
+from relay.ports import (
+    MAX_SUBSCRIPTIONS_PER_SOURCE,
+    StoredSubscription,
+    SubscriptionItem,
+    SubscriptionStoreFailed,
+    TooManySubscriptions,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 ITEM_PREFIX = "subscriptions"
-# A source keeps at most this many subscriptions (each Zap trigger is one); one item stays far below
-# DynamoDB's 400 KB with URLs of up to 2000 characters.
-MAX_SUBSCRIPTIONS_PER_SOURCE = 25
-READ_RETRY_AFTER_SECONDS = 2
-
-
-class SubscriptionStoreFailed(Exception):
-    """DynamoDB did not answer."""
-
-
-class TooManySubscriptions(Exception):
-    """The source already has MAX_SUBSCRIPTIONS_PER_SOURCE subscriptions."""
-
-
-class SubscriptionItem(TypedDict):
-    """One subscription as stored inside the source's map."""
-
-    url: str
-    events: list[str]
-    secret: str
-    created_at: str
-
-
-@dataclass(frozen=True)
-class StoredSubscription:
-    id: str
-    url: str
-    events: tuple[str, ...]
-    created_at: str
-    secret: str = field(repr=False)  # never in a log line or a traceback
-
-    def public(self) -> dict[str, Any]:
-        """What the source may read back: everything but the secret."""
-        return {"id": self.id, "url": self.url, "events": list(self.events), "created_at": self.created_at}
-
-
-def subscription_item(url: str, events: list[str], secret: str, created_at: str) -> SubscriptionItem:
-    return {"url": url, "events": list(events), "secret": secret, "created_at": created_at}
 
 
 def _key(source: str) -> dict[str, Any]:
@@ -145,12 +112,3 @@ class SubscriptionStore:
         except BotoCoreError as exc:
             raise SubscriptionStoreFailed(type(exc).__name__) from exc
         return True
-
-
-def storage_unavailable() -> RelayError:
-    """The door's answer when the subscriptions cannot be read or written."""
-    return unavailable(
-        "The relay's storage is unavailable; try again shortly.",
-        "storage_unavailable",
-        READ_RETRY_AFTER_SECONDS,
-    )

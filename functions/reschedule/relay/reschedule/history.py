@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.dal.records import BadCursor
 from relay.errors import invalid_field, not_found
+from relay.ports import BadCursor
 from relay.providers import PROVIDERS
 from relay.providers.base import BookingIdProblem
 from relay.reschedule.attempts import RescheduleRecord, public_view
 
 if TYPE_CHECKING:
-    from relay.dal.records import RecordStore
+    from relay.ports import RecentRecords
+    from relay.ports import Records as RecordStore
 
 DEFAULT_HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 100
@@ -82,7 +83,7 @@ class RecentOutcomes(BaseModel):
 
 
 def recent_outcomes(
-    records: RecordStore, source: str, *, status: str | None, limit: str | None
+    records: RecentRecords, source: str, *, status: str | None, limit: str | None
 ) -> dict[str, Any]:
     if status is not None and status not in OUTCOME_STATUSES:
         raise invalid_field("status", f"Use one of {', '.join(OUTCOME_STATUSES)}, or leave it out for both.")

@@ -22,22 +22,30 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.dal.subscriptions import (
+from relay.errors import (
+    FieldProblem,
+    RelayError,
+    conflict,
+    forbidden,
+    invalid,
+    malformed,
+    not_found,
+    unavailable,
+)
+from relay.ports import (
     MAX_SUBSCRIPTIONS_PER_SOURCE,
     StoredSubscription,
     SubscriptionStoreFailed,
     TooManySubscriptions,
-    storage_unavailable,
     subscription_item,
 )
-from relay.errors import FieldProblem, conflict, forbidden, invalid, malformed, not_found
 from relay.times import utc_now
 from relay.webhooks.sender import CallbackTarget, url_allowed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from relay.dal.subscriptions import SubscriptionStore
+    from relay.ports import SubscriptionStore
     from relay.settings import Settings
 
 EVENT_TYPES = ("reschedule.succeeded", "reschedule.failed")
@@ -46,6 +54,8 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix of every Standard Webhooks s
 # 32 random bytes: the size Standard Webhooks' reference libraries generate.
 SECRET_BYTES = 32
 ID_PREFIX = "sub_"
+# The answer's Retry-After when DynamoDB did not answer.
+STORAGE_RETRY_AFTER_SECONDS = 2
 _ID_PATTERN = re.compile(r"^sub_[A-Za-z0-9_-]{16,64}$")
 
 
@@ -86,6 +96,14 @@ def target_of(subscription: StoredSubscription) -> CallbackTarget:
     encoded = subscription.secret.removeprefix(SECRET_PREFIX)
     return CallbackTarget(
         url=subscription.url, keys=(base64.b64decode(encoded),), fingerprint=subscription.id
+    )
+
+
+def storage_unavailable() -> RelayError:
+    return unavailable(
+        "The relay's storage is unavailable; try again shortly.",
+        "storage_unavailable",
+        STORAGE_RETRY_AFTER_SECONDS,
     )
 
 

@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from relay import snapstart
+from relay.callers import intake
 from relay.callers.admission import Admission, Attempt, admit, identify
 from relay.callers.registry import Caller, Registry
 from relay.command import RescheduleCommand
@@ -193,6 +194,75 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return _finish(json_response(202, body, headers))
+
+
+def _intake(source: str, token: str | None) -> Response:
+    """A form tool's own webhook: verified its way, mapped, then moved like any request (auto delivery)."""
+    body = _raw_body()
+    if len(body) > decoding.MAX_BODY_BYTES:
+        raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
+    attempt = Attempt()
+    app.context["attempt"] = attempt
+
+    def known(caller: Caller) -> None:
+        attempt.caller = caller
+
+    try:
+        admission = intake.admit(
+            relay_app.sources.current(),
+            source,
+            token,
+            app.current.headers,
+            body,
+            now=time.time(),
+            on_caller=known,
+        )
+    except RelayError as error:
+        if attempt.caller is not None:  # verified, then refused (a body or mapping that does not fit)
+            raise service.refuse(attempt.caller.name, error) from None
+        raise
+    caller = admission.caller
+    logger.append_keys(source=caller.name)
+    command = _command(caller, admission.fields)
+    mode = modes.choose(
+        prefer_header=None,
+        source_delivery=caller.delivery,
+        source_kind=caller.kind,
+        queue_available=service.queue_available,
+    )
+    result = service.reschedule(
+        command,
+        source=caller.name,
+        idempotency_key=admission.delivery_id,
+        deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
+        mode=mode,
+        notify=caller.notify,
+    )
+    replayed = bool(result.get("replayed"))
+    if result.get("status") == QUEUED:
+        return _queued(result, replayed=replayed, asked_async=False, link=None)
+    metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
+    return json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@app.post(
+    "/v1/intake/<source>",
+    summary="A signed form tool's own webhook (Typeform, Tally, Webflow), mapped to a reschedule",
+    responses=schema.INTAKE_RESPONSES,
+    operation_id="intakeFormWebhook",
+)
+def intake_signed(source: str) -> Response:
+    return _intake(source, None)
+
+
+@app.post(
+    "/v1/intake/<source>/<token>",
+    summary="An unsigned form tool's own webhook (Jotform, Fillout), its secret token in the path",
+    responses=schema.INTAKE_RESPONSES,
+    operation_id="intakeFormWebhookWithToken",
+)
+def intake_with_token(source: str, token: str) -> Response:
+    return _intake(source, token)
 
 
 def _caller() -> Caller:

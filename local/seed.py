@@ -254,7 +254,6 @@ TYPEFORM_DEMO = DemoFormSource(
         "booking_id": "form_response.hidden.booking_id",
         "date": "form_response.answers[?field.ref=='new_date'].date | [0]",
         "time": "form_response.answers[?field.ref=='new_time'].choice.label | [0]",
-        "reason": "form_response.answers[?field.ref=='reason'].text | [0]",
     },
     constants={"provider": "novacal", "timezone": "Europe/Berlin"},
     providers=NOVACAL_ONLY,

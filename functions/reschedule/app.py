@@ -10,6 +10,7 @@ import relay.prefetch  # next: the caller registry is read while the rest of ini
 import base64
 import binascii
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,9 +18,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from relay import snapstart
-from relay.callers import intake
+from relay.callers import intake, links
 from relay.callers.admission import Admission, Attempt, admit, identify
-from relay.callers.registry import Caller, Registry
+from relay.callers.registry import Caller, Registry, SignedLinkSource
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
@@ -31,7 +32,7 @@ from relay.reschedule.delivery import not_queued
 from relay.reschedule.normalise import booking_of, command_from
 from relay.settings import get_settings
 from relay.tracing import door_tracer
-from relay.web import cors, decoding, forms, schema
+from relay.web import cors, decoding, forms, pages, schema
 from relay.web.http import Response, Router
 from relay.web.problems import json_response, problem_response
 
@@ -106,13 +107,23 @@ def _admit(sources: Registry, body: bytes) -> Admission:
     attempt = Attempt()
     app.context["attempt"] = attempt
     try:
-        admission = admit(sources, headers, body, now=time.time(), attempt=attempt)
+        admission = admit(sources, headers, body, now=time.time(), attempt=attempt, own_origin=_own_origin())
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
             raise service.refuse(attempt.caller.name, error) from None
         raise
     logger.append_keys(source=admission.caller.name)
     return admission
+
+
+def _own_origin() -> str | None:
+    """The relay's own origin as the browser sees it: where its hosted page lives."""
+    headers = app.current.headers
+    host = headers.get("host")
+    if not host:
+        return None
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip().lower()
+    return f"{scheme}://{host.lower()}"
 
 
 def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
@@ -263,6 +274,79 @@ def intake_signed(source: str) -> Response:
 )
 def intake_with_token(source: str, token: str) -> Response:
     return _intake(source, token)
+
+
+def _link_query() -> dict[str, str]:
+    request = app.current
+    return {name: value for name in pages.LINK_QUERY_FIELDS if (value := request.query(name)) is not None}
+
+
+def _brand(name: str, source: SignedLinkSource) -> pages.Brand:
+    return pages.Brand(
+        name=source.display_name or name,
+        colour=source.brand_colour or pages.DEFAULT_BRAND_COLOUR,
+        logo_url=source.logo_url,
+    )
+
+
+def _current_time(link: links.LinkAdmission) -> pages.CurrentTime | None:
+    """The booking's start from its provider, when the relay can read it; the page works without it."""
+    reader = getattr(relay_app, "read_booking_start", None)  # wiring still to come (docs/forms.md)
+    if reader is None:
+        return None
+    try:
+        found = reader(link.provider, link.account, link.booking_id)
+    except RelayError:
+        return None
+    return None if found is None else pages.CurrentTime(*found)
+
+
+@app.get(
+    "/v1/pages/reschedule",
+    summary="The hosted reschedule page a signed link opens (HTML)",
+    responses=schema.PAGE_RESPONSES,
+    operation_id="reschedulePage",
+)
+def reschedule_page() -> Response:
+    fields = _link_query()
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    brand = _brand(*named) if named else None
+    try:
+        link = links.verify(registry, fields, now=time.time())
+    except RelayError as error:
+        metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
+        return pages.refusal_page(error.status, error.code, brand)
+    assert brand is not None  # noqa: S101 - a verified link names its source
+    # A day's slack: the invitee's today may still be yesterday in UTC.
+    today = (datetime.now(UTC) - timedelta(days=1)).date()
+    return pages.form_page(
+        fields, brand, honeypot=link.source.honeypot, current=_current_time(link), today=today
+    )
+
+
+@app.get(
+    "/v1/pages/reschedule/result",
+    summary="The hosted page's result: the stored record of one reschedule, for its own link (HTML)",
+    responses=schema.PAGE_RESPONSES,
+    operation_id="rescheduleResultPage",
+)
+def reschedule_result_page() -> Response:
+    fields = _link_query()
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    brand = _brand(*named) if named else None
+    try:
+        # The link's own result stays readable after it expires: the token still names the booking.
+        link = links.verify(registry, fields, now=time.time(), check_expiry=False)
+        record = service.get_stored(link.caller.name, app.current.query("reschedule_id") or "")
+    except RelayError as error:
+        return pages.refusal_page(error.status, error.code, brand)
+    booked = (record.get("provider"), str(record.get("booking_id")), record.get("account", "default"))
+    if booked != (link.provider, link.booking_id, link.account):  # another booking's record: not this link's
+        return pages.refusal_page(404, "reschedule_not_found", brand)
+    assert brand is not None  # noqa: S101 - a verified link names its source
+    return pages.result_page(record, brand, fields)
 
 
 def _caller() -> Caller:

@@ -105,6 +105,13 @@ INTAKE_RESPONSES: dict[int, Any] = {
     503: _COMMON[503],
 }
 
+PAGE_RESPONSES: dict[int, Any] = {
+    200: {"description": "The page (text/html).", "content": {"text/html": {"schema": {"type": "string"}}}},
+    401: {"description": "The link is not valid or has expired: a page that says so (text/html)."},
+    404: {"description": "No such reschedule for this link: a page that says so (text/html)."},
+    503: _COMMON[503],
+}
+
 HISTORY_RESPONSES: dict[int, Any] = {
     200: {
         "description": "This source's attempts, newest first.",

@@ -4,8 +4,9 @@
 
 It reads the link secret the way the relay does: the sources registry from Secrets Manager (the
 running local stack's, whose endpoint `.local/stack.json` names), parsed and signed by the relay's
-own code. It prints one JSON object: every hidden field the form needs, and `url`, the source's form
-page with those fields as its query, and `hosted_url`, the relay's own page for the link. A negative `--expires-in` mints a link that has already expired.
+own code. It prints one JSON object: every hidden field the form needs, `url` (the source's form
+page with those fields as its query) and `hosted_url` (the relay's own page for the link).
+A negative `--expires-in` mints a link that has already expired.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 from typing import Any
-
 from urllib.parse import urlencode
 
 from relay.callers.links import mint

@@ -112,6 +112,9 @@ class DemoLinkSource(_Callbacks):
     providers: dict[str, list[str]] = field(default_factory=dict)
     origin: str = DEFAULT_FORM_ORIGIN
     honeypot: str = "website"
+    # What the relay's hosted page shows (GET /v1/pages/reschedule); None: the source's name.
+    display_name: str | None = None
+    brand_colour: str | None = None
 
     @property
     def pages(self) -> dict[str, str]:
@@ -132,6 +135,8 @@ class DemoLinkSource(_Callbacks):
             "origins": [self.origin],
             "honeypot": self.honeypot,
             **self.pages,
+            **({"display_name": self.display_name} if self.display_name else {}),
+            **({"brand_colour": self.brand_colour} if self.brand_colour else {}),
             **self._callback_entry(),
         }
 
@@ -243,6 +248,8 @@ FORM_DEMO = DemoLinkSource(
     link_secrets=("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
     providers=BOTH_PROVIDERS,
     callback_secret=whsec(b"sandbox-callback-secret-form-demo-0001"),
+    display_name="Sandbox Demo Studio",
+    brand_colour="#0b6e4f",
 )
 # One per form tool; their mappings read the sample payloads in tests/fixtures/forms/ (docs/forms.md).
 NOVACAL_ONLY = {"novacal": ["default"]}

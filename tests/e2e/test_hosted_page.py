@@ -121,7 +121,8 @@ def set_new_time(browser: WebDriver, day: str, clock: str) -> None:
 
 
 def csp_violations(browser: WebDriver) -> list[str]:
-    return [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    entries: list[dict[str, str]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
+    return [e["message"] for e in entries if "Content Security Policy" in e["message"]]
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
@@ -164,11 +165,8 @@ def test_a_refusal_names_the_field_to_fix_and_moves_focus_there(
     # A time in the past: the relay refuses it, naming the field (the time: the date alone is fine)
     set_new_time(browser, "2020-01-02", "09:00")
     browser.find_element(By.ID, "submit").click()
-    problem = WebDriverWait(browser, WAIT_SECONDS).until(
-        lambda d: (
-            d.find_element(By.ID, "problem") if d.find_element(By.ID, "problem").is_displayed() else None
-        )
-    )
+    WebDriverWait(browser, WAIT_SECONDS).until(lambda d: d.find_element(By.ID, "problem").is_displayed())
+    problem = browser.find_element(By.ID, "problem")
     assert problem.get_attribute("role") == "alert"
     time_field = browser.find_element(By.ID, "time")
     assert time_field.get_attribute("aria-invalid") == "true"

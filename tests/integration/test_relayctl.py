@@ -318,9 +318,6 @@ def test_a_form_tool_source_added_by_the_tool_moves_a_booking(ops_stack: Stack) 
     entry = registry_now(ops_stack)["sources"]["ops-typeform"]
     assert entry["mapping"] == TYPEFORM_DEMO.mapping
     assert entry["signing_secrets"] == [secret]
-        [secret],
-        "auto",
-    )
     wait_for_cache()
     # When Typeform delivers a submission signed with that secret
     source = replace(TYPEFORM_DEMO, name="ops-typeform", secret=secret)

@@ -190,8 +190,14 @@ def add_source(target: Target, args: argparse.Namespace) -> int:
 
 
 def rotate_source(target: Target, args: argparse.Namespace) -> int:
-    """Add the next secret in front (new links are signed with it); the old ones keep working."""
+    """Add the next secret in front (new links are signed with it); the old ones keep working.
+
+    A Typeform, Tally or Webflow source's next secret is the tool's own: read once, from stdin or a prompt.
+    """
     kind: dict[str, str] = {}
+    current, _ = registry.read(target.secretsmanager, target.sources_secret)
+    tool_kind = _source(current, args.name).get("kind")
+    tool_secret = _tool_secret(tool_kind) if tool_kind in SIGNED_FORM_KINDS else None
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         source = _source(raw, args.name)
@@ -201,11 +207,24 @@ def rotate_source(target: Target, args: argparse.Namespace) -> int:
             raise ToolError(
                 f"{args.name} has {MAX_SECRETS_PER_SOURCE} secrets already; retire the old ones first"
             )
-        kind["shown"], stored = _new_secret(source["kind"])
+        if source["kind"] in SIGNED_FORM_KINDS:
+            if tool_secret is None:  # its kind changed between the reads
+                raise ToolError(f"{args.name} changed while rotating; try again")
+            kind["shown"] = stored = tool_secret
+        else:
+            kind["shown"], stored = _new_secret(source["kind"])
         source[field] = [stored, *source.get(field, [])]
         return raw
 
     registry.update(target.secretsmanager, target.sources_secret, change)
+    if kind["kind"] in SIGNED_FORM_KINDS:  # the tool's own secret: not echoed back
+        if args.json:
+            emit_json({"name": args.name, "kind": kind["kind"], "rotated": True})
+        else:
+            say(
+                f"{args.name}: rotated; the new and the old secret both verify until 'retire'"
+            )
+        return 0
     _show_secret(args, args.name, kind["kind"], kind["shown"], "rotated")
     return 0
 
@@ -294,7 +313,7 @@ def _show_intake(args: argparse.Namespace, api_url: str | None, kind: str, token
 
 def _show_secret(args: argparse.Namespace, name: str, kind: str, shown: str, what: str) -> None:
     labels = {"api_key": "api_key", "standard_webhooks": "signing_secret", "signed_link": "link_secret"}
-    label = labels.get(kind, "intake_token")
+    label = labels.get(kind, "signing_secret" if kind in SIGNED_FORM_KINDS else "intake_token")
     if args.json:
         emit_json({"name": name, "kind": kind, label: shown})
         return

@@ -246,7 +246,8 @@ SIGNING_DEMO = DemoSigningSource(
 FORM_DEMO = DemoLinkSource(
     name="form-demo",
     link_secrets=("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
-    providers=BOTH_PROVIDERS,
+    # Cal.com too: its bookings can be read, so the hosted page shows their current time.
+    providers=BOTH_PROVIDERS | {"calcom": ["default"]},
     callback_secret=whsec(b"sandbox-callback-secret-form-demo-0001"),
     display_name="Sandbox Demo Studio",
     brand_colour="#0b6e4f",

@@ -221,9 +221,7 @@ def rotate_source(target: Target, args: argparse.Namespace) -> int:
         if args.json:
             emit_json({"name": args.name, "kind": kind["kind"], "rotated": True})
         else:
-            say(
-                f"{args.name}: rotated; the new and the old secret both verify until 'retire'"
-            )
+            say(f"{args.name}: rotated; the new and the old secret both verify until 'retire'")
         return 0
     _show_secret(args, args.name, kind["kind"], kind["shown"], "rotated")
     return 0

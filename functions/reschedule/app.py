@@ -291,13 +291,9 @@ def _brand(name: str, source: SignedLinkSource) -> pages.Brand:
 
 def _current_time(link: links.LinkAdmission) -> pages.CurrentTime | None:
     """The booking's start from its provider, when the relay can read it; the page works without it."""
-    reader = getattr(relay_app, "read_booking_start", None)  # wiring still to come (docs/forms.md)
-    if reader is None:
+    if relay_app.booking_times is None:
         return None
-    try:
-        found = reader(link.provider, link.account, link.booking_id)
-    except RelayError:
-        return None
+    found = relay_app.booking_times.read_booking_start(link.provider, link.account, link.booking_id)
     return None if found is None else pages.CurrentTime(*found)
 
 
@@ -320,8 +316,15 @@ def reschedule_page() -> Response:
     assert brand is not None  # noqa: S101 - a verified link names its source
     # A day's slack: the invitee's today may still be yesterday in UTC.
     today = (datetime.now(UTC) - timedelta(days=1)).date()
+    # Without script the form is a plain post: the relay then redirects to the source's own pages.
+    targets = tuple(url for url in (link.source.success_url, link.source.error_url) if url)
     return pages.form_page(
-        fields, brand, honeypot=link.source.honeypot, current=_current_time(link), today=today
+        fields,
+        brand,
+        honeypot=link.source.honeypot,
+        current=_current_time(link),
+        today=today,
+        form_targets=targets,
     )
 
 

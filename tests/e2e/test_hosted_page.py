@@ -9,8 +9,10 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -139,6 +141,7 @@ def test_open_a_link_pick_a_time_and_see_the_new_time(
     # Then it shows the business, and the browser's own time zone is preselected
     assert browser.find_element(By.CLASS_NAME, "brand").text == FORM_DEMO.display_name
     assert browser.find_element(By.ID, "timezone").get_attribute("value") == BROWSER_ZONE
+    assert browser.find_elements(By.ID, "current") == []  # NovaCal bookings cannot be read: no "now"
     browser.save_screenshot(str(SCREENSHOTS / f"hosted-page-{width}-form.png"))
     # When they pick a new date and time and submit
     day = future(days=150 + list(WIDTHS).index(width))[:10]
@@ -155,6 +158,26 @@ def test_open_a_link_pick_a_time_and_see_the_new_time(
     assert call["path"] == f"/v1/events/{booking}"
     assert call["body"]["timezone"] == BROWSER_ZONE
     assert csp_violations(browser) == []
+
+
+def test_the_page_shows_the_bookings_current_time_when_its_provider_can_be_read(
+    browser: WebDriver, stack: Stack, sandboxes: dict[str, Sandbox]
+) -> None:
+    # Given a Cal.com booking (Cal.com bookings can be read), as the sandbox holds it
+    uid = sandboxes["calcom"].bookings[4]
+    held = next(
+        b for b in httpx.get(f"{sandboxes['calcom'].url}/_sandbox/bookings").json() if b["uid"] == uid
+    )
+    zone = held["attendees"][0]["timeZone"]
+    start = datetime.fromisoformat(held["start"].replace("Z", "+00:00")).astimezone(ZoneInfo(zone))
+    # When the invitee opens the hosted page for it
+    browser.set_window_size(*WIDTHS["phone"])
+    browser.get(link(stack, "calcom", uid, api_url=api(stack))["hosted_url"])
+    # Then it says when the booking is now, in the booking's zone
+    expected = f"{start:%A} {start.day} {start:%B %Y at %H:%M} ({zone})"
+    assert browser.find_element(By.ID, "current").text == f"Your booking is now on {expected}."
+    browser.save_screenshot(str(SCREENSHOTS / "hosted-page-phone-current-time.png"))
+    assert [c["method"] for c in sandboxes["calcom"].calls()] == ["GET"]  # read, nothing moved
 
 
 def test_a_refusal_names_the_field_to_fix_and_moves_focus_there(
@@ -214,6 +237,8 @@ def test_the_page_has_a_strict_policy_and_a_fresh_nonce(stack: Stack, sandboxes:
     assert "default-src 'none'" in policy
     assert "unsafe-inline" not in policy
     assert "script-src 'nonce-" in policy
+    assert stack.form_page is not None  # a script-less post may be redirected to the source's own pages only
+    assert f"form-action 'self' {stack.form_page.url};" in policy
     assert policy != second.headers["content-security-policy"]  # a nonce per response
     assert first.headers["referrer-policy"] == "no-referrer"  # the link's token never leaves in a Referer
     assert "http://" not in first.text.replace(api(stack), "")  # nothing from another origin

@@ -16,6 +16,7 @@ from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
+from relay.reschedule.booking_times import BookingTimes
 from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.service import RescheduleService
@@ -40,6 +41,8 @@ class Relay:
     deliveries: Deliveries | None = None
     # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
     callbacks: Callbacks | None = None
+    # The hosted page's "your booking is now on ..." (relay/reschedule/booking_times.py).
+    booking_times: BookingTimes | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -73,6 +76,9 @@ def build(
             # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
             targets=lambda source: sources.current().callback_target(source),
         )
+    providers = ProviderClient(
+        settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
+    )
     service = RescheduleService(
         settings,
         secrets=secrets,
@@ -81,9 +87,7 @@ def build(
             table_name=settings.idempotency_table_name, records=records, client=dynamodb
         ),
         # The pacing buckets live in the idempotency table (no table or permission of their own).
-        providers=ProviderClient(
-            settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
-        ),
+        providers=providers,
         adapters=adapters,
         queue=queue,
         callbacks=callbacks,
@@ -92,4 +96,7 @@ def build(
     if queue is not None:
         store = DeliveryStore(dynamodb, settings.idempotency_table_name, records)
         deliveries = Deliveries(settings, service=service, store=store, queue=queue, callbacks=callbacks)
-    return Relay(settings, service, sources, deliveries, callbacks)
+    booking_times = BookingTimes(
+        secrets_prefix=settings.secrets_prefix, secrets=secrets, providers=providers, adapters=adapters
+    )
+    return Relay(settings, service, sources, deliveries, callbacks, booking_times)

@@ -112,8 +112,10 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def security_headers(nonce: str, brand: Brand | None) -> dict[str, str]:
+def security_headers(nonce: str, brand: Brand | None, form_targets: tuple[str, ...] = ()) -> dict[str, str]:
+    """`form_targets`: where a plain (script-less) post may be redirected: the source's own pages."""
     images = "'self'" + (f" {_origin(brand.logo_url)}" if brand and brand.logo_url else "")
+    targets = "".join(sorted({f" {_origin(url)}" for url in form_targets}))
     policy = "; ".join(
         (
             "default-src 'none'",
@@ -121,7 +123,7 @@ def security_headers(nonce: str, brand: Brand | None) -> dict[str, str]:
             f"style-src 'nonce-{nonce}'",
             f"img-src {images}",
             "connect-src 'self'",
-            "form-action 'self'",
+            f"form-action 'self'{targets}",
             "base-uri 'none'",
             "frame-ancestors 'none'",
         )
@@ -280,6 +282,7 @@ def form_page(
     honeypot: str | None,
     current: CurrentTime | None,
     today: date,
+    form_targets: tuple[str, ...] = (),
 ) -> Response:
     nonce = _nonce()
     hidden = "".join(
@@ -338,7 +341,7 @@ def form_page(
         status_code=200,
         content_type=HTML,
         body=_document("Move your booking", brand, body, nonce, _FORM_SCRIPT),
-        headers=security_headers(nonce, brand),
+        headers=security_headers(nonce, brand, form_targets),
     )
 
 

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from relay.callers import intake
 from relay.callers.registry import Registry, parse_registry
 from relay.errors import RelayError
+from relay.reschedule.booking_times import start_of
 
 NOW = 1_800_000_000.0
 SECRET = "sandbox-unit-form-secret-01"
@@ -224,3 +226,21 @@ def test_no_body_passes_a_typeform_source_without_the_right_signature(body: byte
     with pytest.raises(RelayError) as caught:
         intake.admit(registry("typeform"), "f", None, forged, body, now=NOW)
     assert caught.value.status == 401
+
+
+def test_a_read_bookings_start_is_shown_in_its_own_zone() -> None:
+    # Cal.com: UTC start, the attendee's zone; Acuity: an offset start and its `timezone`
+    calcom = {"data": {"start": "2031-03-06T23:00:00.000Z", "attendees": [{"timeZone": "Asia/Tokyo"}]}}
+    acuity = {"datetime": "2031-03-06T09:00:00-0500", "timezone": "America/New_York"}
+    read_calcom, read_acuity = start_of(calcom), start_of(acuity)
+    assert read_calcom is not None
+    assert read_acuity is not None
+    assert (read_calcom[0].isoformat(), read_calcom[1]) == ("2031-03-07T08:00:00+09:00", "Asia/Tokyo")
+    assert (read_acuity[0].isoformat(), read_acuity[1]) == ("2031-03-06T09:00:00-05:00", "America/New_York")
+    assert start_of({"data": {"start": "yesterday"}}) is None
+    assert start_of(
+        {"data": {"start": "2031-03-06T23:00:00Z", "attendees": [{"timeZone": "Mars/Base"}]}}
+    ) == (
+        datetime(2031, 3, 6, 23, tzinfo=UTC),
+        None,
+    )

@@ -101,14 +101,19 @@ INTAKE_RESPONSES: dict[int, Any] = {
     413: _problem("The body is over 64 KiB."),
     415: _problem("Unsupported content type, or a file upload."),
     422: _problem("The mapping found nothing for a field (named with its expression), or invalid fields."),
+    429: _problem("The provider is rate limiting (sync delivery; auto delivery queues it instead)."),
+    502: _problem("The provider failed or refused the relay's token."),
+    504: _problem("The provider did not answer in time (sync delivery)."),
     500: _COMMON[500],
     503: _COMMON[503],
 }
 
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
 PAGE_RESPONSES: dict[int, Any] = {
-    200: {"description": "The page (text/html).", "content": {"text/html": {"schema": {"type": "string"}}}},
-    401: {"description": "The link is not valid or has expired: a page that says so (text/html)."},
-    404: {"description": "No such reschedule for this link: a page that says so (text/html)."},
+    200: {"description": "The page.", "content": _HTML},
+    401: {"description": "The link is not valid or has expired: a page that says so.", "content": _HTML},
+    404: {"description": "No such reschedule for this link: a page that says so.", "content": _HTML},
     503: _COMMON[503],
 }
 

@@ -20,7 +20,7 @@ from relay.errors import RelayError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from relay.dal.secrets import SecretStore
+    from relay.ports import Secrets
     from relay.providers.base import Provider
     from relay.providers.client import ProviderClient
 
@@ -69,7 +69,7 @@ class BookingTimes:
         self,
         *,
         secrets_prefix: str,
-        secrets: SecretStore,
+        secrets: Secrets,
         providers: ProviderClient,
         adapters: Mapping[str, Provider],
     ) -> None:

@@ -227,6 +227,10 @@ def test_routes(resources: dict[str, Any]) -> None:
         ("POST", "/v1/subscriptions"),
         ("GET", "/v1/subscriptions"),
         ("DELETE", "/v1/subscriptions/{subscription_id}"),
+        ("POST", "/v1/intake/{source}"),
+        ("POST", "/v1/intake/{source}/{token}"),
+        ("GET", "/v1/pages/reschedule"),
+        ("GET", "/v1/pages/reschedule/result"),
     }
     for event in events:
         assert event["Type"] == "HttpApi"

@@ -1,9 +1,15 @@
-"""Per-key rate limits: beyond N calls in any rolling 60 s, a key gets the provider's own 429.
+"""Per-key rate limits: beyond N calls a minute, a key gets the provider's own 429.
 
 `POST /_sandbox/limits {"token": "<bearer token or user id>", "per_minute": N}` limits one key;
 without `token` the limit applies to every key (each key counted on its own). `GET` reports the
 limits and `rejected` (429s answered since the last `DELETE`); `DELETE` clears limits and counts.
-Only admitted calls fill the window, so a client that keeps to N a minute is never refused.
+
+Two styles, as the providers count:
+- rolling (default): N calls in any rolling 60 s; only admitted calls fill the window, so a client
+  that keeps to N a minute is never refused.
+- fixed window with a block (Cal.com's throttler, `block_seconds`): a fixed 60 s window that starts
+  with a key's first call; every call counts, rejected ones included; the call over N blocks the key
+  for `block_seconds`, during which every call is refused.
 """
 
 from __future__ import annotations
@@ -46,6 +52,22 @@ class Refusal:
     reset_at: int  # Unix seconds
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A call within its key's limit, with what a provider's rate-limit headers report."""
+
+    per_minute: int
+    remaining: int
+    reset_in: int  # whole seconds until the window ends
+
+
+@dataclass
+class _FixedWindow:
+    started: float
+    count: int = 0
+    blocked_until: float = 0.0
+
+
 def parse_limit(spec: object) -> Limit:
     if not isinstance(spec, dict):
         raise LimitSpecError("limit must be a JSON object")
@@ -64,8 +86,13 @@ def parse_limit(spec: object) -> Limit:
 class RateLimiter:
     """Rolling-window counters per key (thread-safe)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, block_seconds: int | None = None
+    ) -> None:
         self._clock = clock  # seconds, monotonic; a test may pass its own
+        # None: rolling window. Else: fixed window, rejected calls counted, over-limit blocks this long.
+        self._block_seconds = block_seconds
+        self._fixed: dict[str, _FixedWindow] = {}
         self._lock = threading.Lock()
         self._per_key: dict[str, int] = {}
         self._every_key: int | None = None
@@ -84,21 +111,25 @@ class RateLimiter:
             self._per_key.clear()
             self._every_key = None
             self._admitted.clear()
+            self._fixed.clear()
             self._rejected = 0
 
-    def admit(self, key: str) -> Refusal | None:
-        """Count a call for `key`; a Refusal when it is over the limit (the call is then not counted)."""
+    def admit(self, key: str) -> Refusal | Admission | None:
+        """Count a call for `key`: a Refusal when it is over the limit, None when no limit applies."""
         with self._lock:
             per_minute = self._per_key.get(key, self._every_key)
             if per_minute is None:
                 return None
+            if self._block_seconds is not None:
+                return self._admit_fixed(key, per_minute, self._block_seconds)
             now = self._clock()
             window = self._admitted.setdefault(key, deque())
             while window and window[0] <= now - RATE_WINDOW_SECONDS:
                 window.popleft()
             if len(window) < per_minute:
                 window.append(now)
-                return None
+                reset = window[0] + RATE_WINDOW_SECONDS - now
+                return Admission(per_minute, per_minute - len(window), max(0, math.ceil(reset)))
             self._rejected += 1
             wait = window[0] + RATE_WINDOW_SECONDS - now
             return Refusal(
@@ -107,6 +138,31 @@ class RateLimiter:
                 reset_at=math.ceil(time.time() + wait),
             )
 
+    def _admit_fixed(self, key: str, per_minute: int, block_seconds: int) -> Refusal | Admission:
+        now = self._clock()
+        window = self._fixed.get(key)
+        if window is None or (now >= window.started + RATE_WINDOW_SECONDS and now >= window.blocked_until):
+            window = self._fixed[key] = _FixedWindow(started=now)
+        window.count += 1  # every call counts, a refused one too
+        if now < window.blocked_until or window.count > per_minute:
+            if now >= window.blocked_until:
+                window.blocked_until = now + block_seconds
+            self._rejected += 1
+            wait = window.blocked_until - now
+            return Refusal(
+                per_minute=per_minute,
+                retry_after=max(1, math.ceil(wait)),
+                reset_at=math.ceil(time.time() + wait),
+            )
+        reset = window.started + RATE_WINDOW_SECONDS - now
+        return Admission(per_minute, per_minute - window.count, max(0, math.ceil(reset)))
+
     def describe(self) -> dict[str, Any]:
         with self._lock:
-            return {"rejected": self._rejected, "per_key": dict(self._per_key), "every_key": self._every_key}
+            return {
+                "rejected": self._rejected,
+                "per_key": dict(self._per_key),
+                "every_key": self._every_key,
+                "style": "rolling" if self._block_seconds is None else "fixed_window",
+                "block_seconds": self._block_seconds,
+            }

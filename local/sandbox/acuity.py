@@ -36,6 +36,7 @@ from local.sandbox.bookings import (
     AcuitySeed,
     acuity_seeds,
 )
+from local.sandbox.persistence import dump_fields, restore_fields
 from local.sandbox.timefields import is_iana_zone, parse_iso8601_with_offset, wall_time_to_utc
 
 # The account's scheduling limits (Acuity: "minimum/maximum time before an appointment").
@@ -284,6 +285,19 @@ class AcuityApi:
                 appointment.calendar_id = body["calendarID"]
             appointment.timezone = body.get("timezone", appointment.timezone)
             return ApiResponse(200, appointment.to_json())
+
+    # -- persistence (local.sandbox.persistence) -----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {str(key): dump_fields(item) for key, item in self._appointments.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for key, stored in state.items():
+                item = self._appointments.get(int(key))
+                if item is not None:
+                    restore_fields(item, stored)
 
     # -- inspection ------------------------------------------------------------------------------
 

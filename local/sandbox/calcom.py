@@ -39,6 +39,7 @@ from local.sandbox.bookings import (
     CalcomSeed,
     calcom_seeds,
 )
+from local.sandbox.persistence import dump_fields, load_fields
 from local.sandbox.timefields import format_utc_millis, parse_rfc3339, wall_time_to_utc
 
 API_VERSIONS = ("2024-08-13", "2026-02-25")
@@ -442,6 +443,18 @@ class CalcomApi:
                 old.attendees = [a for a in old.attendees if a.get("seatUid") != seat_uid]
             data: Any = [new.to_json()] if new.recurring_booking_uid else new.to_json()
             return ApiResponse(201, {"status": "success", "data": data})
+
+    # -- persistence (local.sandbox.persistence) -----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {"next_id": self._next_id, "bookings": [dump_fields(b) for b in self._bookings.values()]}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            bookings = [_Booking(**load_fields(stored)) for stored in state["bookings"]]
+            self._bookings = {booking.uid: booking for booking in bookings}
+            self._next_id = int(state["next_id"])
 
     # -- inspection ------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from local.sandbox.acuity import AcuityApi
@@ -29,6 +30,7 @@ from local.sandbox.iclosed import IclosedApi
 from local.sandbox.limits import Admission, LimitSpecError, RateLimiter, Refusal, parse_limit
 from local.sandbox.novacal import NovacalApi
 from local.sandbox.outage import OutageSpecError, OutageSwitch, parse_outage
+from local.sandbox.persistence import read_state, write_state
 
 _APIS: dict[str, Callable[[str], ProviderApi]] = {
     "iclosed": IclosedApi,
@@ -115,8 +117,15 @@ class SandboxState:
 class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], api: ProviderApi, *, access_log: bool) -> None:
+    def __init__(
+        self, address: tuple[str, int], api: ProviderApi, *, access_log: bool, state_file: Path | None = None
+    ) -> None:
         self.api = api
+        # Where the bookings are kept across restarts (None: seeded afresh every start).
+        self.state_file = state_file
+        self._persist_lock = threading.Lock()
+        if state_file is not None and (stored := read_state(state_file)) is not None:
+            api.restore(stored)
         self.state = SandboxState(getattr(api, "rate_limit_block_seconds", None))
         self.access_log = access_log
         self._open_lock = threading.Lock()
@@ -148,6 +157,13 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         for sock in open_sockets:
             with contextlib.suppress(OSError):  # the peer may already have gone
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def persist(self) -> None:
+        """Write the bookings to the state file (after a change the provider committed)."""
+        if self.state_file is None:
+            return
+        with self._persist_lock:
+            write_state(self.state_file, self.api.state())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client hanging up mid-request is normal in fault tests; anything else is a real bug.
@@ -287,6 +303,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             self._send(api.rate_limited(admission.per_minute, admission.retry_after, admission.reset_at))
             return
         response = self._handle(request, fault.commit_delay_ms if fault is not None else 0)
+        if request.method != "GET" and response.status < HTTPStatus.MULTIPLE_CHOICES:
+            self.server.persist()
         if fault is not None and fault.after_commit:
             self._drop_connection()  # the change is applied; the answer never leaves
             return
@@ -441,15 +459,19 @@ def start_sandbox(
     port: int = 0,
     *,
     access_log: bool = False,
+    state_file: Path | None = None,
 ) -> SandboxProvider:
-    """Start a provider sandbox in a background thread; returns once it is listening."""
+    """Start a provider sandbox in a background thread; returns once it is listening.
+
+    `state_file`: keep the bookings there across restarts (restored now, written after each change).
+    """
     if name not in PROVIDERS:
         raise ValueError(f"unknown sandbox provider {name!r}; expected one of {', '.join(PROVIDERS)}")
     token = DEFAULT_TOKENS[name] if token is None else token
     if not token:
         raise ValueError("a sandbox needs a non-empty bearer token")
     api = _APIS[name](token)
-    server = SandboxHTTPServer((host, port), api, access_log=access_log)  # binds and listens
+    server = SandboxHTTPServer((host, port), api, access_log=access_log, state_file=state_file)
     thread = threading.Thread(
         target=server.serve_forever, args=(STOP_POLL_SECONDS,), name=f"sandbox-{name}", daemon=True
     )

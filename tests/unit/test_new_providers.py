@@ -196,6 +196,26 @@ def test_calcom_conflict_409_raw_body_is_settled_by_reading() -> None:
     assert len(provider.moves()) == 1
 
 
+def test_calcom_conflict_while_the_first_move_still_commits_is_read_again_never_resent() -> None:
+    # The 409 says a move is in flight: a read that shows nothing moved yet waits and reads again.
+    provider = Scripted(
+        {
+            READ_OLD: [
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, moved_away()),
+            ],
+            MOVE_OLD: [(409, {"statusCode": 409, "message": "booking_conflict_error"})],
+            READ_NEW: [(200, booking(NEW, "2027-03-14T15:00:00.000Z"))],
+        }
+    )
+    reply = provider.client().move(CALCOM, calcom_command(), CAL_KEY)
+    assert CALCOM.new_booking_id(reply.body) == NEW
+    assert len(provider.moves()) == 1
+    assert [r.method for r in provider.requests] == ["GET", "POST", "GET", "GET", "GET", "GET"]
+
+
 def test_calcom_slow_commit_then_already_rescheduled_400_triggers_a_read_and_is_one_success() -> None:
     # The first read after the drop still sees the booking in place (the commit is slow); the second
     # POST then hears Cal.com's "already rescheduled" 400, which only makes the relay read again.

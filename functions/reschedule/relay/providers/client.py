@@ -125,6 +125,8 @@ class ProviderError(RelayError):
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 # Answers an adapter may read as a refusal of this booking, before the generic mapping.
 REFUSAL_STATUSES = frozenset({400, 403, 404, 409, 422})
+# A move colliding with one still in flight (Cal.com's 409 `booking_conflict_error`).
+CONFLICT_STATUS = 409
 # How a 409 names a successor the provider could not name (Cal.com's "uid=undefined").
 UNNAMED_SUCCESSOR = "unknown"
 # The code the use case answers by reading the provider's secret again, once (401, Cal.com's 498).
@@ -205,17 +207,46 @@ class ProviderClient:
             except ProviderError as error:
                 if not error.outcome_unknown or provider.repeat_is_harmless or not provider.has_read:
                     raise
-                settled = self.settle_by_reading(provider, command, credentials, deadline, pacing)
-                if settled.settlement.outcome is Settled.MOVED and settled.reply is not None:
-                    return settled.reply
-                if settled.settlement.outcome is Settled.MOVED_ELSEWHERE and settled.settlement.booking_id:
-                    raise booking_moved_elsewhere(provider.name, settled.settlement.booking_id) from None
-                if settled.settlement.outcome is not Settled.NOT_MOVED or attempt >= MAX_ATTEMPTS:
+                reply = self._settle_or_raise(provider, command, credentials, deadline, pacing, error=error)
+                if reply is not None:
+                    return reply
+                if attempt >= MAX_ATTEMPTS:
                     raise
                 wait = self._backoff(attempt, error.wait_at_least)
                 if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
                     raise error.out_of_time() from None
                 self._sleep(wait)
+
+    def _settle_or_raise(
+        self,
+        provider: Provider,
+        command: RescheduleCommand,
+        credentials: Credentials,
+        deadline: Deadline,
+        pacing: Pacing | None,
+        *,
+        error: ProviderError,
+    ) -> ProviderReply | None:
+        """Read until the unknown outcome is settled: the success reply, None (not moved: send again),
+        or raise. After a conflict (a move still in flight) "not moved" is read again, never resent,
+        until the move lands or the deadline is near."""
+        reads = 0
+        while True:
+            reads += 1
+            settled = self.settle_by_reading(provider, command, credentials, deadline, pacing)
+            outcome = settled.settlement.outcome
+            if outcome is Settled.MOVED and settled.reply is not None:
+                return settled.reply
+            if outcome is Settled.MOVED_ELSEWHERE and settled.settlement.booking_id:
+                raise booking_moved_elsewhere(provider.name, settled.settlement.booking_id) from None
+            if outcome is not Settled.NOT_MOVED:
+                raise error
+            if error.provider_status != CONFLICT_STATUS:
+                return None
+            wait = self._backoff(reads, None)
+            if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
+                raise error.out_of_time() from None
+            self._sleep(wait)
 
     def _moved_already(
         self,

@@ -1,0 +1,101 @@
+"""Unknown outcomes settled by reading, against the sandboxes' real answers and the real stores.
+
+A lost answer, a slow commit raced by a retry (Cal.com's raw 409), Acuity's lost answer, and
+Cal.com's throttler (429 with no Retry-After, its reset header in seconds).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from local.seed import PROVIDER_SECRETS
+from tests.helpers import TEST_PROVIDER_READ_TIMEOUT_SECONDS, Invoker, Sandbox, new_key
+
+# Longer than the relay's provider read timeout in tests: the first call times out mid-commit.
+SLOW_COMMIT_MS = int(float(TEST_PROVIDER_READ_TIMEOUT_SECONDS) * 1000) + 700
+
+
+def _utc_slot(days: int, hour: int) -> str:
+    moment = (datetime.now(UTC) + timedelta(days=days)).replace(hour=hour, minute=0, second=0, microsecond=0)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _move(invoke: Invoker, body: dict[str, Any]) -> Any:
+    return invoke("POST", "/v1/reschedules", body=body, headers={"idempotency-key": new_key()})
+
+
+def _bookings(box: Sandbox) -> list[dict[str, Any]]:
+    bookings: list[dict[str, Any]] = httpx.get(f"{box.url}/_sandbox/bookings").json()
+    return bookings
+
+
+def _moves(box: Sandbox) -> list[dict[str, Any]]:
+    return [c for c in box.calls() if c["method"] in ("POST", "PUT")]
+
+
+def test_calcom_slow_commit_raced_by_a_retry_is_one_move_reported_as_success(
+    invoke: Invoker, sandboxes: dict[str, Sandbox]
+) -> None:
+    # Given a Cal.com booking whose move commits slower than the relay waits for an answer
+    box = sandboxes["calcom"]
+    uid = box.bookings[3]
+    box.fault(commit_delay_ms=SLOW_COMMIT_MS)
+    start = _utc_slot(60, 15)
+
+    # When it is moved
+    answer = _move(invoke, {"provider": "calcom", "booking_id": uid, "start": start})
+
+    # Then the caller hears success with the one new uid, and Cal.com holds exactly one move
+    assert answer.status == 200, answer.body
+    moved = [b for b in _bookings(box) if b.get("rescheduledFromUid") == uid]
+    assert [b["uid"] for b in moved] == [answer.body["new_booking_id"]]
+    assert moved[0]["start"] == start.replace("Z", ".000Z")
+    # and every POST after the first one met the commit in flight (409) or the spent uid (400)
+    assert len(_moves(box)) <= 2
+
+
+def test_acuity_lost_answer_is_one_move_and_a_success(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
+    box = sandboxes["acuity"]
+    appointment = box.bookings[4]
+    box.fault(drop_connection=True, after_commit=True, times=1)
+    answer = _move(invoke, {"provider": "acuity", "booking_id": appointment, "start": _utc_slot(61, 14)})
+    assert answer.status == 200, answer.body
+    assert len(_moves(box)) == 1  # the PUT was not sent blind again: the read showed the move
+    assert [c["method"] for c in box.calls()] == ["PUT", "GET"]
+    assert answer.body["provider_result"]["id"] == int(appointment)
+
+
+@pytest.fixture
+def calcom_limited(sandboxes: dict[str, Sandbox]) -> Any:
+    box = sandboxes["calcom"]
+    key = PROVIDER_SECRETS["calcom"]["api_key"]
+    httpx.post(f"{box.url}/_sandbox/limits", json={"token": key, "per_minute": 2}).raise_for_status()
+    yield box
+    httpx.delete(f"{box.url}/_sandbox/limits").raise_for_status()
+
+
+def test_calcom_429_block_tells_the_caller_when_to_come_back_and_sends_nothing_inside_it(
+    invoke: Invoker, calcom_limited: Sandbox
+) -> None:
+    # Given the key's window used up (a read and a move: two calls of two)
+    box = calcom_limited
+    first = _move(invoke, {"provider": "calcom", "booking_id": box.bookings[4], "start": _utc_slot(62, 15)})
+    assert first.status == 200, first.body
+    box.reset()
+
+    # When the next request comes within the window
+    answer = _move(
+        invoke, {"provider": "calcom", "booking_id": first.body["new_booking_id"], "start": _utc_slot(63, 15)}
+    )
+
+    # Then it is a 429 whose Retry-After is Cal.com's block (60 s), from one call and no retry inside it
+    assert answer.status == 429, answer.body
+    assert answer.body["code"] == "provider_rate_limited"
+    retry_after = int(answer.headers["retry-after"])
+    assert 55 <= retry_after <= 60
+    assert answer.body["retry_after"] == retry_after
+    assert len(box.calls()) == 1

@@ -99,3 +99,12 @@ def test_calcom_429_block_tells_the_caller_when_to_come_back_and_sends_nothing_i
     assert 55 <= retry_after <= 60
     assert answer.body["retry_after"] == retry_after
     assert len(box.calls()) == 1
+
+    # and a request inside the block is not sent at all: the account's bucket holds until the reset
+    box.reset()
+    later = _move(
+        invoke, {"provider": "calcom", "booking_id": first.body["new_booking_id"], "start": _utc_slot(64, 15)}
+    )
+    assert later.status == 429, later.body
+    assert 50 <= int(later.headers["retry-after"]) <= 60
+    assert box.calls() == []

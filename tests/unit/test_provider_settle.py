@@ -28,6 +28,7 @@ from relay.providers.client import (
     parse_json,
     retry_after_seconds,
 )
+from relay.providers.pacing import Pacing
 from relay.providers.settle import settle
 from relay.settings import Settings
 
@@ -461,3 +462,46 @@ def test_a_deep_validation_body_maps_to_a_bounded_problem() -> None:
 
 def test_relay_errors_stay_relay_errors() -> None:
     assert issubclass(ProviderError, RelayError)
+
+
+class HoldingBucket:
+    """The pacing bucket's surface: always grants, records holds."""
+
+    def __init__(self) -> None:
+        self.holds: list[tuple[str, int]] = []
+
+    def take(self, key: str, *, interval_ms: int, now_ms: int, horizon_ms: int) -> Any:
+        return type("Take", (), {"slot_ms": now_ms, "next_free_ms": now_ms + interval_ms, "calls": 1})()
+
+    def hold(self, key: str, *, until_ms: int) -> None:
+        self.holds.append((key, until_ms))
+
+
+@pytest.mark.parametrize("rate", [0, 100])
+def test_a_429_holds_the_account_so_nothing_is_sent_inside_the_block(rate: int) -> None:
+    provider = Answers(calcom_429("45"), (200, {"status": "success", "data": {"uid": OLD}}))
+    bucket = HoldingBucket()
+    now = [1_000_000.0]
+    client = ProviderClient(
+        SETTINGS,
+        ADAPTERS,
+        transport=httpx.MockTransport(provider),
+        sleep=lambda _s: None,
+        bucket=bucket,
+        clock=lambda: now[0],
+    )
+    pacing = Pacing(key="pace#calcom#default", rate_per_minute=rate, max_wait_seconds=2)
+    with pytest.raises(ProviderError):
+        client.send_once(CALCOM, calcom_read(), CAL_KEY, Deadline.within(20), pacing)
+    # Inside the block: refused as paced (429, Retry-After the rest of the block), nothing sent
+    now[0] += 10
+    with pytest.raises(RelayError) as caught:
+        client.send_once(CALCOM, calcom_read(), CAL_KEY, Deadline.within(20), pacing)
+    assert (caught.value.status, caught.value.code, caught.value.retry_after) == (429, "paced", 35)
+    assert len(provider.requests) == 1
+    # A paced account's shared bucket is held too (other containers); an unpaced one is not touched
+    assert bucket.holds == ([("pace#calcom#default", 1_000_045_000)] if rate else [])
+    # After the block, calls go out again
+    now[0] += 36
+    client.send_once(CALCOM, calcom_read(), CAL_KEY, Deadline.within(20), pacing)
+    assert len(provider.requests) == 2

@@ -9,6 +9,7 @@ repeat (`Provider.repeat_is_harmless`) is never sent again before that read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -172,6 +173,8 @@ class ProviderClient:
         self._clock = clock
         # DynamoDB calls the pacing bucket made in this container (bench: calls per delivery).
         self.pace_calls = 0
+        # Accounts a provider's 429 blocked, until when (epoch seconds): nothing is sent before it.
+        self._held: dict[str, float] = {}
 
     def move(
         self,
@@ -340,10 +343,31 @@ class ProviderClient:
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
     ) -> ProviderReply:
-        """Exactly one call (after taking the account's pacing token): no retry of any kind."""
+        """Exactly one call (after taking the account's pacing token): no retry of any kind.
+
+        A provider's 429 holds the account's bucket until the wait it asked for, so no door calls
+        inside the provider's block (Cal.com blocks a key for 60 s and counts refused calls too).
+        """
         deadline = deadline or self._default_deadline()
+        held_until = self._held.get(pacing.key, 0.0) if pacing is not None else 0.0
+        if held_until > self._clock():
+            raise paced(provider.name, held_until - self._clock())
         self._pace(provider, pacing, deadline)
-        return self._send_once(provider, request, credentials, deadline)
+        try:
+            return self._send_once(provider, request, credentials, deadline)
+        except ProviderError as error:
+            if error.status == 429 and error.wait_at_least and pacing is not None:
+                self._hold(pacing, self._clock() + error.wait_at_least)
+            raise
+
+    def _hold(self, pacing: Pacing, until: float) -> None:
+        """Send nothing for this account before `until`: in this container at once, and in every
+        container through the shared bucket when the account is paced."""
+        self._held[pacing.key] = max(until, self._held.get(pacing.key, 0.0))
+        if self._bucket is not None and pacing.rate_per_minute > 0:
+            self.pace_calls += 1
+            with contextlib.suppress(RelayError):  # the provider's 429 is the answer that matters
+                self._bucket.hold(pacing.key, until_ms=int(until * 1000))
 
     def _default_deadline(self) -> Deadline:
         return Deadline.within(self._settings.provider_read_timeout_seconds * MAX_ATTEMPTS)

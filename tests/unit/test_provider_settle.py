@@ -505,3 +505,18 @@ def test_a_429_holds_the_account_so_nothing_is_sent_inside_the_block(rate: int) 
     now[0] += 36
     client.send_once(CALCOM, calcom_read(), CAL_KEY, Deadline.within(20), pacing)
     assert len(provider.requests) == 2
+
+
+def test_calcom_5xx_that_read_as_not_moved_are_resent_within_the_budget_then_unavailable() -> None:
+    in_place = (
+        200,
+        {
+            "status": "success",
+            "data": {"uid": OLD, "status": "accepted", "start": "2027-03-10T15:00:00.000Z"},
+        },
+    )
+    provider = Answers(in_place, (503, None), in_place, (503, None), in_place, (503, None), in_place)
+    with pytest.raises(ProviderError) as caught:
+        provider.client().move(CALCOM, command(), CAL_KEY, Deadline.within(20))
+    assert (caught.value.status, caught.value.code) == (503, "provider_unavailable")  # auto mode queues it
+    assert [r.method for r in provider.requests] == ["GET", "POST", "GET", "POST", "GET", "POST", "GET"]

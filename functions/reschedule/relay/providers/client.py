@@ -137,8 +137,9 @@ AUTH_FAILED_CODE = "provider_auth_failed"
 class ProviderClient:
     """Sends a reschedule, retrying what is safe to retry, inside the request's deadline.
 
-    A reschedule is a PUT to a target state: sending it again after an unknown outcome (a timeout,
-    a dropped connection, a 502/503/504) moves the booking to the same time again, which is safe.
+    Where a move is a PUT to a target state (iClosed, NovaCal), sending it again after an unknown
+    outcome moves the booking to the same time again, which is safe. Where it is not (Cal.com's POST
+    creates a booking; Acuity), an unknown outcome is settled by reading the booking first.
     """
 
     def __init__(
@@ -214,7 +215,7 @@ class ProviderClient:
                 if reply is not None:
                     return reply
                 if attempt >= MAX_ATTEMPTS:
-                    raise
+                    raise error.final() from None
                 wait = self._backoff(attempt, error.wait_at_least)
                 if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
                     raise error.out_of_time() from None
@@ -243,7 +244,7 @@ class ProviderClient:
             if outcome is Settled.MOVED_ELSEWHERE and settled.settlement.booking_id:
                 raise booking_moved_elsewhere(provider.name, settled.settlement.booking_id) from None
             if outcome is not Settled.NOT_MOVED:
-                raise error
+                raise error.final()
             if error.provider_status != CONFLICT_STATUS:
                 return None
             wait = self._backoff(reads, None)

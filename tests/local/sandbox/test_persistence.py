@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from local.sandbox import PROVIDERS, start_sandbox
-from tests.local.sandbox.helpers import TOKENS, snapshot, send_valid
+from tests.local.sandbox.helpers import TOKENS, send_valid, snapshot
 
 
 @pytest.mark.parametrize("name", PROVIDERS)

@@ -30,7 +30,9 @@ MAX_PER_MINUTE = 100_000
 MAX_TOKEN_CHARS = 1024
 
 _PER_MINUTE_RANGE = range(1, MAX_PER_MINUTE + 1)
-_LIMIT_KEYS = frozenset({"token", "per_minute"})
+_LIMIT_KEYS = frozenset({"token", "per_minute", "block_seconds"})
+# A shorter block than the provider's own, for tests that must not wait a minute.
+MAX_BLOCK_SECONDS = 3600
 
 
 class LimitSpecError(ValueError):
@@ -41,6 +43,8 @@ class LimitSpecError(ValueError):
 class Limit:
     token: str | None  # None: every key
     per_minute: int
+    # Fixed-window style only: how long a key over its limit is blocked (None: the provider's own).
+    block_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,12 @@ def parse_limit(spec: object) -> Limit:
     per_minute = spec.get("per_minute")
     if not is_int(per_minute) or per_minute not in _PER_MINUTE_RANGE:
         raise LimitSpecError(f"per_minute must be an integer in [1, {MAX_PER_MINUTE}]")
-    return Limit(token=token, per_minute=per_minute)
+    block_seconds = spec.get("block_seconds")
+    if block_seconds is not None and (
+        not is_int(block_seconds) or not 1 <= block_seconds <= MAX_BLOCK_SECONDS
+    ):
+        raise LimitSpecError(f"block_seconds must be an integer in [1, {MAX_BLOCK_SECONDS}]")
+    return Limit(token=token, per_minute=per_minute, block_seconds=block_seconds)
 
 
 class RateLimiter:
@@ -92,6 +101,7 @@ class RateLimiter:
         self._clock = clock  # seconds, monotonic; a test may pass its own
         # None: rolling window. Else: fixed window, rejected calls counted, over-limit blocks this long.
         self._block_seconds = block_seconds
+        self._provider_block_seconds = block_seconds  # what `clear` goes back to
         self._fixed: dict[str, _FixedWindow] = {}
         self._lock = threading.Lock()
         self._per_key: dict[str, int] = {}
@@ -101,6 +111,8 @@ class RateLimiter:
 
     def set(self, limit: Limit) -> None:
         with self._lock:
+            if limit.block_seconds is not None and self._block_seconds is not None:
+                self._block_seconds = limit.block_seconds
             if limit.token is None:
                 self._every_key = limit.per_minute
             else:
@@ -112,6 +124,7 @@ class RateLimiter:
             self._every_key = None
             self._admitted.clear()
             self._fixed.clear()
+            self._block_seconds = self._provider_block_seconds
             self._rejected = 0
 
     def admit(self, key: str) -> Refusal | Admission | None:

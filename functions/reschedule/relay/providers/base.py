@@ -187,6 +187,9 @@ class Provider(ABC):
     # state: iClosed, NovaCal). False (Cal.com's POST creates a booking; Acuity): after an unknown
     # outcome the move is never sent again before a read settles it.
     repeat_is_harmless: ClassVar[bool] = True
+    # Whether the provider's 429 blocks the account for its whole wait (Cal.com: refused calls count
+    # and the key is blocked 60 s): the relay then sends nothing for that account until it ends.
+    holds_after_429: ClassVar[bool] = False
     # Statuses that mean "the relay's stored credentials were refused": read the secret again, once.
     auth_statuses: ClassVar[frozenset[int]] = frozenset({401, 403})
 

@@ -136,6 +136,7 @@ class Calcom(Provider):
     # The POST creates a booking: after an unknown outcome it is never sent again before a read.
     repeat_is_harmless: ClassVar[bool] = False
     auth_statuses: ClassVar[frozenset[int]] = frozenset({401, EXPIRED_TOKEN_STATUS})
+    holds_after_429: ClassVar[bool] = True
 
     def __init__(self, base_url: str, api_version: str = "2024-08-13") -> None:
         super().__init__(base_url)

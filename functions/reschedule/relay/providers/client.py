@@ -346,8 +346,9 @@ class ProviderClient:
     ) -> ProviderReply:
         """Exactly one call (after taking the account's pacing token): no retry of any kind.
 
-        A provider's 429 holds the account's bucket until the wait it asked for, so no door calls
-        inside the provider's block (Cal.com blocks a key for 60 s and counts refused calls too).
+        A 429 from a provider that blocks the account (`holds_after_429`: Cal.com blocks a key for
+        60 s and counts refused calls too) holds the account until the wait it asked for, so no door
+        calls inside the block.
         """
         deadline = deadline or self._default_deadline()
         held_until = self._held.get(pacing.key, 0.0) if pacing is not None else 0.0
@@ -357,7 +358,12 @@ class ProviderClient:
         try:
             return self._send_once(provider, request, credentials, deadline)
         except ProviderError as error:
-            if error.status == 429 and error.wait_at_least and pacing is not None:
+            if (
+                error.status == 429
+                and error.wait_at_least
+                and pacing is not None
+                and provider.holds_after_429
+            ):
                 self._hold(pacing, self._clock() + error.wait_at_least)
             raise
 

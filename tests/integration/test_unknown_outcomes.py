@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from local.sandbox.bookings import CALCOM_SLOW_COMMIT_UID, CALCOM_THROTTLED_UID
 from local.seed import PROVIDER_SECRETS
 from tests.helpers import (
     TEST_PROVIDER_READ_TIMEOUT_SECONDS,
@@ -51,7 +52,7 @@ def test_calcom_slow_commit_raced_by_a_retry_is_one_move_reported_as_success(
 ) -> None:
     # Given a Cal.com booking whose move commits slower than the relay waits for an answer
     box = sandboxes["calcom"]
-    uid = box.bookings[3]
+    uid = CALCOM_SLOW_COMMIT_UID
     box.fault(commit_delay_ms=SLOW_COMMIT_MS)
     start = _utc_slot(60, 15)
 
@@ -108,7 +109,9 @@ def test_calcom_429_block_tells_the_caller_when_to_come_back_and_sends_nothing_i
     invoke = ShortInvoker(invoke.module)
     # Given the key's window used up (a read and a move: two calls of two)
     box = calcom_limited
-    first = _move(invoke, {"provider": "calcom", "booking_id": box.bookings[4], "start": _utc_slot(62, 15)})
+    first = _move(
+        invoke, {"provider": "calcom", "booking_id": CALCOM_THROTTLED_UID, "start": _utc_slot(62, 15)}
+    )
     assert first.status == 200, first.body
     box.reset()
 

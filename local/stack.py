@@ -61,8 +61,15 @@ DEFAULT_API_PORT = 3000
 REGION = "us-east-1"
 TABLE_NAMES = {"IdempotencyTable": "relay-idempotency", "ReschedulesTable": "relay-reschedules"}
 # ---- durable delivery (queues and the worker's event source) ----
-QUEUE_NAMES = {"DeliveryQueue": "relay-deliveries", "DeliveryDeadLetterQueue": "relay-deliveries-dead-letter"}
+QUEUE_NAMES = {
+    "DeliveryQueue": "relay-deliveries",
+    "DeliveryDeadLetterQueue": "relay-deliveries-dead-letter",
+    "CallbackQueue": "relay-callbacks",
+    "CallbackDeadLetterQueue": "relay-callbacks-dead-letter",
+}
 WORKER_FUNCTION = "WorkerFunction"
+# Outcome callbacks: their own queue, polled for their own function (template.yaml).
+CALLBACK_FUNCTION = "CallbackFunction"
 # ---- end durable delivery ----
 # Dummy credentials: DynamoDB Local and moto accept anything; real AWS is never reached.
 AWS_ENV = {
@@ -97,6 +104,8 @@ TOOL_ENV_NAMES = (
     "IDEMPOTENCY_TABLE_NAME",
     "DELIVERY_QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
+    "CALLBACK_QUEUE_URL",
+    "CALLBACK_DEAD_LETTER_QUEUE_URL",
 )
 
 
@@ -115,6 +124,8 @@ class Stack:
     # The template's queues by logical id, and the poller that feeds the worker handler (if any).
     queues: dict[str, LocalQueue] = field(default_factory=dict)
     event_source: EventSourcePoller | None = None
+    # The poller that feeds the callback function's handler (its own queue).
+    callback_event_source: EventSourcePoller | None = None
     # Records the outcome callbacks the relay POSTs for the demo sources that have one.
     callback_sink: CallbackSink | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -146,6 +157,10 @@ class Stack:
                 "url": self.queues["DeliveryQueue"].url if self.queues else None,
                 "dlq_url": self.queues["DeliveryDeadLetterQueue"].url if self.queues else None,
             },
+            "callback_queue": {
+                "url": self.queues["CallbackQueue"].url if self.queues else None,
+                "dlq_url": self.queues["CallbackDeadLetterQueue"].url if self.queues else None,
+            },
             "callback_sink": {
                 "url": self.callback_sink.url if self.callback_sink else None,
                 "deliveries_url": self.callback_sink.deliveries_url if self.callback_sink else None,
@@ -160,6 +175,7 @@ class Stack:
         self._stopped = True
         for stopper in (
             ([self.event_source.stop] if self.event_source else [])
+            + ([self.callback_event_source.stop] if self.callback_event_source else [])
             + ([self.api.stop] if self.api else [])
             + ([self.form_page.stop] if self.form_page else [])
             + ([self.callback_sink.stop] if self.callback_sink else [])
@@ -210,6 +226,8 @@ def queue_environment(queues: dict[str, LocalQueue], template: dict[str, Any]) -
         "DELIVERY_QUEUE_URL": queues["DeliveryQueue"].url,
         "DEAD_LETTER_QUEUE_URL": queues["DeliveryDeadLetterQueue"].url,
         "DELIVERY_MAX_AGE_SECONDS": str(max_age),
+        "CALLBACK_QUEUE_URL": queues["CallbackQueue"].url,
+        "CALLBACK_DEAD_LETTER_QUEUE_URL": queues["CallbackDeadLetterQueue"].url,
     }
 
 
@@ -234,6 +252,34 @@ def start_worker_event_source(
         queue_arn=queue.arn if queue else stack.queues[config.queue_logical_id].arn,
         endpoint=stack.env.get("AWS_ENDPOINT_URL_SQS", stack.secrets.endpoint),
         handler=handler,
+        code_dir=code_dir,
+        env=stack.env,
+        batch_size=config.batch_size,
+        maximum_concurrency=config.maximum_concurrency,
+        batching_window_s=config.batching_window_s,
+        report_batch_item_failures=config.report_batch_item_failures,
+        function_timeout_s=config.timeout_s,
+        function_name=config.function_name,
+        memory_mb=config.memory_mb,
+        region=REGION,
+        prestart=prestart,
+    )
+
+
+def start_callback_event_source(
+    stack: Stack, *, code_dir: Path = CODE_DIR, template: dict[str, Any], prestart: int = 1
+) -> EventSourcePoller | None:
+    """The poller in front of the callback function's handler, as the template maps it; None without a
+    callback queue (``CALLBACK_QUEUE_URL``)."""
+    config = event_source_config(template, function=CALLBACK_FUNCTION)
+    queue_url = stack.env.get("CALLBACK_QUEUE_URL")
+    if not queue_url:
+        return None
+    return start_event_source(
+        queue_url=queue_url,
+        queue_arn=stack.queues[config.queue_logical_id].arn,
+        endpoint=stack.env.get("AWS_ENDPOINT_URL_SQS", stack.secrets.endpoint),
+        handler=config.handler,
         code_dir=code_dir,
         env=stack.env,
         batch_size=config.batch_size,
@@ -330,6 +376,9 @@ def start_stack(
         stack.event_source = start_worker_event_source(
             stack, code_dir=worker_code_dir, handler=worker_handler, template=template
         )
+        if stack.event_source is not None:
+            started.append(stack.event_source)
+        stack.callback_event_source = start_callback_event_source(stack, template=template)
         return stack
     except BaseException:
         for component in reversed(started):
@@ -361,8 +410,21 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     sink = info["callback_sink"]
     exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
     day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
-    link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
-    posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
+    link = mint_link(
+        registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400, api_url=api
+    )
+    posted = " ".join(
+        f"--data-urlencode {name}={value}"
+        for name, value in link.items()
+        if name not in ("url", "hosted_url")
+    )
+    tally_name, tally = _first(info, "tally")
+    tally_body = (
+        '{"eventId": "%s", "eventType": "FORM_RESPONSE", "data": {"fields": ['
+        f'{{"key": "question_hidden_1", "label": "booking_id", "value": "{novacal[4]}"}}, '
+        f'{{"key": "question_date", "label": "New date", "value": "{day}"}}, '
+        '{"key": "question_time", "label": "New time", "value": "17:00"}]}}'
+    )
     return f"""
 API key -- reschedule an iClosed booking (JSON, as Zapier sends it):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' \\
@@ -388,7 +450,16 @@ Signed link -- the invitee's link to the demo form page of source {form!r} (vali
 Or post the link's fields yourself, as the form does:
   curl -s -X POST {api}/v1/reschedules {posted} \\
     --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
+Or open the relay's own hosted page for the same link (the browser's time zone preselected):
+  {link["hosted_url"]}
 Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
+
+Form tool -- a Tally delivery to source {tally_name!r}, signed as Tally signs it (needs openssl; the
+demo sources typeform-demo, webflow-demo, jotform-demo and fillout-demo are in .local/stack.json):
+  body=$(printf '{tally_body}' "tally_demo_$RANDOM$RANDOM")
+  sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac '{tally["secret"]}' -binary | base64)
+  curl -s -X POST {api}{tally["intake_path"]} -H 'Content-Type: application/json' \\
+    -H "Tally-Signature: $sig" -d "$body"
 
 API key -- reschedule a Cal.com booking (it gets a new uid: the answer's new_booking_id):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
@@ -500,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ready: API on {info['api_url']} (details in .local/stack.json)")
         worker = "polled by the worker" if stack.event_source else "not polled: no worker handler yet"
         print(f"delivery queue {info['queue']['url']} ({worker})")
+        print(f"callback queue {info['callback_queue']['url']} (polled by the callback function)")
         print(curl_examples(info, registry(stack.sources)), flush=True)
         print("Ctrl-C stops everything.", flush=True)
         stop.wait()

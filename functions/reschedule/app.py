@@ -10,6 +10,8 @@ import relay.prefetch  # next: the caller registry is read while the rest of ini
 import base64
 import binascii
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -17,8 +19,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from relay import snapstart
+from relay.callers import intake, links
 from relay.callers.admission import Admission, Attempt, admit, identify
-from relay.callers.registry import Caller, Registry
+from relay.callers.registry import Caller, SignedLinkSource
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
@@ -26,11 +29,11 @@ from relay.deadline import Deadline
 from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
 from relay.reschedule import modes
 from relay.reschedule.attempts import QUEUED, Booking
-from relay.reschedule.delivery import not_queued
 from relay.reschedule.normalise import booking_of, command_from
+from relay.reschedule.queries import not_queued
 from relay.settings import get_settings
 from relay.tracing import door_tracer
-from relay.web import cors, decoding, forms, schema
+from relay.web import cors, decoding, forms, pages, schema
 from relay.web.http import Response, Router
 from relay.web.problems import json_response, problem_response
 
@@ -43,7 +46,21 @@ logger = Logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
-app = Router()
+
+
+@dataclass
+class RequestState:
+    """What one request's handling carries from its route to its answer (new for each request)."""
+
+    # CORS headers for every answer of a browser-reachable route, errors included.
+    cors_headers: dict[str, str] = field(default_factory=dict)
+    # A plain HTML form post: answers are redirects to the source's pages.
+    wants_page: bool = False
+    # Who is calling, as far as admission got (for the refusal's record and its page).
+    attempt: Attempt | None = None
+
+
+app: Router[RequestState] = Router(RequestState)
 
 settings = get_settings()
 
@@ -89,29 +106,43 @@ def _raw_body() -> bytes:
 
 def _finish(response: Response) -> Response:
     """CORS headers on every answer to a browser-reachable route (set by the route, errors included)."""
-    response.headers.update(app.context.get("cors_headers", {}))
+    response.headers.update(app.state.cors_headers)
     return response
 
 
 def _to_page(location: str | None) -> Response | None:
     """A plain HTML form post is sent on to the source's own page (303), never to a URL from the request."""
-    if location is None or not app.context.get("wants_page"):
+    if location is None or not app.state.wants_page:
         return None
     return _finish(Response(status_code=303, headers={"Location": location}, body=""))
 
 
-def _admit(sources: Registry, body: bytes) -> Admission:
+def _admit(body: bytes) -> Admission:
     headers = app.current.headers
     attempt = Attempt()
-    app.context["attempt"] = attempt
+    app.state.attempt = attempt
     try:
-        admission = admit(sources, headers, body, now=time.time(), attempt=attempt)
+        # Against the cached registry, or one read again when it does not know the credential.
+        own = _own_origin()
+        admission = relay_app.sources.admit(
+            lambda registry: admit(registry, headers, body, now=time.time(), attempt=attempt, own_origin=own)
+        )
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
             raise service.refuse(attempt.caller.name, error) from None
         raise
     logger.append_keys(source=admission.caller.name)
     return admission
+
+
+def _own_origin() -> str | None:
+    """The relay's own origin as the browser sees it: where its hosted page lives."""
+    headers = app.current.headers
+    host = headers.get("host")
+    if not host:
+        return None
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip().lower()
+    return f"{scheme}://{host.lower()}"
 
 
 def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
@@ -136,12 +167,12 @@ def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
 def create_reschedule() -> Response:
     headers = app.current.headers
     sources = relay_app.sources.current()
-    app.context["cors_headers"] = cors.response_headers(sources.allowed_origin(headers.get("origin")))
-    app.context["wants_page"] = forms.wants_page(headers)
+    app.state.cors_headers = cors.response_headers(sources.allowed_origin(headers.get("origin")))
+    app.state.wants_page = forms.wants_page(headers)
     body = _raw_body()
     if len(body) > decoding.MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
-    admission = _admit(sources, body)
+    admission = _admit(body)
     link = admission.link
     if link is not None and link.spam:
         # Answered as if accepted, so the bot learns nothing; recorded, and no provider is called.
@@ -195,9 +226,158 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
     return _finish(json_response(202, body, headers))
 
 
+def _intake(source: str, token: str | None) -> Response:
+    """A form tool's own webhook: verified its way, mapped, then moved like any request (auto delivery)."""
+    body = _raw_body()
+    if len(body) > decoding.MAX_BODY_BYTES:
+        raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
+    attempt = Attempt()
+    app.state.attempt = attempt
+
+    def known(caller: Caller) -> None:
+        attempt.caller = caller
+
+    try:
+        # A source added seconds ago is found by reading the registry again (as for any credential).
+        admission = relay_app.sources.admit(
+            lambda registry: intake.admit(
+                registry,
+                source,
+                token,
+                app.current.headers,
+                body,
+                now=time.time(),
+                on_caller=known,
+            )
+        )
+    except RelayError as error:
+        if attempt.caller is not None:  # verified, then refused (a body or mapping that does not fit)
+            raise service.refuse(attempt.caller.name, error) from None
+        raise
+    caller = admission.caller
+    logger.append_keys(source=caller.name)
+    command = _command(caller, admission.fields)
+    mode = modes.choose(
+        prefer_header=None,
+        source_delivery=caller.delivery,
+        source_kind=caller.kind,
+        queue_available=service.queue_available,
+    )
+    result = service.reschedule(
+        command,
+        source=caller.name,
+        idempotency_key=admission.delivery_id,
+        deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
+        mode=mode,
+        notify=caller.notify,
+    )
+    replayed = bool(result.get("replayed"))
+    if result.get("status") == QUEUED:
+        return _queued(result, replayed=replayed, asked_async=False, link=None)
+    metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
+    return json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@app.post(
+    "/v1/intake/<source>",
+    summary="A signed form tool's own webhook (Typeform, Tally, Webflow), mapped to a reschedule",
+    responses=schema.INTAKE_RESPONSES,
+    operation_id="intakeFormWebhook",
+)
+def intake_signed(source: str) -> Response:
+    return _intake(source, None)
+
+
+@app.post(
+    "/v1/intake/<source>/<token>",
+    summary="An unsigned form tool's own webhook (Jotform, Fillout), its secret token in the path",
+    responses=schema.INTAKE_RESPONSES,
+    operation_id="intakeFormWebhookWithToken",
+)
+def intake_with_token(source: str, token: str) -> Response:
+    return _intake(source, token)
+
+
+def _link_query() -> dict[str, str]:
+    request = app.current
+    return {name: value for name in pages.LINK_QUERY_FIELDS if (value := request.query(name)) is not None}
+
+
+def _brand(name: str, source: SignedLinkSource) -> pages.Brand:
+    return pages.Brand(
+        name=source.display_name or name,
+        colour=source.brand_colour or pages.DEFAULT_BRAND_COLOUR,
+        logo_url=source.logo_url,
+    )
+
+
+def _current_time(link: links.LinkAdmission) -> pages.CurrentTime | None:
+    """The booking's start from its provider, when the relay can read it; the page works without it."""
+    if relay_app.booking_times is None:
+        return None
+    found = relay_app.booking_times.read_booking_start(link.provider, link.account, link.booking_id)
+    return None if found is None else pages.CurrentTime(*found)
+
+
+@app.get(
+    "/v1/pages/reschedule",
+    summary="The hosted reschedule page a signed link opens (HTML)",
+    responses=schema.PAGE_RESPONSES,
+    operation_id="reschedulePage",
+)
+def reschedule_page() -> Response:
+    fields = _link_query()
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    brand = _brand(*named) if named else None
+    try:
+        link = links.verify(registry, fields, now=time.time())
+    except RelayError as error:
+        metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
+        return pages.refusal_page(error.status, error.code, brand)
+    assert brand is not None  # noqa: S101 - a verified link names its source
+    # A day's slack: the invitee's today may still be yesterday in UTC.
+    today = (datetime.now(UTC) - timedelta(days=1)).date()
+    # Without script the form is a plain post: the relay then redirects to the source's own pages.
+    targets = tuple(url for url in (link.source.success_url, link.source.error_url) if url)
+    return pages.form_page(
+        fields,
+        brand,
+        honeypot=link.source.honeypot,
+        current=_current_time(link),
+        today=today,
+        form_targets=targets,
+    )
+
+
+@app.get(
+    "/v1/pages/reschedule/result",
+    summary="The hosted page's result: the stored record of one reschedule, for its own link (HTML)",
+    responses=schema.PAGE_RESPONSES,
+    operation_id="rescheduleResultPage",
+)
+def reschedule_result_page() -> Response:
+    fields = _link_query()
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    brand = _brand(*named) if named else None
+    try:
+        # The link's own result stays readable after it expires: the token still names the booking.
+        link = links.verify(registry, fields, now=time.time(), check_expiry=False)
+        record = relay_app.queries.get_stored(link.caller.name, app.current.query("reschedule_id") or "")
+    except RelayError as error:
+        return pages.refusal_page(error.status, error.code, brand)
+    booked = (record.get("provider"), str(record.get("booking_id")), record.get("account", "default"))
+    if booked != (link.provider, link.booking_id, link.account):  # another booking's record: not this link's
+        return pages.refusal_page(404, "reschedule_not_found", brand)
+    assert brand is not None  # noqa: S101 - a verified link names its source
+    return pages.result_page(record, brand, fields)
+
+
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
-    caller = identify(relay_app.sources.current(), app.current.headers, now=time.time())
+    headers = app.current.headers
+    caller = relay_app.sources.admit(lambda registry: identify(registry, headers, now=time.time()))
     logger.append_keys(source=caller.name)
     return caller
 
@@ -211,8 +391,8 @@ def _caller() -> Caller:
 def cancel_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
     if relay_app.deliveries is None:  # nothing is ever queued without a queue
-        raise not_queued(service.get(caller.name, reschedule_id).get("status"))
-    cancelled = relay_app.deliveries.cancel(caller.name, reschedule_id)
+        raise not_queued(relay_app.queries.get(caller.name, reschedule_id).get("status"))
+    cancelled = relay_app.queries.cancel(caller.name, reschedule_id)
     metrics.add_metric(name="Cancelled", unit=MetricUnit.Count, value=1)
     return json_response(200, cancelled)
 
@@ -225,7 +405,7 @@ def cancel_reschedule(reschedule_id: str) -> Response:
 )
 def get_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
-    record = service.get(caller.name, reschedule_id)
+    record = relay_app.queries.get(caller.name, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return json_response(200, record)
 
@@ -239,7 +419,7 @@ def get_reschedule(reschedule_id: str) -> Response:
 def list_booking_reschedules(provider: str, booking_id: str) -> Response:
     caller = _caller()
     request = app.current
-    page = service.history(
+    page = relay_app.queries.history(
         caller.name,
         provider,
         booking_id,
@@ -257,12 +437,12 @@ def preflight() -> Response:
     if not origin:  # not a CORS preflight
         return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
     allowed = relay_app.sources.current().allowed_origin(origin)
-    app.context["cors_headers"] = cors.response_headers(allowed)
+    app.state.cors_headers = cors.response_headers(allowed)
     return Response(status_code=204, headers=cors.preflight_headers(allowed), body="")
 
 
 def _problem(error: RelayError) -> Response:
-    attempt = app.context.get("attempt")
+    attempt = app.state.attempt
     form_source = attempt.form_source if attempt else None
     page = _to_page(forms.error_location(form_source.error_url if form_source else None, error.code))
     if page is not None:
@@ -271,7 +451,7 @@ def _problem(error: RelayError) -> Response:
 
 
 def handle_relay_error(error: RelayError) -> Response:
-    attempt = app.context.get("attempt")
+    attempt = app.state.attempt
     if attempt is not None and attempt.caller is not None:
         logger.append_keys(source=attempt.caller.name)
     logger.info("request refused", extra={"status": error.status, "reason": error.code})

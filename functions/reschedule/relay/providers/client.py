@@ -172,8 +172,6 @@ class ProviderClient:
         self._jitter = jitter
         self._bucket = bucket
         self._clock = clock
-        # DynamoDB calls the pacing bucket made in this container (bench: calls per delivery).
-        self.pace_calls = 0
         # Accounts a provider's 429 blocked, until when (epoch seconds): nothing is sent before it.
         self._held: dict[str, float] = {}
 
@@ -372,7 +370,6 @@ class ProviderClient:
         container through the shared bucket when the account is paced."""
         self._held[pacing.key] = max(until, self._held.get(pacing.key, 0.0))
         if self._bucket is not None and pacing.rate_per_minute > 0:
-            self.pace_calls += 1
             with contextlib.suppress(RelayError):  # the provider's 429 is the answer that matters
                 self._bucket.hold(pacing.key, until_ms=int(until * 1000))
 
@@ -394,7 +391,6 @@ class ProviderClient:
             now_ms=now_ms,
             horizon_ms=now_ms + int(wait_allowed * 1000),
         )
-        self.pace_calls += take.calls
         if take.slot_ms is None:
             raise paced(provider.name, (take.next_free_ms - now_ms) / 1000)
         wait = take.slot_ms / 1000 - self._clock()

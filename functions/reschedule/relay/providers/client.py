@@ -182,8 +182,14 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        settle_first: bool = False,
     ) -> ProviderReply:
         """Move the booking: refuse what the provider's booking says cannot move, then send the move.
+
+        `settle_first`: an earlier attempt's outcome is unknown (its answer was lost and no read
+        settled it): a provider whose move is not safe to repeat has the booking read before anything
+        is sent, and a read showing the move is this move's success.
 
         After an answer whose outcome is unknown, a provider whose move is not safe to repeat has the
         booking read (`settle_by_reading`) before anything is sent again: a read showing the move is
@@ -191,6 +197,10 @@ class ProviderClient:
         retry budget lasts, anything else answers the error. The happy path costs no extra call.
         """
         deadline = deadline or self._default_deadline()
+        if settle_first and provider.has_read and not provider.repeat_is_harmless:
+            settled = self._settle_before_sending(provider, command, credentials, deadline, pacing)
+            if settled is not None:
+                return settled
         if provider.reads_before_move:
             read = self.read_booking(provider, command.booking_id, credentials, deadline, pacing)
             if not read.state.found:
@@ -249,6 +259,34 @@ class ProviderClient:
             if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
                 raise error.out_of_time() from None
             self._sleep(wait)
+
+    def _settle_before_sending(
+        self,
+        provider: Provider,
+        command: RescheduleCommand,
+        credentials: Credentials,
+        deadline: Deadline,
+        pacing: Pacing | None,
+    ) -> ProviderReply | None:
+        """The read an earlier unknown outcome calls for: the move's success, None (not moved: send
+        it), or raise when the read cannot tell (nothing is sent blind)."""
+        settled = self.settle_by_reading(provider, command, credentials, deadline, pacing)
+        outcome = settled.settlement.outcome
+        if outcome is Settled.MOVED and settled.reply is not None:
+            return settled.reply
+        if outcome is Settled.MOVED_ELSEWHERE and settled.settlement.booking_id:
+            raise booking_moved_elsewhere(provider.name, settled.settlement.booking_id)
+        if outcome is Settled.NOT_MOVED:
+            return None
+        raise ProviderError(
+            detail=f"{provider.name}'s booking could not be read to a clear state after an earlier "
+            "attempt's answer was lost; nothing was sent.",
+            status=503,
+            code="provider_unavailable",
+            title="Provider unavailable",
+            retry_after=DEFAULT_RETRY_AFTER_SECONDS,
+            outcome_unknown=True,
+        )
 
     def _moved_already(
         self,

@@ -284,3 +284,18 @@ def test_a_delivery_that_died_mid_call_leaves_no_mark_on_the_next_ones_lock(ledg
     ledger.lock_delivery(queued["reschedule_id"], "token-2", now=now + 2, until=now + 60)
     ledger.cancel({**queued, "status": "cancelled"}, item_id=key.item_id, now=now + 2)
     assert ledger.read_record(queued["reschedule_id"])["status"] == "cancelled"  # type: ignore[index]
+
+
+def test_a_release_after_an_unknown_outcome_makes_the_retry_read_first(ledger: Ledger, stack: Stack) -> None:
+    key = _key()
+    claim = _take(ledger, key)
+    assert isinstance(claim, Claim)
+    assert claim.settle_first is False
+
+    ledger.release(claim, _record("failed"), unsettled=True)
+    retry = _take(ledger, key)
+
+    assert isinstance(retry, Claim)
+    assert retry.settle_first is True
+    ledger.release(retry, _record("failed"))  # settled this time: an ordinary release
+    assert _item(stack, key.item_id) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -47,9 +47,7 @@ class _CachingSecrets(FakeSecrets):
 def _reader(raw: dict[str, Any], clock: _Clock | None = None) -> tuple[SourcesReader, FakeSecrets]:
     """A reader over the store's port; with `clock`, over a store that caches like the real one."""
     secrets = FakeSecrets({NAME: raw}) if clock is None else _CachingSecrets({NAME: raw})
-    reader = SourcesReader(
-        cast("Any", secrets), NAME, recheck_seconds=RECHECK_SECONDS, clock=clock or _Clock()
-    )
+    reader = SourcesReader(secrets, NAME, recheck_seconds=RECHECK_SECONDS, clock=clock or _Clock())
     return reader, secrets
 
 

@@ -44,6 +44,7 @@ class Providers(Protocol):
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
         *,
+        settle_first: bool = False,
         policy: SendPolicy | None = None,
     ) -> ProviderReply: ...
 
@@ -107,19 +108,27 @@ class AttemptStep:
         deadline: Deadline,
         *,
         pace_wait: float,
+        settle_first: bool = False,
         admission: Admission | None = None,
         guard: Callable[[], None] | None = None,
     ) -> Moved:
         """One attempt: pace, call, and read the answer. `pace_wait`: the door's longest pacing wait.
 
+        `settle_first`: an earlier attempt of this request ended with its outcome unknown, so the
+        booking is read before anything is sent (providers whose move is not safe to repeat).
+        After an unknown outcome inside this attempt, the provider client reads before resending.
         A queued delivery passes its circuit `admission` (a probe makes one try; the outcome opens or
         closes the circuit) and its `guard`, run right before each provider call starts.
         """
         adapter = self._adapters[command.provider]
-        tries = PROBE_TRIES if admission is not None and admission.turn is Turn.PROBE else None
-        policy = None if guard is None and tries is None else SendPolicy(before_each=guard, **_tries(tries))
+        probing = admission is not None and admission.turn is Turn.PROBE
+        policy = None
+        if guard is not None or probing:
+            policy = SendPolicy(before_each=guard, **({"max_tries": PROBE_TRIES} if probing else {}))
         try:
-            reply = self._call(adapter, self.latest(command), deadline, pace_wait, policy)
+            reply = self._call(
+                adapter, self.latest(command), deadline, pace_wait, settle_first, policy=policy
+            )
         except RelayError as error:
             if self._breaker is not None and admission is not None:
                 # Only a ProviderError comes from a call; pacing, the guard or a secret stopped the others.
@@ -149,18 +158,39 @@ class AttemptStep:
             return command
         return command.model_copy(update={"booking_id": latest})
 
+    def unsettled(self, command: RescheduleCommand, error: RelayError) -> bool:
+        """Whether a failed attempt left the booking in an unknown state that a repeat could worsen:
+        its retry must read the booking before sending anything."""
+        adapter = self._adapters[command.provider]
+        return (
+            isinstance(error, ProviderError)
+            and error.outcome_unknown
+            and adapter.has_read
+            and not adapter.repeat_is_harmless
+        )
+
     def _call(
         self,
         adapter: Provider,
         command: RescheduleCommand,
         deadline: Deadline,
         pace_wait: float,
+        settle_first: bool,
+        *,
         policy: SendPolicy | None,
     ) -> ProviderReply:
         credentials = self._credentials(command)
         pacing = self._pacing(adapter, command, credentials, pace_wait)
         try:
-            return self._providers.move(adapter, command, credentials, deadline, pacing=pacing, policy=policy)
+            return self._providers.move(
+                adapter,
+                command,
+                credentials,
+                deadline,
+                pacing=pacing,
+                settle_first=settle_first,
+                policy=policy,
+            )
         except ProviderError as error:
             if error.code != "provider_auth_failed":
                 raise
@@ -169,7 +199,9 @@ class AttemptStep:
             "provider refused the cached token; reading it again", extra={"provider": adapter.name}
         )
         credentials = self._credentials(command, force_fetch=True)
-        return self._providers.move(adapter, command, credentials, deadline, pacing=pacing, policy=policy)
+        return self._providers.move(
+            adapter, command, credentials, deadline, pacing=pacing, settle_first=settle_first, policy=policy
+        )
 
     def _pacing(
         self, adapter: Provider, command: RescheduleCommand, credentials: Credentials, pace_wait: float
@@ -196,7 +228,3 @@ class AttemptStep:
         for warning in credentials.warnings():
             logger.warning(warning, extra={"provider": command.provider, "account": command.account})
         return credentials
-
-
-def _tries(tries: int | None) -> dict[str, int]:
-    return {} if tries is None else {"max_tries": tries}

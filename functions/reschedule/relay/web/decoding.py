@@ -37,13 +37,16 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     return message.get_content_type(), params
 
 
-def decode_body(body: bytes, content_type: str | None) -> dict[str, Any]:
-    """Parse the body by its content type into {name: value} (names as the caller sent them)."""
+def decode_body(body: bytes, content_type: str | None, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Parse the body by its content type into {name: value} (names as the caller sent them).
+
+    `max_depth`: a form tool's own payload (relay/callers/intake.py) nests deeper than a request.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
     kind, params = media_type(content_type)
     if kind == JSON:
-        return _decode_json(body)
+        return _decode_json(body, max_depth)
     if kind == URLENCODED:
         return _decode_urlencoded(body)
     if kind == MULTIPART:
@@ -85,7 +88,7 @@ def _depth(value: Any, level: int = 1) -> int:
     return level
 
 
-def _decode_json(body: bytes) -> dict[str, Any]:
+def _decode_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     text = _text(body)
     try:
         value = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_no_constant)
@@ -93,8 +96,8 @@ def _decode_json(body: bytes) -> dict[str, Any]:
         raise malformed("The body is not valid JSON.", "invalid_json") from None
     if not isinstance(value, dict):
         raise malformed("The JSON body must be an object.", "invalid_json")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise malformed(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", "invalid_json")
+    if _depth(value) > max_depth:
+        raise malformed(f"The JSON body nests deeper than {max_depth} levels.", "invalid_json")
     if len(value) > MAX_FIELDS:
         raise malformed(f"The body has more than {MAX_FIELDS} fields.", "too_many_fields")
     return value

@@ -199,7 +199,7 @@ def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack
     iclosed = ops_stack.sandboxes["iclosed"]
     httpx.delete(f"{iclosed.url}/_sandbox/calls").raise_for_status()
     started = time.monotonic()
-    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", ZAPIER.api_key)
+    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, stdin=ZAPIER.api_key + "\n")
     assert passed.returncode == 0, passed.stderr
     assert time.monotonic() - started < 10
     assert httpx.get(f"{iclosed.url}/_sandbox/calls").json() == []  # a dry run calls no provider
@@ -207,11 +207,11 @@ def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack
 
 def test_smoke_fails_with_one_line_when_the_stack_does_not_answer_as_it_should(ops_stack: Stack) -> None:
     assert ops_stack.api is not None
-    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", "sandbox-not-a-key")
+    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, stdin="sandbox-not-a-key\n")
     assert wrong_key.returncode == 1
     assert wrong_key.stderr.count("\n") == 1
     assert "dry_run reschedule: expected 200, got 401" in wrong_key.stderr
-    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", "--api-key", ZAPIER.api_key)
+    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", stdin=ZAPIER.api_key + "\n")
     assert nobody.returncode == 1
     assert "could not be reached" in nobody.stderr
 

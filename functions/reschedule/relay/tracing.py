@@ -12,8 +12,12 @@ import contextlib
 from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
+import httpx
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
+
+# X-Ray's httpx patch replaces httpx.Client with a subclass from its own package.
+_XRAY_PACKAGE = "aws_xray_sdk"
 
 
 class _NoSegment(BaseSegment):
@@ -67,3 +71,16 @@ def door_tracer(patch_modules: Sequence[str]) -> Tracer:
     # Powertools' own decision (the env var, or not in Lambda), before it picks its provider.
     disabled = bool(Tracer._is_tracer_disabled())
     return Tracer(patch_modules=list(patch_modules), provider=NoTracing() if disabled else None)
+
+
+def untraced_client(**options: Any) -> httpx.Client:
+    """An httpx client X-Ray does not record: a callback URL's path can be a credential (a Zapier hook).
+
+    With tracing on, `patch_modules=["httpx"]` makes every `httpx.Client` record each request's URL,
+    path included, in a subsegment (and send a trace header to the receiver). This client is built
+    from the class beneath X-Ray's subclass, so its requests are neither recorded nor marked.
+    """
+    client_class: type[httpx.Client] = httpx.Client
+    while client_class.__module__.startswith(_XRAY_PACKAGE):
+        client_class = client_class.__bases__[0]
+    return client_class(**options)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from enum import Enum
-from urllib.parse import urlsplit
 
 import httpx
+
+from relay.tracing import untraced_client
+from relay.webhooks.destinations import destination_refusal
 
 USER_AGENT = "reschedule-relay-callbacks/1"
 # Enough of an answer to tell what it was; the rest is not read.
@@ -57,20 +58,8 @@ def signature(keys: tuple[bytes, ...], webhook_id: str, timestamp: int, body: by
 
 
 def url_allowed(url: str, *, allow_http_loopback: bool) -> bool:
-    """https anywhere; plain http only to a loopback host, and only when the setting allows it."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return True
-    return parts.scheme == "http" and allow_http_loopback and _is_loopback(parts.hostname or "")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Checked before each POST: https to public addresses only (relay/webhooks/destinations.py)."""
+    return destination_refusal(url, allow_loopback=allow_http_loopback, refuse_unresolved=False) is None
 
 
 class WebhookSender:
@@ -85,7 +74,7 @@ class WebhookSender:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(
+            self._client = untraced_client(  # X-Ray must not record a callback URL's path
                 timeout=httpx.Timeout(self._timeout_seconds), follow_redirects=False, trust_env=False
             )
         return self._client

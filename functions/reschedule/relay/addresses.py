@@ -58,8 +58,8 @@ def refusal(address: IPAddress, *, allow_loopback: bool) -> str | None:
         ("multicast", plain.is_multicast),
         ("link-local", plain.is_link_local),
         ("carrier-grade NAT", isinstance(plain, ipaddress.IPv4Address) and plain in _CGNAT),
-        ("private", plain.is_private),
         ("reserved", plain.is_reserved),
+        ("private", plain.is_private),
         ("not globally routable", not plain.is_global),
     )
     return next((kind for kind, hit in checks if hit), None)

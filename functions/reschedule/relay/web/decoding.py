@@ -183,6 +183,8 @@ def _decode_urlencoded(body: bytes) -> dict[str, Any]:
             f"The body looks like JSON but was sent as a form: send the header Content-Type: {JSON}.",
             "invalid_form",
         )
+    if body.count(b"&") >= MAX_FIELDS:  # counted before parsing: one '&' between two fields
+        raise malformed(f"The form has more than {MAX_FIELDS} fields.", "too_many_fields")
     text = _text(body)
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")

@@ -51,7 +51,7 @@ def _resolver(*addresses: str):  # type: ignore[no-untyped-def]
         ("100.127.255.254", "carrier-grade NAT"),
         ("224.0.0.1", "multicast"),
         ("ff02::1", "multicast"),
-        ("0.0.0.0", "unspecified"),
+        ("0.0.0.0", "unspecified"),  # noqa: S104 - an address under test, nothing binds it
         ("::", "unspecified"),
         ("240.0.0.1", "reserved"),
         ("192.0.2.1", "private"),  # documentation range

@@ -10,6 +10,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from local.emulator import build_event
 from local.stack import TABLE_NAMES, Stack
 from relay.errors import MAX_ECHO
-from tests.helpers import ZAPIER, Invoker, Sandbox, future, stored_record
+from tests.helpers import ZAPIER, Invoker, Sandbox, future, lambda_context, stored_record
 
 FORM = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json"
@@ -420,3 +422,103 @@ def test_a_history_of_an_unknown_provider_echoes_at_most_64_characters(invoke: I
 def test_problem_types_point_at_the_docs(invoke: Invoker, relay_module: Any) -> None:
     answer = invoke("POST", "/v1/reschedules", body="{", content_type=JSON_TYPE)
     assert answer.body["type"] == f"{relay_module.settings.problem_docs_url}#invalid_json"
+
+
+# ---- The HTTP door, property-based: any request gets a 2xx or an RFC 9457 4xx, never a 5xx ----
+
+DOOR_EXAMPLES = 150
+# Per request through the real handler and DynamoDB Local; generous for a shared machine.
+DOOR_DEADLINE = timedelta(seconds=5)
+
+# Text a real HTTP request can carry (no lone surrogates: headers and URLs are bytes on the wire).
+wire_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+segments = st.sampled_from(
+    ["1001", "iclosed", "novacal", "..", "%00", "a%2Fb", "\u00b2", "x" * 300]
+) | st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/?#"), min_size=1, max_size=20)
+paths = st.one_of(
+    st.just("/v1/reschedules"),
+    st.builds("/v1/reschedules/{}".format, segments),
+    st.builds("/v1/bookings/{}/{}/reschedules".format, segments, segments),
+    st.builds("/{}".format, wire_text),
+)
+queries = st.dictionaries(
+    st.sampled_from(["limit", "cursor"]) | wire_text,
+    st.sampled_from(["\u00b2", "\u0665", "0", "100", "101", "-1", "A" * 2000]) | wire_text,
+    max_size=3,
+)
+content_types = st.sampled_from(
+    [JSON_TYPE, FORM, "multipart/form-data; boundary=x", "multipart/form-data", "text/plain", "a" * 500]
+) | st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+door_headers = st.fixed_dictionaries(
+    {},
+    optional={
+        "authorization": st.sampled_from([f"Bearer {ZAPIER.api_key}", "Bearer sandbox-not-a-key", "Basic x"])
+        | wire_text,
+        "content-type": content_types,
+        "idempotency-key": wire_text,
+        "prefer": st.sampled_from(["respond-async", "wait=1"]) | wire_text,
+        "origin": wire_text,
+        "webhook-id": wire_text,
+        "webhook-timestamp": st.integers().map(str) | wire_text,
+        "webhook-signature": st.builds("v1,{}".format, wire_text),
+    },
+)
+
+
+def _nested(depth: int, kind: str) -> str:
+    return '{"a":' + ("[" * depth + "]" * depth if kind == "[" else '{"a":' * depth + "1" + "}" * depth) + "}"
+
+
+door_bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(json.dumps),
+    st.dictionaries(st.sampled_from(FIELDS) | wire_text, json_values, max_size=6).map(json.dumps),
+    st.builds(_nested, st.integers(1, 2000), st.sampled_from(["[", "{"])),
+    st.lists(st.tuples(st.sampled_from(FIELDS) | wire_text, wire_text), max_size=6).map(urlencode),
+    st.lists(st.tuples(wire_text, wire_text), max_size=4).map(
+        lambda parts: (
+            "".join(f"--x\r\nContent-Disposition: form-data; {h}\r\n\r\n{v}\r\n" for h, v in parts)
+            + "--x--\r\n"
+        )
+    ),
+)
+
+
+@settings(
+    max_examples=DOOR_EXAMPLES,
+    deadline=DOOR_DEADLINE,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE", "OPTIONS", "PUT", "PATCH"]),
+    path=paths,
+    query=queries,
+    headers=door_headers,
+    body=door_bodies,
+)
+def test_any_request_at_the_http_door_gets_a_2xx_or_an_rfc9457_4xx(
+    relay_module: Any,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    headers: dict[str, str],
+    body: str | bytes,
+) -> None:
+    event = build_event(
+        method=method,
+        raw_path=path,
+        raw_query=urlencode(query),
+        headers=list(headers.items()),
+        body=body.encode() if isinstance(body, str) else body,
+        route_key=f"{method} {path}",
+    )
+    result = relay_module.lambda_handler(event, lambda_context())
+    status = result["statusCode"]
+    assert 200 <= status < 300 or 400 <= status < 500, result
+    if status >= 400:
+        assert result["headers"]["Content-Type"] == "application/problem+json"
+        problem = json.loads(result["body"])
+        assert problem["status"] == status
+        assert problem["title"]
+        assert problem["type"].endswith("#" + problem["code"])

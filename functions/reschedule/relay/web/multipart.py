@@ -19,7 +19,8 @@ _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?
 # A form field's part has Content-Disposition and perhaps Content-Type: a browser sends no more.
 MAX_PART_HEADER_BYTES = 1024
 MAX_PART_HEADER_LINES = 4
-_HEADER_LINE = re.compile(rb"^([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}):[ \t]*(.*?)[ \t]*$")
+# Matched whole (fullmatch): a bare CR or LF inside a line is not a header.
+_HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}):[ \t]*([^\r\n]*?)[ \t]*")
 # `form-data; name="a"; filename="b"`: tokens or quoted strings (RFC 7578 4.2), nothing else.
 _PARAM = r'[ \t]*;[ \t]*([A-Za-z0-9_\-*]{1,32})=("(?:[^"\\\r\n]|\\[^\r\n])*"|[^;"\s]+)'
 _DISPOSITION = re.compile(rf"^form-data((?:{_PARAM})*)[ \t]*;?[ \t]*$", re.IGNORECASE)
@@ -73,7 +74,7 @@ def _part(segment: bytes) -> tuple[str, bytes]:
         )
     headers: dict[str, str] = {}
     for line in lines:
-        found = _HEADER_LINE.match(line)
+        found = _HEADER_LINE.fullmatch(line)
         if found is None:
             raise malformed("A multipart part header does not parse.", "invalid_multipart")
         try:

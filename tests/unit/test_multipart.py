@@ -19,8 +19,8 @@ def _decode(body: bytes, content_type: str = TYPE) -> dict[str, object]:
 
 def test_fields_parse_with_quoted_names_tokens_and_multiline_values() -> None:
     body = (
-        b'--XyZ\r\nContent-Disposition: form-data; name="a"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'
-        b"v1\r\n"
+        b'--XyZ\r\nContent-Disposition: form-data; name="a"\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nv1\r\n"
         b'--XyZ\r\nContent-Disposition: form-data; name="b\\"q"\r\n\r\nline1\r\nline2\r\n'
         b"--XyZ\r\nContent-Disposition: form-data; name=c\r\n\r\n\xc3\xa9\r\n"
         b"--XyZ--\r\n"

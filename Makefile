@@ -28,6 +28,7 @@ help:
 	@echo "make build-DependenciesLayer  - what 'sam build' runs for the layer (needs ARTIFACTS_DIR)"
 	@echo "make build-RescheduleFunction - what 'sam build' runs for the function (needs ARTIFACTS_DIR)"
 	@echo "make build-WorkerFunction - what 'sam build' runs for the worker (same code, needs ARTIFACTS_DIR)"
+	@echo "make build-CallbackFunction - what 'sam build' runs for the callback function (same code)"
 	@echo "make lint      - ruff check and ruff format --check (part of make test)"
 	@echo "make typecheck - mypy (part of make test)"
 	@echo "make unit      - the unit tests only"
@@ -107,7 +108,8 @@ TOOL_ENV := env -u AWS_PROFILE -u AWS_DEFAULT_PROFILE AWS_CONFIG_FILE=/dev/null 
 	SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR=$(CURDIR)/.local/sam XDG_CACHE_HOME=$(CURDIR)/.local/cache \
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true
 
-.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction build-WorkerFunction
+.PHONY: package lock-layer check-template build-DependenciesLayer build-RescheduleFunction build-WorkerFunction \
+	build-CallbackFunction
 
 # .local/tools/<name>-<version>.installed stands for .local/tools/<name>/ holding exactly that version.
 $(TOOLS)/%.installed:
@@ -141,4 +143,8 @@ build-RescheduleFunction:
 
 # The queue worker is the same code (functions/reschedule, another handler): the same tree.
 build-WorkerFunction:
+	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"
+
+# The callback function is the same code too (another handler): the same tree.
+build-CallbackFunction:
 	cd "$(REPO_DIR)" && "$(PYTHON)" -m tools.package --function-dir "$(ARTIFACTS_DIR)"

@@ -5,7 +5,9 @@
 - function: `tools.package`'s function tree, with its bytecode (rebuilt each run: the code moves);
 - runtime: boto3 at the dev pin with the lock's botocore and friends, precompiled, standing in for
   the Lambda runtime's own (which ships its bytecode);
-- each also without bytecode (every .pyc removed), the "before" of issue 11.
+- each also without bytecode (every .pyc removed), the "before" of issue 11;
+- the peer (bench/peer/: the same job the way Powertools' docs teach it) as a function tree of its
+  own, with its bytecode, on the same layer and runtime.
 
 Every tree is made read-only, as /opt and /var/task are; the children also run with
 PYTHONDONTWRITEBYTECODE=1, so nothing they import leaves bytecode behind. The layer and runtime
@@ -25,6 +27,7 @@ from pathlib import Path
 from local.template import REPO_ROOT
 from tools import package
 
+PEER_SOURCE = Path(__file__).resolve().parent / "peer"
 CACHE_DIR = REPO_ROOT / ".local" / "bench"
 RUNTIME_MOUNT = "/var/runtime"
 PIP_TIMEOUT_SECONDS = 900
@@ -143,8 +146,26 @@ def _copy_without_bytecode(source: Path, target: Path) -> Path:
     return target
 
 
+def build_peer_tree(target: Path) -> Path:
+    """The peer's function tree, compiled as `tools.package` compiles the relay's, read-only."""
+    _remove(target)
+    shutil.copytree(PEER_SOURCE, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    package.compile_tree(target, package.FUNCTION_MOUNT)
+    set_read_only(target)
+    return target
+
+
+def prepare_peer() -> Deployed:
+    """The peer alone, as deployed (`python -m bench --only peer`)."""
+    interpreter = package.target_interpreter()
+    layer, runtime = _cached_dependencies(interpreter)
+    peer = build_peer_tree(CACHE_DIR / "deployed-run" / "peer")
+    return Deployed(function=peer, layer=layer, runtime=runtime, interpreter=interpreter)
+
+
 def prepare() -> dict[str, Deployed]:
-    """{"pyc": as shipped, "nopyc": the same trees without bytecode}; boto3 is compiled in both."""
+    """{"pyc": as shipped, "nopyc": the same trees without bytecode, "peer": the peer's tree with its
+    bytecode}; all on the same layer (with and without bytecode) and runtime (boto3 compiled)."""
     interpreter = package.target_interpreter()
     layer, runtime = _cached_dependencies(interpreter)
     work = CACHE_DIR / "deployed-run"
@@ -152,6 +173,7 @@ def prepare() -> dict[str, Deployed]:
     _remove(function)
     package.build_function_tree(function)
     set_read_only(function)
+    peer = build_peer_tree(work / "peer")
     layer_nopyc = work / "layer-nopyc" / package.LAYER_PREFIX
     if not layer_nopyc.exists() or (layer_nopyc.parent / "from").read_text() != str(layer):
         _remove(layer_nopyc.parent)
@@ -166,4 +188,5 @@ def prepare() -> dict[str, Deployed]:
             runtime=runtime,
             interpreter=interpreter,
         ),
+        "peer": Deployed(function=peer, layer=layer, runtime=runtime, interpreter=interpreter),
     }

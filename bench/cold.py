@@ -4,7 +4,8 @@ Two layouts: the older "Lambda-like site" (the dev interpreter, `-S`, the layer'
 boto3 installed for this machine, bytecode cached as the dev tree has it), and "as deployed"
 (`bench.artifacts`: the function and layer trees `tools.package` builds, read-only, imported by
 CPython 3.13 with PYTHONDONTWRITEBYTECODE=1 and only those trees and a precompiled boto3 on
-sys.path), with and without their bytecode, beside the floor measured the same way.
+sys.path), with and without their bytecode, beside the floor measured the same way, and the peer
+(bench/peer/: the same job the way Powertools' docs teach it) from its own tree on the same layer.
 
 Runs are interleaved (one of each mode, then again) so slow drift on the machine affects every
 mode alike; the first round is a discarded warm-up (bytecode caches, the OS file cache). Before it,
@@ -45,7 +46,8 @@ class ColdMode:
     child: str  # "relay" or "floor" (bench.cold_child)
     tracing: bool = False  # Tracer active, as template.yaml deploys it (the stack's env disables it)
     lambda_site: bool = True  # only the layer's and the runtime's packages; else the dev virtualenv
-    deployed: str | None = None  # "pyc" / "nopyc": the artifacts as deployed (bench.artifacts)
+    deployed: str | None = None  # "pyc" / "nopyc" / "peer": the artifacts as deployed (bench.artifacts)
+    says_replayed: bool = True  # the relay's answer says whether it is a replay; the peer's does not
 
 
 MODES = (
@@ -57,12 +59,14 @@ MODES = (
     ColdMode("deployed_nopyc", "relay", deployed="nopyc"),
     ColdMode("deployed_traced", "relay", tracing=True, deployed="pyc"),
     ColdMode("deployed_floor", "floor", deployed="pyc"),
+    ColdMode("peer", "relay", deployed="peer", says_replayed=False),
 )
+PEER_MODES = tuple(mode for mode in MODES if mode.deployed == "peer")
 
 
 @dataclass(frozen=True)
 class Layouts:
-    site: LambdaSite
+    site: LambdaSite | None  # None: no "Lambda-like site" modes in this run (`--only peer`)
     deployed: dict[str, Deployed]
 
 
@@ -116,6 +120,8 @@ def _command(
         return [deployed.interpreter, *extra_args, "-S", "-P", str(COLD_CHILD_SCRIPT)], deployed.function
     interpreter = [sys.executable, *extra_args]
     if mode.lambda_site:
+        if layouts.site is None:
+            raise ValueError(f"mode {mode.name} needs the Lambda-like site, which this run did not lay out")
         # -S: no site-packages of the dev virtualenv; the layer and the runtime's boto3 instead.
         interpreter.append("-S")
         env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], *layouts.site.python_path()])
@@ -145,7 +151,9 @@ def run_child(
 
 
 def _check(mode: ColdMode, result: dict[str, Any]) -> None:
-    if result.get("status") != 200 or (mode.child == "relay" and result.get("replayed") is not False):
+    if result.get("status") != 200 or (
+        mode.child == "relay" and mode.says_replayed and result.get("replayed") is not False
+    ):
         raise RuntimeError(f"cold-start child ({mode.name}) did not make a new reschedule: {result}")
 
 
@@ -157,7 +165,8 @@ def warm_emulators(stack: Stack, rounds: int = EMULATOR_WARMUP_ROUNDS) -> float:
     few hundred), and the cold starts alone run the relay's transaction far less often than the
     floor's PutItem. DynamoDB has no such warm-up, so neither side of the ratio pays for the
     emulator's: a conditional PutItem, a TransactWriteItems of the relay's shape (an update and a put
-    in the idempotency table, a put in the records table) and a GetSecretValue, per round.
+    in the idempotency table, a put in the records table), the peer's UpdateItem (Powertools completes
+    its key with one) and a GetSecretValue, per round.
     """
     dynamodb, secrets = stack.client("dynamodb"), stack.client("secretsmanager")
     table, records = TABLE_NAMES["IdempotencyTable"], TABLE_NAMES["ReschedulesTable"]
@@ -196,18 +205,27 @@ def warm_emulators(stack: Stack, rounds: int = EMULATOR_WARMUP_ROUNDS) -> float:
                 },
             ]
         )
+        dynamodb.update_item(
+            TableName=table,
+            Key={"id": {"S": key}},
+            UpdateExpression="SET #data = :data",
+            ExpressionAttributeNames={"#data": "data"},
+            ExpressionAttributeValues={":data": {"S": "{}"}},
+        )
         secrets.get_secret_value(SecretId=PROVIDER_SECRET_NAME)
     return time.perf_counter() - started
 
 
-def run_cold_starts(stack: Stack, layouts: Layouts, runs: int) -> dict[str, list[dict[str, Any]]]:
+def run_cold_starts(
+    stack: Stack, layouts: Layouts, runs: int, modes: tuple[ColdMode, ...] = MODES
+) -> dict[str, list[dict[str, Any]]]:
     """`runs` timed cold starts of each mode, after one discarded warm-up round."""
     workload = Workload("cold")
-    samples: dict[str, list[dict[str, Any]]] = {mode.name: [] for mode in MODES}
+    samples: dict[str, list[dict[str, Any]]] = {mode.name: [] for mode in modes}
     with xray_sink() as sink:
         daemon = f"127.0.0.1:{sink.getsockname()[1]}"
         for round_number in range(runs + 1):
-            for mode in MODES:
+            for mode in modes:
                 env = lambda_environment(stack.env, tracing=mode.tracing, xray_daemon=daemon)
                 result, stderr = run_child(mode, _spec(stack, workload.next()), env, layouts)
                 _check(mode, result)

@@ -131,7 +131,6 @@ _IMPORT_STAGES = (
     ("import pydantic", ("pydantic",)),
     ("import httpx", ("httpx",)),
     ("import powertools Logger/Metrics/Tracer", ("aws_lambda_powertools",)),
-    ("import powertools idempotency", ("aws_lambda_powertools.utilities.idempotency",)),
     ("import powertools parameters", ("aws_lambda_powertools.utilities.parameters",)),
     (
         "import relay.settings + relay.reschedule.request (pydantic models)",
@@ -144,6 +143,7 @@ _IMPORT_STAGES = (
             "relay.web.http",
             "relay.dal.clients",
             "relay.dal.records",
+            "relay.dal.ledger",
             "relay.dal.secrets",
             "relay.reschedule.service",
         ),
@@ -158,11 +158,6 @@ _APP_BODY_CALLS = (
     ("boto3.session", "Session.client", "boto3 clients (DynamoDB, Secrets Manager)"),
     ("httpx", "Client.__init__", "httpx.Client() (SSL context, CA bundle)"),
     ("relay.dal.secrets", "SecretsProvider.__init__", "SecretsProvider()"),
-    (
-        "aws_lambda_powertools.utilities.idempotency",
-        "DynamoDBPersistenceLayer.__init__",
-        "DynamoDBPersistenceLayer()",
-    ),
 )
 
 

@@ -21,10 +21,15 @@ exactly the calls the block makes (two per iteration: the relay's and the floor'
 used up after it, so every measured provider call had the delay and no call went missing.
 Warm-up iterations run first, without the delay. Then `connection_requests` new reschedules run
 with the sandbox's connection counter reset, to count the TCP connections they opened.
+
+With `"implementation": "peer"` the container is the peer's (bench/peer/app.py, its read-only tree as
+the working directory): per iteration a new reschedule and its replay only (one provider call,
+armed the same way), their DynamoDB sends counted on the peer's own client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -122,43 +127,77 @@ def _timed(action: Any) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+# Provider calls per iteration: the relay's new reschedule and the floor's PUT; the peer's new one.
+PROVIDER_CALLS = {"relay": 2, "peer": 1}
+
+
 class Container:
     def __init__(self, spec: dict[str, Any]) -> None:
         import app  # noqa: PLC0415 - the environment is set before this process starts
-        from relay.dal import clients  # noqa: PLC0415
 
+        self.peer = spec.get("implementation", "relay") == "peer"
         self.handler = app.lambda_handler
-        self.dynamodb = clients.dynamodb()  # the relay's own cached clients, to count their sends
-        self.secretsmanager = clients.secretsmanager()
-        self.floor = Floor(spec["provider_url"], spec["floor_table"])
-        self.workload = Workload("warm")
+        self.floor: Floor | None = None
+        self.secretsmanager: Any = None
+        if self.peer:
+            peer_app: Any = app  # bench/peer/app.py: the working directory's app, not the relay's
+            self.dynamodb = peer_app.dynamodb  # its one client (its persistence layer's and its record's)
+        else:
+            from relay.dal import clients  # noqa: PLC0415
+
+            self.dynamodb = clients.dynamodb()  # the relay's own cached clients, to count their sends
+            self.secretsmanager = clients.secretsmanager()
+            self.floor = Floor(spec["provider_url"], spec["floor_table"])
+        self.workload = Workload("peer" if self.peer else "warm")
         self.samples: dict[str, list[float]] = {}
         self.operations: dict[str, list[str]] = {}  # the DynamoDB operations of each request
+        self._first_answer: Any = None  # the peer's answer to the latest new reschedule
 
     def _record(self, name: str, value: float) -> None:
         self.samples.setdefault(name, []).append(value)
 
+    def _check(self, result: dict[str, Any], *, replayed: bool) -> None:
+        if not self.peer:
+            check_answer(result, replayed=replayed)
+            return
+        # The peer's replay is Powertools' stored answer: the first answer again (its keys sorted).
+        if result.get("statusCode") != 200:
+            raise RuntimeError(f"the peer answered {result.get('statusCode')}: {result.get('body')!r}")
+        answer = json.loads(result.get("body") or "null")
+        if replayed and answer != self._first_answer:
+            raise RuntimeError(f"the peer's replay is not its first answer: {result.get('body')!r}")
+        self._first_answer = answer
+
     def _handle(self, reschedule: Reschedule, *, replayed: bool, record: bool) -> None:
         event, context = reschedule.event(), lambda_context()
-        with count_sends(self.dynamodb) as dynamodb, count_sends(self.secretsmanager) as secrets:
+        counting_secrets = (
+            contextlib.nullcontext(None) if self.secretsmanager is None else count_sends(self.secretsmanager)
+        )
+        with count_sends(self.dynamodb) as dynamodb, counting_secrets as secrets:
             cpu_started = time.process_time()
             started = time.perf_counter()
             result = self.handler(event, context)
             elapsed_ms = (time.perf_counter() - started) * 1000
             cpu_ms = (time.process_time() - cpu_started) * 1000
-        check_answer(result, replayed=replayed)
+        self._check(result, replayed=replayed)
         if record:
             kind = "replay" if replayed else "new"
             self._record(f"{kind}_ms", elapsed_ms)
             self._record(f"{kind}_cpu_ms", cpu_ms)
             self._record(f"{kind}_dynamodb_calls", len(dynamodb))
-            self._record("secrets_calls", len(secrets))
+            if secrets is not None:
+                self._record("secrets_calls", len(secrets))
             self.operations.setdefault(kind, []).append(",".join(dynamodb.operations))
 
     def iteration(self, *, record: bool) -> None:
         reschedule = self.workload.next()
         self._handle(reschedule, replayed=False, record=record)
         self._handle(reschedule, replayed=True, record=record)
+        if self.floor is not None:
+            self._floors(reschedule, record=record)
+
+    def _floors(self, reschedule: Reschedule, *, record: bool) -> None:
+        assert self.floor is not None
         item_id = f"floor#{reschedule.key}"
         cpu_started = time.process_time()
         put_ms = _timed(lambda: self.floor.provider_put(reschedule))
@@ -194,6 +233,7 @@ def main() -> int:
     spec = json.load(sys.stdin)
     started = time.perf_counter()
     container = Container(spec)
+    per_iteration = PROVIDER_CALLS["peer" if container.peer else "relay"]
     with SandboxControl(spec["provider_url"]) as sandbox:
         sandbox.clear_faults()
         for _ in range(spec["warmup"]):
@@ -202,12 +242,12 @@ def main() -> int:
         for done in range(0, spec["iterations"], block):
             size = min(block, spec["iterations"] - done)
             sandbox.reset_stats()
-            sandbox.delay(spec["delay_ms"], times=2 * size)
+            sandbox.delay(spec["delay_ms"], times=per_iteration * size)
             for _ in range(size):
                 container.iteration(record=True)
             calls = sandbox.stats()["requests"]
-            if calls != 2 * size or sandbox.pending_faults() != 0:
-                raise RuntimeError(f"the provider saw {calls} calls, not the block's {2 * size}")
+            if calls != per_iteration * size or sandbox.pending_faults() != 0:
+                raise RuntimeError(f"the provider saw {calls} calls, not the block's {per_iteration * size}")
         stats = container.connections(sandbox, spec["connection_requests"])
     with open(result_path, "w", encoding="utf-8") as out:  # noqa: PTH123
         json.dump(

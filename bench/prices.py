@@ -2,13 +2,15 @@
 
 Durations are this machine's, not Lambda's (docs/performance.md says how they differ); the table
 shows how the bill follows them. Lambda bills duration in whole milliseconds, INIT included for
-on-demand functions, at the function's memory (template.yaml: 1024 MB, arm64).
+on-demand functions, at the function's memory (template.yaml's, via bench.lambda_env; arm64).
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from bench.lambda_env import FUNCTION_MEMORY_MB
 
 LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334
 LAMBDA_PER_MILLION_REQUESTS = 0.20
@@ -17,7 +19,7 @@ LAMBDA_PER_MILLION_REQUESTS = 0.20
 SNAPSTART_CACHE_PER_GB_SECOND = 0.0000015046
 SNAPSTART_RESTORE_PER_GB = 0.0001397998
 SNAPSTART_CACHE_MINIMUM_SECONDS = 3 * 3600
-FUNCTION_MEMORY_GB = 1024 / 1024
+FUNCTION_MEMORY_GB = FUNCTION_MEMORY_MB / 1024
 MILLION = 1_000_000
 SECONDS_PER_MONTH = 30 * 24 * 3600
 

@@ -14,6 +14,14 @@ FIGURES = (
         "Cold start as deployed: artifacts with bytecode, read-only, CPython 3.13 (median)",
         "{:.0f} ms",
     ),
+    (
+        "cold_start_peer_ms",
+        "  the peer as deployed (Powertools' docs way: resolver, idempotency, parameters; same layer)",
+        "{:.0f} ms",
+    ),
+    ("cold_start_peer_ratio", "  as deployed / the peer", "{:.2f}x"),
+    ("init_peer_ms", "  the peer's init alone (import app)", "{:.0f} ms"),
+    ("cold_start_peer_first_request_ms", "  the peer's first request alone", "{:.0f} ms"),
     ("cold_start_deployed_nopyc_ms", "  the same artifacts without bytecode (as before)", "{:.0f} ms"),
     (
         "cold_start_deployed_floor_ms",
@@ -42,6 +50,9 @@ FIGURES = (
     ("cold_start_venv_ms", "Cold start in the dev virtualenv (not Lambda-like)", "{:.0f} ms"),
     ("warm_new_p50_ms", "Warm new reschedule p50 (provider delay 20 ms)", "{:.1f} ms"),
     ("warm_new_p99_ms", "Warm new reschedule p99", "{:.1f} ms"),
+    ("warm_peer_new_p50_ms", "  the peer's new reschedule p50 (3 DynamoDB round trips)", "{:.1f} ms"),
+    ("warm_peer_new_p99_ms", "  the peer's new reschedule p99", "{:.1f} ms"),
+    ("warm_new_peer_ratio", "  new p50 / the peer's p50", "{:.2f}x"),
     ("warm_new_floor_p50_ms", "  floor p50: urllib3 PUT + 1 PutItem", "{:.1f} ms"),
     ("warm_new_floor_p99_ms", "  floor p99", "{:.1f} ms"),
     ("warm_new_p50_ratio", "  new p50 / floor p50", "{:.2f}x"),
@@ -63,24 +74,30 @@ FIGURES = (
     ("ddb_roundtrip_p50_ms", "  one DynamoDB round trip p50 (PutItem)", "{:.1f} ms"),
     ("replay_over_ddb_ms", "  replay p50 - one DynamoDB round trip", "{:.1f} ms"),
     ("ddb_getitem_p50_ms", "  GetItem p50, for reference", "{:.1f} ms"),
+    ("warm_peer_replay_p50_ms", "  the peer's replay p50, for reference", "{:.1f} ms"),
     ("handler_cpu_new_ms", "Handler CPU per new reschedule (median)", "{:.1f} ms"),
     ("handler_cpu_replay_ms", "Handler CPU per replay (median)", "{:.1f} ms"),
     ("warm_floor_cpu_ms", "  floor CPU (urllib3 PUT + PutItem), for reference", "{:.1f} ms"),
     ("handler_cpu_floor_ms", "  floor2 CPU (urllib3 PUT + PutItem + UpdateItem)", "{:.1f} ms"),
     ("handler_cpu_ratio", "  handler CPU / floor2 CPU", "{:.2f}x"),
+    ("handler_cpu_peer_new_ms", "  the peer's CPU per new reschedule, for reference", "{:.1f} ms"),
+    ("handler_cpu_peer_ratio", "  handler CPU / the peer's", "{:.2f}x"),
     ("ddb_calls_new", "DynamoDB round trips, new reschedule", "{:g}"),
     ("ddb_calls_replay", "DynamoDB round trips, replay", "{:g}"),
+    ("ddb_calls_peer_new", "  the peer's DynamoDB round trips, new reschedule", "{:g}"),
+    ("ddb_calls_peer_replay", "  the peer's DynamoDB round trips, replay", "{:g}"),
     ("secrets_calls_warm", "Secrets Manager calls per warm request", "{:g}"),
     ("connections_per_100", "TCP connections to the provider per 100 requests", "{:g}"),
     ("queue_accept_p50_ms", "Queued request (Prefer: respond-async), 202 p50", "{:.1f} ms"),
     ("queue_accept_p99_ms", "  202 p99", "{:.1f} ms"),
     ("queue_sync_replay_p50_ms", "  sync replay p50, same run", "{:.1f} ms"),
-    ("queue_accept_ratio", "  202 p50 / sync replay p50", "{:.2f}x"),
-    ("queue_floor_p50_ms", "  floor p50: PutItem + SendMessage + UpdateItem", "{:.1f} ms"),
+    ("queue_accept_ratio", "  202 p50 / sync replay p50, for reference", "{:.2f}x"),
+    ("queue_floor_p50_ms", "  floor p50: SendMessage + 1 conditional PutItem", "{:.1f} ms"),
     ("queue_accept_floor_ratio", "  202 p50 / floor p50", "{:.2f}x"),
     ("queue_sync_new_p50_ms", "  sync new reschedule p50, same run (no provider delay)", "{:.1f} ms"),
     ("queue_repeat_p50_ms", "  repeat of a queued request (the same 202) p50", "{:.1f} ms"),
     ("queue_accept_cpu_ms", "  handler CPU per queued request (median)", "{:.1f} ms"),
+    ("round_trips_queued", "Round trips per queued request (SQS + DynamoDB)", "{:g}"),
     ("sqs_calls_queued", "SQS calls per queued request", "{:g}"),
     ("ddb_calls_queued", "DynamoDB round trips, queued request", "{:g}"),
     ("ddb_calls_queued_repeat", "DynamoDB round trips, repeat of a queued request", "{:g}"),
@@ -141,8 +158,13 @@ def _md_table(header: tuple[str, ...], body: list[tuple[str, ...]]) -> list[str]
 def markdown(results: dict[str, Any]) -> str:
     """docs/performance.md's tables, regenerated from a results.json."""
     meta = results["meta"]
+    by = (
+        "A quick run (`BENCH_QUICK=1 python -m bench`: small samples, to be refreshed by a full `make bench`)"
+        if meta.get("quick")
+        else "Measured by `make bench`"
+    )
     out = [
-        f"Measured by `make bench` on {meta['date']}: {meta['machine']}, Python {meta['python']}, "
+        f"{by} on {meta['date']}: {meta['machine']}, Python {meta['python']}, "
         f"load average {meta['loadavg_start']} at the start; {meta['cold_start_runs']} cold starts per "
         f"kind, {meta['warm_iterations']} warm iterations after {meta['warm_warmup']} warm-up ones.",
         "",

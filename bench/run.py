@@ -16,15 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import artifacts, attribution, cold, layer, queueing, report, stats, warm
-from bench.budgets import judge
-from local.stack import start_stack
+from bench import artifacts, attribution, cold, lambda_env, layer, queueing, report, stats, warm
+from bench.budgets import derive, judge
+from local.stack import Stack, start_stack
 from local.template import REPO_ROOT
 
 RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results.json"  # each run (ignored by git)
 # `--only PART` runs write beside it, so a part's run never replaces a whole run's figures.
 PART_RESULTS_PATH = REPO_ROOT / ".local" / "bench" / "results-{part}.json"
-PARTS = ("queue",)  # parts runnable alone: `python -m bench --only queue` (bench.queueing)
+# Parts runnable alone: `python -m bench --only queue` (bench.queueing), `--only peer` (the peer's
+# cold starts and warm requests, bench/peer/). Only a queue part merges into a whole run: the peer's
+# budgets are ratios against the relay, which must come from the same run.
+PARTS = ("queue", "peer")
+MERGEABLE_PARTS = ("queue",)
 REFERENCE_PATH = Path(__file__).resolve().parent / "results.json"  # the docs' run
 COLD_START_RUNS = 21
 STAGE_RUNS = 5
@@ -34,6 +38,18 @@ WARM_BLOCK = 100  # provider delays are armed per block (the sandbox allows at m
 PROVIDER_DELAY_MS = 20
 CONNECTION_REQUESTS = 100
 MODES = {mode.name: mode for mode in cold.MODES}
+# BENCH_QUICK=1 (or --quick): a run small enough to check that every part works, on a shared machine.
+# Its figures are labelled quick in the tables; the budgets' verdicts need a full run.
+QUICK_ENV = "BENCH_QUICK"
+QUICK = {
+    "runs": 3,
+    "iterations": 40,
+    "warmup": 10,
+    "stage_runs": 1,
+    "emulator_warmup_rounds": 60,
+    "queue_iterations": 20,
+    "queue_warmup": 5,
+}
 
 
 def _git_commit() -> str:
@@ -117,6 +133,20 @@ def summarise_cold(samples: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def summarise_peer_cold(peer: list[dict[str, Any]]) -> dict[str, Any]:
+    """The peer's cold starts (bench/peer/, from its artifacts on the same layer)."""
+    return {
+        "cold_start_peer_ms": _median_of(peer, "cold_start_ms"),
+        "init_peer_ms": _median_of(peer, "init_ms"),
+        "cold_start_peer_first_request_ms": _median_of(peer, "first_request_ms"),
+        "cold_start_peer_modules_loaded": stats.median([s["modules_loaded"] for s in peer]),
+        "cold_start_peer_spread_ms": [
+            round(min(s["cold_start_ms"] for s in peer)),
+            round(max(s["cold_start_ms"] for s in peer)),
+        ],
+    }
+
+
 def summarise_stages(runs: list[dict[str, Any]]) -> dict[str, Any]:
     steps: dict[str, Any] = {}
     for step in runs[0]["steps"]:
@@ -181,6 +211,29 @@ def summarise_warm(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def summarise_peer_warm(result: dict[str, Any]) -> dict[str, Any]:
+    """The peer's warm container (bench.container with the peer): new reschedules and their replays."""
+    samples = result["samples"]
+    new, replay = stats.summary(samples["new_ms"]), stats.summary(samples["replay_ms"])
+    connections = result["connections"]
+    if connections["requests"] != CONNECTION_REQUESTS:
+        raise RuntimeError(f"the provider saw {connections['requests']} of {CONNECTION_REQUESTS} requests")
+    return {
+        "warm_peer_new_p50_ms": new["p50"],
+        "warm_peer_new_p99_ms": new["p99"],
+        "warm_peer_replay_p50_ms": replay["p50"],
+        "handler_cpu_peer_new_ms": stats.median(samples["new_cpu_ms"]),
+        "handler_cpu_peer_replay_ms": stats.median(samples["replay_cpu_ms"]),
+        "ddb_calls_peer_new": stats.single(samples["new_dynamodb_calls"], "DynamoDB calls of the peer's new"),
+        "ddb_calls_peer_replay": stats.single(
+            samples["replay_dynamodb_calls"], "DynamoDB calls of the peer's replay"
+        ),
+        "ddb_operations_peer_new": stats.single(result["dynamodb_operations"]["new"], "DynamoDB operations"),
+        "connections_peer_per_100": connections["connections"],
+        "warm_peer_seconds": result["seconds"],
+    }
+
+
 def _meta() -> dict[str, Any]:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -192,25 +245,59 @@ def _meta() -> dict[str, Any]:
     }
 
 
-def _queue_meta() -> dict[str, Any]:
+def _queue_meta(*, quick: bool) -> dict[str, Any]:
     return {
-        "queue_iterations": queueing.QUEUE_ITERATIONS,
-        "queue_warmup": queueing.QUEUE_WARMUP,
+        "queue_iterations": QUICK["queue_iterations"] if quick else queueing.QUEUE_ITERATIONS,
+        "queue_warmup": QUICK["queue_warmup"] if quick else queueing.QUEUE_WARMUP,
         "recovery_requests": queueing.RECOVERY_REQUESTS,
         "paced_burst": queueing.PACED_BURST,
         "paced_account": f"{queueing.PACED_PROVIDER} {queueing.PACED_ACCOUNT}",
     }
 
 
-def measure_part(part: str) -> dict[str, Any]:
-    """One part alone, on a stack of its own (`--only`)."""
-    if part != "queue":
-        raise ValueError(f"unknown part {part!r}")
-    started = time.perf_counter()
-    meta = _meta() | _queue_meta() | {"only": part}
+def _warm(stack: Stack, *, iterations: int, warmup: int, peer: Path | None = None) -> dict[str, Any]:
+    return warm.run_container(
+        stack,
+        iterations=iterations,
+        warmup=warmup,
+        block=WARM_BLOCK,
+        delay_ms=PROVIDER_DELAY_MS,
+        connection_requests=CONNECTION_REQUESTS,
+        peer=peer,
+    )
+
+
+def _measure_peer(*, runs: int, iterations: int, warmup: int, quick: bool) -> dict[str, Any]:
+    """The peer's own measurement path: its cold starts and its warm container, nothing of the relay's."""
+    peer = artifacts.prepare_peer()
+    layouts = cold.Layouts(site=None, deployed={"peer": peer})
+    rounds = QUICK["emulator_warmup_rounds"] if quick else cold.EMULATOR_WARMUP_ROUNDS
     print("bench: starting the local stack...", flush=True)
     with start_stack(api_port=None) as stack:
-        results: dict[str, Any] = queueing.run(stack)
+        print(f"bench: warming the emulators ({rounds} rounds)...", flush=True)
+        cold.warm_emulators(stack, rounds)
+        print(f"bench: {runs} cold starts of the peer...", flush=True)
+        results = summarise_peer_cold(cold.run_cold_starts(stack, layouts, runs, cold.PEER_MODES)["peer"])
+        print(f"bench: {iterations} warm iterations of the peer...", flush=True)
+        results |= summarise_peer_warm(_warm(stack, iterations=iterations, warmup=warmup, peer=peer.function))
+    return results
+
+
+def measure_part(part: str, *, runs: int, iterations: int, warmup: int, quick: bool) -> dict[str, Any]:
+    """One part alone, on a stack of its own (`--only`)."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}")
+    started = time.perf_counter()
+    meta = _meta() | {"only": part, "quick": quick}
+    if part == "queue":
+        meta |= _queue_meta(quick=quick)
+        print("bench: starting the local stack...", flush=True)
+        with start_stack(api_port=None) as stack:
+            results: dict[str, Any] = queueing.run(stack, **_queue_sizes(quick=quick))
+    else:
+        meta |= {"cold_start_runs": runs, "warm_iterations": iterations, "warm_warmup": warmup}
+        results = _measure_peer(runs=runs, iterations=iterations, warmup=warmup, quick=quick)
+    results |= derive(results)
     meta["loadavg_end"] = _loadavg()
     meta["bench_seconds"] = round(time.perf_counter() - started, 1)
     results["meta"] = meta
@@ -218,53 +305,60 @@ def measure_part(part: str) -> dict[str, Any]:
     return results
 
 
-def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
+def _queue_sizes(*, quick: bool) -> dict[str, int]:
+    meta = _queue_meta(quick=quick)
+    return {"iterations": meta["queue_iterations"], "warmup": meta["queue_warmup"]}
+
+
+def measure(*, runs: int, iterations: int, warmup: int, quick: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
+    stage_runs = QUICK["stage_runs"] if quick else STAGE_RUNS
     meta: dict[str, Any] = (
         _meta()
         | {
+            "quick": quick,
             "cold_start_runs": runs,
-            "stage_runs": STAGE_RUNS,
+            "stage_runs": stage_runs,
             "warm_iterations": iterations,
             "warm_warmup": warmup,
             "provider_delay_ms": PROVIDER_DELAY_MS,
             "connection_requests": CONNECTION_REQUESTS,
+            "lambda_memory_mb": lambda_env.FUNCTION_MEMORY_MB,
         }
-        | _queue_meta()
+        | _queue_meta(quick=quick)
     )
     print("bench: artifact sizes (tools.package)...", flush=True)
     sizes = layer.layer_sizes()
-    print("bench: Lambda-like packages and the artifacts as deployed, for cold starts...", flush=True)
+    print(
+        "bench: Lambda-like packages, the artifacts as deployed and the peer's, for cold starts...",
+        flush=True,
+    )
     layouts = cold.Layouts(site=layer.lambda_site(), deployed=artifacts.prepare())
     meta["deployed_interpreter"] = layouts.deployed["pyc"].interpreter
+    rounds = QUICK["emulator_warmup_rounds"] if quick else cold.EMULATOR_WARMUP_ROUNDS
     print("bench: starting the local stack...", flush=True)
     with start_stack(api_port=None) as stack:
-        print(f"bench: warming the emulators ({cold.EMULATOR_WARMUP_ROUNDS} rounds)...", flush=True)
-        meta["emulator_warmup_seconds"] = round(cold.warm_emulators(stack), 1)
-        print(f"bench: {runs} cold starts of each kind...", flush=True)
-        cold_figures = summarise_cold(cold.run_cold_starts(stack, layouts, runs))
+        print(f"bench: warming the emulators ({rounds} rounds)...", flush=True)
+        meta["emulator_warmup_seconds"] = round(cold.warm_emulators(stack, rounds), 1)
+        print(f"bench: {runs} cold starts of each kind (the peer's too)...", flush=True)
+        cold_samples = cold.run_cold_starts(stack, layouts, runs)
+        cold_figures = summarise_cold(cold_samples) | summarise_peer_cold(cold_samples["peer"])
         print("bench: attributing init time...", flush=True)
         stages = summarise_stages(
-            [cold.stage_profile(stack, layouts, MODES["relay"]) for _ in range(STAGE_RUNS)]
+            [cold.stage_profile(stack, layouts, MODES["relay"]) for _ in range(stage_runs)]
         )
         traced_stages = summarise_stages(
-            [cold.stage_profile(stack, layouts, MODES["relay_traced"]) for _ in range(STAGE_RUNS)]
+            [cold.stage_profile(stack, layouts, MODES["relay_traced"]) for _ in range(stage_runs)]
         )
         imports = attribution.attribute(cold.import_profile(stack, layouts, MODES["relay"]))
         deployed_imports = attribution.attribute(cold.import_profile(stack, layouts, MODES["deployed"]))
         nopyc_imports = attribution.attribute(cold.import_profile(stack, layouts, MODES["deployed_nopyc"]))
-        print(f"bench: {iterations} warm iterations...", flush=True)
-        warm_figures = summarise_warm(
-            warm.run_container(
-                stack,
-                iterations=iterations,
-                warmup=warmup,
-                block=WARM_BLOCK,
-                delay_ms=PROVIDER_DELAY_MS,
-                connection_requests=CONNECTION_REQUESTS,
-            )
+        print(f"bench: {iterations} warm iterations, the relay's then the peer's...", flush=True)
+        warm_figures = summarise_warm(_warm(stack, iterations=iterations, warmup=warmup))
+        warm_figures |= summarise_peer_warm(
+            _warm(stack, iterations=iterations, warmup=warmup, peer=layouts.deployed["peer"].function)
         )
-        queue_figures = queueing.run(stack)
+        queue_figures = queueing.run(stack, **_queue_sizes(quick=quick))
     meta["loadavg_end"] = _loadavg()
     meta["bench_seconds"] = round(time.perf_counter() - started, 1)
     results: dict[str, Any] = {
@@ -288,6 +382,7 @@ def measure(*, runs: int, iterations: int, warmup: int) -> dict[str, Any]:
         "import_deployed_nopyc_self_ms_by_family": nopyc_imports["by_family_ms"],
         "meta": meta,
     }
+    results |= derive(results)
     results["budgets"] = judge(results)
     return results
 
@@ -297,8 +392,13 @@ def merge(whole: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
     kept under `meta.parts.<part>` (the tables say when each was measured), the budgets re-judged."""
     meta = dict(part["meta"])
     name = meta.pop("only")
+    if name not in MERGEABLE_PARTS:
+        raise ValueError(
+            f"a {name} part does not merge: its budgets are ratios against another run's figures"
+        )
     figures = {key: value for key, value in part.items() if key not in ("meta", "budgets")}
     merged = {key: value for key, value in whole.items() if key != "budgets"} | figures
+    merged |= derive(merged)
     merged["meta"] = dict(whole["meta"])
     merged["meta"]["parts"] = dict(whole["meta"].get("parts", {})) | {name: meta}
     merged["budgets"] = judge(merged)
@@ -338,9 +438,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         choices=PARTS,
-        help="measure one part alone, into .local/bench/results-PART.json (queue: delivery and pacing)",
+        help="measure one part alone, into .local/bench/results-PART.json (queue: delivery and pacing; "
+        "peer: the peer's cold starts and warm requests)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get(QUICK_ENV) == "1",
+        help=f"small sample sizes, to check the bench works (also {QUICK_ENV}=1); the tables say quick",
     )
     args = parser.parse_args(argv)
+    if args.quick:
+        for knob in ("runs", "iterations", "warmup"):
+            if getattr(args, knob) == parser.get_default(knob):
+                setattr(args, knob, QUICK[knob])
     if args.markdown:
         print(report.markdown(json.loads((args.results or REFERENCE_PATH).read_text())))
         return 0
@@ -354,10 +465,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.only:
         results_path: Path = args.results or Path(str(PART_RESULTS_PATH).format(part=args.only))
-        results = _round(measure_part(args.only))
+        results = _round(
+            measure_part(
+                args.only, runs=args.runs, iterations=args.iterations, warmup=args.warmup, quick=args.quick
+            )
+        )
     else:
         results_path = args.results or RESULTS_PATH
-        results = _round(measure(runs=args.runs, iterations=args.iterations, warmup=args.warmup))
+        results = _round(
+            measure(runs=args.runs, iterations=args.iterations, warmup=args.warmup, quick=args.quick)
+        )
     results_path.parent.mkdir(parents=True, exist_ok=True)
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     print()

@@ -13,21 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.lambda_env import FUNCTION_MEMORY_MB, FUNCTION_NAME, FUNCTION_TIMEOUT_SECONDS
 from local.emulator import build_event
 from local.lambda_context import LambdaContext, invocation_context
 from local.sandbox.iclosed import RESCHEDULE_PATH
 from local.seed import PROVIDER_TOKENS, SECRETS_PREFIX, ZAPIER_DEMO
 from local.stack import REGION
 
-FUNCTION_NAME = "reschedule-relay-bench"
 CALLER = ZAPIER_DEMO  # an API-key source that may use iClosed
 PROVIDER = "iclosed"
 BOOKING_ID = 1001
 TIMEZONE = "UTC"
 PROVIDER_TOKEN = PROVIDER_TOKENS[PROVIDER]
 PROVIDER_SECRET_NAME = f"{SECRETS_PREFIX}/providers/{PROVIDER}/default"
-# Lambda's timeout in template.yaml; the context's deadline counts down from it.
-FUNCTION_TIMEOUT_SECONDS = 25
 # Start times are spread over quarter hours of the days ahead, so no two requests share one.
 _SLOTS_PER_DAY = 96
 _MAX_DAYS_AHEAD = 700  # the relay refuses starts more than 730 days ahead
@@ -99,7 +97,11 @@ class Workload:
 
 def lambda_context(timeout_seconds: int = FUNCTION_TIMEOUT_SECONDS) -> LambdaContext:
     return invocation_context(
-        timeout_seconds=timeout_seconds, function_name=FUNCTION_NAME, region=REGION, log_stream_name="bench"
+        timeout_seconds=timeout_seconds,
+        function_name=FUNCTION_NAME,
+        memory_mb=FUNCTION_MEMORY_MB,
+        region=REGION,
+        log_stream_name="bench",
     )
 
 

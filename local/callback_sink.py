@@ -7,6 +7,10 @@ you can watch the relay's outcome callbacks arrive (and make the endpoint fail, 
   sink answered. `DELETE` clears it.
 - `POST /_sink/faults {"status": 503, "times": 2}`: answer the next `times` POSTs with `status`
   (`410` makes the relay switch the source's callback off). `DELETE` disarms.
+- `POST /hooks/drip/<anything>`: a receiver that never finishes answering: recorded (status
+  `"drip"`), then its status line is sent one byte every DRIP_INTERVAL_SECONDS until the sender
+  hangs up (or DRIP_MAX_SECONDS); `ended_at` records when the sender hung up. A sender with only
+  per-read timeouts would wait for it for minutes.
 
 Holds no secret: verifying signatures is the receiver's job (tests use the reference library).
 Runs in a background thread.
@@ -15,6 +19,7 @@ Runs in a background thread.
 from __future__ import annotations
 
 import json
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +43,13 @@ MAX_DRAINED_BYTES = 4 * MAX_BODY_BYTES
 # The sink keeps this many deliveries, dropping the oldest.
 MAX_KEPT = 10_000
 DELIVERED_STATUS = 204
+DRIP_PREFIX = "/hooks/drip/"
+DRIP_STATUS = "drip"
+# One byte this often: far inside any per-read timeout.
+DRIP_INTERVAL_SECONDS = 1.0
+# A dripping answer gives up after this long (the sink's threads must end some day).
+DRIP_MAX_SECONDS = 300.0
+DRIPPED_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 
 @dataclass
@@ -62,6 +74,21 @@ class CallbackSink:
 
     def stop(self) -> None:
         self.server.stop()
+
+    def record_drip(self, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+        """Record a POST to a dripping hook; the caller sets `ended_at` when the sender hangs up."""
+        delivery: dict[str, Any] = {
+            "path": path,
+            "headers": headers,
+            "body": body.decode("utf-8", errors="replace"),
+            "status": DRIP_STATUS,
+            "received_at": time.time(),
+            "ended_at": None,
+        }
+        with self.lock:
+            self.deliveries.append(delivery)
+            del self.deliveries[:-MAX_KEPT]
+        return delivery
 
     def receive(self, path: str, headers: dict[str, str], body: bytes) -> int:
         with self.lock:
@@ -121,7 +148,29 @@ class _Handler(LocalRequestHandler):
             self.send_json(404, {"error": f"POST callbacks to {HOOKS_PREFIX}<name>"})
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
+        if self.path.startswith(DRIP_PREFIX):
+            self._drip(self.server.sink.record_drip(self.path, headers, body))
+            return
         self.send_body(self.server.sink.receive(self.path, headers, body), b"", None)
+
+    def _drip(self, delivery: dict[str, Any]) -> None:
+        """One byte of the answer per interval, until the sender closes the connection."""
+        connection = self.connection
+        gives_up = time.monotonic() + DRIP_MAX_SECONDS
+        sent = 0
+        try:
+            while time.monotonic() < gives_up:
+                if sent < len(DRIPPED_ANSWER):
+                    connection.sendall(DRIPPED_ANSWER[sent : sent + 1])
+                    sent += 1
+                readable, _, _ = select.select([connection], [], [], DRIP_INTERVAL_SECONDS)
+                if readable and not connection.recv(1):  # the sender hung up
+                    break
+        except OSError:  # reset by the sender
+            pass
+        with self.server.sink.lock:
+            delivery["ended_at"] = time.time()
+        self.close_connection = True
 
     def _arm(self, body: bytes) -> None:
         try:

@@ -60,8 +60,15 @@ DEFAULT_API_PORT = 3000
 REGION = "us-east-1"
 TABLE_NAMES = {"IdempotencyTable": "relay-idempotency", "ReschedulesTable": "relay-reschedules"}
 # ---- durable delivery (queues and the worker's event source) ----
-QUEUE_NAMES = {"DeliveryQueue": "relay-deliveries", "DeliveryDeadLetterQueue": "relay-deliveries-dead-letter"}
+QUEUE_NAMES = {
+    "DeliveryQueue": "relay-deliveries",
+    "DeliveryDeadLetterQueue": "relay-deliveries-dead-letter",
+    "CallbackQueue": "relay-callbacks",
+    "CallbackDeadLetterQueue": "relay-callbacks-dead-letter",
+}
 WORKER_FUNCTION = "WorkerFunction"
+# Outcome callbacks: their own queue, polled for their own function (template.yaml).
+CALLBACK_FUNCTION = "CallbackFunction"
 # ---- end durable delivery ----
 # Dummy credentials: DynamoDB Local and moto accept anything; real AWS is never reached.
 AWS_ENV = {
@@ -96,6 +103,8 @@ TOOL_ENV_NAMES = (
     "IDEMPOTENCY_TABLE_NAME",
     "DELIVERY_QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
+    "CALLBACK_QUEUE_URL",
+    "CALLBACK_DEAD_LETTER_QUEUE_URL",
 )
 
 
@@ -114,6 +123,8 @@ class Stack:
     # The template's queues by logical id, and the poller that feeds the worker handler (if any).
     queues: dict[str, LocalQueue] = field(default_factory=dict)
     event_source: EventSourcePoller | None = None
+    # The poller that feeds the callback function's handler (its own queue).
+    callback_event_source: EventSourcePoller | None = None
     # Records the outcome callbacks the relay POSTs for the demo sources that have one.
     callback_sink: CallbackSink | None = None
     _stopped: bool = field(default=False, repr=False)
@@ -145,6 +156,10 @@ class Stack:
                 "url": self.queues["DeliveryQueue"].url if self.queues else None,
                 "dlq_url": self.queues["DeliveryDeadLetterQueue"].url if self.queues else None,
             },
+            "callback_queue": {
+                "url": self.queues["CallbackQueue"].url if self.queues else None,
+                "dlq_url": self.queues["CallbackDeadLetterQueue"].url if self.queues else None,
+            },
             "callback_sink": {
                 "url": self.callback_sink.url if self.callback_sink else None,
                 "deliveries_url": self.callback_sink.deliveries_url if self.callback_sink else None,
@@ -159,6 +174,7 @@ class Stack:
         self._stopped = True
         for stopper in (
             ([self.event_source.stop] if self.event_source else [])
+            + ([self.callback_event_source.stop] if self.callback_event_source else [])
             + ([self.api.stop] if self.api else [])
             + ([self.form_page.stop] if self.form_page else [])
             + ([self.callback_sink.stop] if self.callback_sink else [])
@@ -209,6 +225,8 @@ def queue_environment(queues: dict[str, LocalQueue], template: dict[str, Any]) -
         "DELIVERY_QUEUE_URL": queues["DeliveryQueue"].url,
         "DEAD_LETTER_QUEUE_URL": queues["DeliveryDeadLetterQueue"].url,
         "DELIVERY_MAX_AGE_SECONDS": str(max_age),
+        "CALLBACK_QUEUE_URL": queues["CallbackQueue"].url,
+        "CALLBACK_DEAD_LETTER_QUEUE_URL": queues["CallbackDeadLetterQueue"].url,
     }
 
 
@@ -233,6 +251,34 @@ def start_worker_event_source(
         queue_arn=queue.arn if queue else stack.queues[config.queue_logical_id].arn,
         endpoint=stack.env.get("AWS_ENDPOINT_URL_SQS", stack.secrets.endpoint),
         handler=handler,
+        code_dir=code_dir,
+        env=stack.env,
+        batch_size=config.batch_size,
+        maximum_concurrency=config.maximum_concurrency,
+        batching_window_s=config.batching_window_s,
+        report_batch_item_failures=config.report_batch_item_failures,
+        function_timeout_s=config.timeout_s,
+        function_name=config.function_name,
+        memory_mb=config.memory_mb,
+        region=REGION,
+        prestart=prestart,
+    )
+
+
+def start_callback_event_source(
+    stack: Stack, *, code_dir: Path = CODE_DIR, template: dict[str, Any], prestart: int = 1
+) -> EventSourcePoller | None:
+    """The poller in front of the callback function's handler, as the template maps it; None without a
+    callback queue (``CALLBACK_QUEUE_URL``)."""
+    config = event_source_config(template, function=CALLBACK_FUNCTION)
+    queue_url = stack.env.get("CALLBACK_QUEUE_URL")
+    if not queue_url:
+        return None
+    return start_event_source(
+        queue_url=queue_url,
+        queue_arn=stack.queues[config.queue_logical_id].arn,
+        endpoint=stack.env.get("AWS_ENDPOINT_URL_SQS", stack.secrets.endpoint),
+        handler=config.handler,
         code_dir=code_dir,
         env=stack.env,
         batch_size=config.batch_size,
@@ -327,6 +373,9 @@ def start_stack(
         stack.event_source = start_worker_event_source(
             stack, code_dir=worker_code_dir, handler=worker_handler, template=template
         )
+        if stack.event_source is not None:
+            started.append(stack.event_source)
+        stack.callback_event_source = start_callback_event_source(stack, template=template)
         return stack
     except BaseException:
         for component in reversed(started):
@@ -496,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ready: API on {info['api_url']} (details in .local/stack.json)")
         worker = "polled by the worker" if stack.event_source else "not polled: no worker handler yet"
         print(f"delivery queue {info['queue']['url']} ({worker})")
+        print(f"callback queue {info['callback_queue']['url']} (polled by the callback function)")
         print(curl_examples(info, registry(stack.sources)), flush=True)
         print("Ctrl-C stops everything.", flush=True)
         stop.wait()

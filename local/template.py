@@ -16,8 +16,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 FUNCTION_LOGICAL_ID = "RescheduleFunction"
 
-# Lambda's own default, used when neither the function nor Globals set a timeout.
+# Lambda's own defaults, used when neither the function nor Globals set a timeout or a memory size.
 LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3
+LAMBDA_DEFAULT_MEMORY_MB = 128
 
 _FN_TAGS = (
     "And",
@@ -113,6 +114,14 @@ def function_timeout_seconds(template: dict[str, Any]) -> int:
         "Timeout", _global_function_properties(template).get("Timeout", LAMBDA_DEFAULT_TIMEOUT_SECONDS)
     )
     return int(timeout)
+
+
+def function_memory_mb(template: dict[str, Any]) -> int:
+    """The relay function's memory size: its own setting, else Globals, else Lambda's default."""
+    memory = _function_properties(template).get(
+        "MemorySize", _global_function_properties(template).get("MemorySize", LAMBDA_DEFAULT_MEMORY_MB)
+    )
+    return int(memory)
 
 
 def function_environment(template: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import relay.prefetch  # next: the caller registry is read while the rest of ini
 import base64
 import binascii
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Metrics
@@ -18,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from relay import snapstart
 from relay.callers.admission import Admission, Attempt, admit, identify
-from relay.callers.registry import Caller, Registry
+from relay.callers.registry import Caller
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
@@ -27,8 +28,8 @@ from relay.errors import RelayError, internal_error, malformed, route_not_found,
 from relay.logs import door_logger
 from relay.reschedule import modes
 from relay.reschedule.attempts import QUEUED, Booking
-from relay.reschedule.delivery import not_queued
 from relay.reschedule.normalise import booking_of, command_from
+from relay.reschedule.queries import not_queued
 from relay.settings import get_settings
 from relay.tracing import door_tracer
 from relay.web import cors, decoding, forms, schema
@@ -44,7 +45,21 @@ logger = door_logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
-app = Router()
+
+
+@dataclass
+class RequestState:
+    """What one request's handling carries from its route to its answer (new for each request)."""
+
+    # CORS headers for every answer of a browser-reachable route, errors included.
+    cors_headers: dict[str, str] = field(default_factory=dict)
+    # A plain HTML form post: answers are redirects to the source's pages.
+    wants_page: bool = False
+    # Who is calling, as far as admission got (for the refusal's record and its page).
+    attempt: Attempt | None = None
+
+
+app: Router[RequestState] = Router(RequestState)
 
 settings = get_settings()
 
@@ -90,23 +105,26 @@ def _raw_body() -> bytes:
 
 def _finish(response: Response) -> Response:
     """CORS headers on every answer to a browser-reachable route (set by the route, errors included)."""
-    response.headers.update(app.context.get("cors_headers", {}))
+    response.headers.update(app.state.cors_headers)
     return response
 
 
 def _to_page(location: str | None) -> Response | None:
     """A plain HTML form post is sent on to the source's own page (303), never to a URL from the request."""
-    if location is None or not app.context.get("wants_page"):
+    if location is None or not app.state.wants_page:
         return None
     return _finish(Response(status_code=303, headers={"Location": location}, body=""))
 
 
-def _admit(sources: Registry, body: bytes) -> Admission:
+def _admit(body: bytes) -> Admission:
     headers = app.current.headers
     attempt = Attempt()
-    app.context["attempt"] = attempt
+    app.state.attempt = attempt
     try:
-        admission = admit(sources, headers, body, now=time.time(), attempt=attempt)
+        # Against the cached registry, or one read again when it does not know the credential.
+        admission = relay_app.sources.admit(
+            lambda registry: admit(registry, headers, body, now=time.time(), attempt=attempt)
+        )
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
             raise service.refuse(attempt.caller.name, error) from None
@@ -137,12 +155,12 @@ def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
 def create_reschedule() -> Response:
     headers = app.current.headers
     sources = relay_app.sources.current()
-    app.context["cors_headers"] = cors.response_headers(sources.allowed_origin(headers.get("origin")))
-    app.context["wants_page"] = forms.wants_page(headers)
+    app.state.cors_headers = cors.response_headers(sources.allowed_origin(headers.get("origin")))
+    app.state.wants_page = forms.wants_page(headers)
     body = _raw_body()
     if len(body) > decoding.MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
-    admission = _admit(sources, body)
+    admission = _admit(body)
     link = admission.link
     if link is not None and link.spam:
         # Answered as if accepted, so the bot learns nothing; recorded, and no provider is called.
@@ -198,7 +216,8 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
 
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
-    caller = identify(relay_app.sources.current(), app.current.headers, now=time.time())
+    headers = app.current.headers
+    caller = relay_app.sources.admit(lambda registry: identify(registry, headers, now=time.time()))
     logger.append_keys(source=caller.name)
     return caller
 
@@ -212,8 +231,8 @@ def _caller() -> Caller:
 def cancel_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
     if relay_app.deliveries is None:  # nothing is ever queued without a queue
-        raise not_queued(service.get(caller.name, reschedule_id).get("status"))
-    cancelled = relay_app.deliveries.cancel(caller.name, reschedule_id)
+        raise not_queued(relay_app.queries.get(caller.name, reschedule_id).get("status"))
+    cancelled = relay_app.queries.cancel(caller.name, reschedule_id)
     metrics.add_metric(name="Cancelled", unit=MetricUnit.Count, value=1)
     return json_response(200, cancelled)
 
@@ -226,7 +245,7 @@ def cancel_reschedule(reschedule_id: str) -> Response:
 )
 def get_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
-    record = service.get(caller.name, reschedule_id)
+    record = relay_app.queries.get(caller.name, reschedule_id)
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return json_response(200, record)
 
@@ -240,7 +259,7 @@ def get_reschedule(reschedule_id: str) -> Response:
 def list_booking_reschedules(provider: str, booking_id: str) -> Response:
     caller = _caller()
     request = app.current
-    page = service.history(
+    page = relay_app.queries.history(
         caller.name,
         provider,
         booking_id,
@@ -258,12 +277,12 @@ def preflight() -> Response:
     if not origin:  # not a CORS preflight
         return Response(status_code=204, headers={"Allow": "POST, OPTIONS"}, body="")
     allowed = relay_app.sources.current().allowed_origin(origin)
-    app.context["cors_headers"] = cors.response_headers(allowed)
+    app.state.cors_headers = cors.response_headers(allowed)
     return Response(status_code=204, headers=cors.preflight_headers(allowed), body="")
 
 
 def _problem(error: RelayError) -> Response:
-    attempt = app.context.get("attempt")
+    attempt = app.state.attempt
     form_source = attempt.form_source if attempt else None
     page = _to_page(forms.error_location(form_source.error_url if form_source else None, error.code))
     if page is not None:
@@ -272,7 +291,7 @@ def _problem(error: RelayError) -> Response:
 
 
 def handle_relay_error(error: RelayError) -> Response:
-    attempt = app.context.get("attempt")
+    attempt = app.state.attempt
     if attempt is not None and attempt.caller is not None:
         logger.append_keys(source=attempt.caller.name)
     refused: dict[str, Any] = {"status": error.status, "reason": error.code}

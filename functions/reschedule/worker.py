@@ -47,6 +47,24 @@ class WaitingForNextAttempt(Exception):
     """Raised for a message to leave in the queue: its visibility timeout was set to its next attempt."""
 
 
+# A message is not started with less than this left of the invocation beyond its safety margin
+# (a provider's quick answer and the outcome's write): it goes back to the queue for the next one.
+MIN_DELIVERY_SECONDS = 2.0
+MIN_SECONDS_TO_START_DELIVERY = settings.deadline_safety_margin_seconds + MIN_DELIVERY_SECONDS
+
+
+def _callback_on_delivery_queue(message: ReceivedMessage) -> None:
+    """An event queued here before the callback queue existed moves there (the callback function
+    sends it); without a callback queue (an older deployment) it is sent here, as before."""
+    if settings.callback_queue_url:
+        callbacks.adopt(message.body)
+        metrics.add_metric(name="CallbacksMoved", unit=MetricUnit.Count, value=1)
+        return
+    if callbacks.send(message) is Disposition.WAITING:
+        raise WaitingForNextAttempt()
+    metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+
+
 def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
     message = ReceivedMessage(
         body=record.body,
@@ -54,12 +72,15 @@ def _deliver(record: SQSRecord, lambda_context: LambdaContext) -> None:
         receive_count=int(record.attributes.approximate_receive_count or 1),
     )
     if is_callback(message.body):  # an outcome event for a source's callback URL
-        if callbacks.send(message) is Disposition.WAITING:
-            raise WaitingForNextAttempt()
-        metrics.add_metric(name="CallbacksFinished", unit=MetricUnit.Count, value=1)
+        _callback_on_delivery_queue(message)
         return
-    # The provider call and the outcome's write must end before this invocation is stopped.
-    deadline = Deadline.for_invocation(lambda_context, settings.deadline_safety_margin_seconds)
+    # The provider call and the outcome's write must end before this invocation is stopped (the
+    # worker's own Timeout, not the HTTP door's API Gateway cap).
+    if lambda_context.get_remaining_time_in_millis() / 1000 < MIN_SECONDS_TO_START_DELIVERY:
+        deliveries.put_back(message)
+        metrics.add_metric(name="DeliveriesPutBack", unit=MetricUnit.Count, value=1)
+        raise WaitingForNextAttempt()
+    deadline = Deadline.for_worker(lambda_context, settings.deadline_safety_margin_seconds)
     if deliveries.deliver(message, deadline) is Disposition.WAITING:
         metrics.add_metric(name="DeliveriesWaiting", unit=MetricUnit.Count, value=1)
         raise WaitingForNextAttempt()

@@ -124,7 +124,7 @@ def test_a_sync_success_makes_no_sqs_call_and_queueing_makes_one(
         _send(invoke, workload.next(), replayed=False)
     assert sqs_sends.operations == []
     assert len(dynamodb_sends) <= MAX_DYNAMODB_CALLS_NEW, dynamodb_sends.operations
-    # A queued request: one SQS call (the send), and the same two DynamoDB round trips (lock, then record)
+    # A queued request: two round trips in all, the send and one DynamoDB transaction (key and record)
     reschedule = workload.next()
     with count_sends(clients.sqs()) as sqs_sends, count_sends(clients.dynamodb()) as dynamodb_sends:
         answer = invoke(
@@ -135,7 +135,7 @@ def test_a_sync_success_makes_no_sqs_call_and_queueing_makes_one(
         )
     assert answer.status == 202, answer.body
     assert sqs_sends.operations == ["SendMessage"]
-    assert len(dynamodb_sends) <= MAX_DYNAMODB_CALLS_NEW, dynamodb_sends.operations
+    assert dynamodb_sends.operations == ["TransactWriteItems"]
     # The session's worker delivers it: wait, so its provider call does not land in a later test's log
     reschedule_id = answer.body["reschedule_id"]
     deadline = time.monotonic() + QUEUED_DELIVERY_WAIT_SECONDS

@@ -35,7 +35,9 @@ QUIET_SECONDS = 6
 
 @pytest.fixture(scope="module")
 def cstack() -> Iterator[Stack]:
-    with start_stack(api_port=0, workers=2, extra_env={"SECRETS_MAX_AGE_SECONDS": "0"}) as stack:
+    with start_stack(
+        api_port=0, workers=2, extra_env={"SECRETS_MAX_AGE_SECONDS": "0", "REGISTRY_MAX_AGE_SECONDS": "0"}
+    ) as stack:
         yield stack
 
 

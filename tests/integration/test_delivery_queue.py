@@ -13,10 +13,10 @@ from local.queues import LocalQueue, create_queues
 from local.secrets_emulator import SecretsEmulator, sqs_client, start_secrets_emulator
 from local.template import load_template
 from relay.dal import clients
-from relay.dal.queue import (
+from relay.dal.queue import DeliveryQueue
+from relay.ports import (
     MAX_DELAY_SECONDS,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
-    DeliveryQueue,
     QueueUnavailable,
 )
 

@@ -30,7 +30,12 @@ SECRET_CACHE_SECONDS = 1
 @pytest.fixture(scope="module")
 def ops_stack() -> Iterator[Stack]:
     with start_stack(
-        api_port=0, workers=2, extra_env={"SECRETS_MAX_AGE_SECONDS": str(SECRET_CACHE_SECONDS)}
+        api_port=0,
+        workers=2,
+        extra_env={
+            "SECRETS_MAX_AGE_SECONDS": str(SECRET_CACHE_SECONDS),
+            "REGISTRY_MAX_AGE_SECONDS": str(SECRET_CACHE_SECONDS),
+        },
     ) as stack:
         yield stack
 

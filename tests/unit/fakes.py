@@ -1,29 +1,40 @@
-"""Small in-memory fakes of the use case's ports, for unit tests of the service and of admission.
+"""Small in-memory fakes of the use cases' ports (relay/ports.py), for unit tests of the service.
 
-Each keeps the contract of the real component it stands for (tests/integration runs the real ones):
-the idempotency store refuses a live key like DynamoDB's conditional put, and writes the staged
-attempt record together with the lock's completion or release, like RecordingPersistenceLayer.
+Each keeps the contract of the real component it stands for (tests/integration runs the real ones),
+and mypy checks that each implements its Protocol: the ledger refuses a live key like DynamoDB's
+conditional put, and writes the attempt record together with the key's completion or release, like
+relay.dal.ledger.Ledger.
 """
 
 from __future__ import annotations
 
-import time
+import json
 from collections.abc import Mapping
-from typing import Any
-
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyItemAlreadyExistsError,
-    IdempotencyItemNotFoundError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from typing import TYPE_CHECKING, Any
 
 from relay.command import RescheduleCommand
-from relay.dal.idempotency import MoveScope, Staged
-from relay.dal.records import RecordWriteFailed
+from relay.dal.ledger import COMPLETED, IN_PROGRESS, ledger_key
 from relay.errors import not_configured
+from relay.ports import (
+    Answered,
+    BadCursor,
+    Claim,
+    HistoryPage,
+    KeyInProgress,
+    KeyReused,
+    LedgerKey,
+    LedgerUnavailable,
+    LockNotHeld,
+    RecordWriteFailed,
+)
 from relay.providers.base import Credentials, OutboundRequest, Provider
 from relay.providers.client import ProviderError, ProviderReply
+
+if TYPE_CHECKING:
+    from relay.deadline import Deadline
+    from relay.ports import Ledger, Records, Secrets
+    from relay.providers.pacing import Pacing
+    from relay.reschedule.step import Providers
 
 
 class FakeSecrets:
@@ -77,55 +88,165 @@ class FakeRecords:
             latest = max(moves, key=lambda r: str(r["attempted_at"]))["new_booking_id"]
         return latest if latest != booking_id else None
 
+    def history_page(
+        self, source: str, provider: str, booking_id: str, *, limit: int, cursor: str | None
+    ) -> HistoryPage:
+        if cursor is not None:
+            raise BadCursor
+        mine = [
+            r
+            for r in self.items.values()
+            if (r.get("source"), r.get("provider"), r.get("booking_id")) == (source, provider, booking_id)
+        ]
+        return HistoryPage(sorted(mine, key=lambda r: str(r["attempted_at"]), reverse=True)[:limit], None)
 
-class FakeIdempotencyStore(BasePersistenceLayer):
-    """The idempotency table in memory, with RecordingPersistenceLayer's staging slot."""
+
+class FakeLedger:
+    """The ledger in memory: one item per key, the last moves, and the records written with them."""
 
     def __init__(self, records: FakeRecords) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
         self.records = records
-        self.items: dict[str, DataRecord] = {}
-        self.staged: Staged | None = None
+        self.items: dict[str, dict[str, Any]] = {}
+        self.last_moves: dict[str, str] = {}
+        # Set to make completions fail like an unavailable table (after the provider answered).
+        self.fail_completion = False
 
-    def begin(self, scope: MoveScope | None = None) -> None:
-        self.staged = None
-        self.scope = scope
+    def key(
+        self,
+        scoped_key: str,
+        payload: Any,
+        *,
+        source: str,
+        provider: str,
+        booking_id: str,
+        content_keyed: bool,
+    ) -> LedgerKey:
+        return ledger_key(
+            scoped_key,
+            payload,
+            source=source,
+            provider=provider,
+            booking_id=booking_id,
+            content_keyed=content_keyed,
+        )
 
-    def stage(self, record: Mapping[str, Any], answer: object) -> None:
-        self.staged = Staged(record, answer)
+    def take(self, key: LedgerKey, *, now: float, lock_seconds: float, expires_at: int) -> Claim | Answered:
+        old = self.items.get(key.item_id)
+        free = (
+            old is None
+            or old["expires_at"] < now
+            or (old["status"] == IN_PROGRESS and old["lock_until"] < now)
+        )
+        if not free:
+            assert old is not None
+            if old["payload_hash"] != key.payload_hash:
+                raise KeyReused
+            if old["status"] != COMPLETED:
+                raise KeyInProgress
+            answer = json.loads(old["answer"])
+            stale = key.content_keyed and answer.get("status") == "succeeded"
+            if not (stale and self.last_moves.get(key.last_move_id) != key.item_id):
+                return Answered(answer)
+        self.items[key.item_id] = {
+            "status": IN_PROGRESS,
+            "payload_hash": key.payload_hash,
+            "lock_until": now + lock_seconds,
+            "expires_at": expires_at,
+        }
+        return Claim(key)
 
-    def _write_staged(self) -> None:
-        if self.staged is not None and not self.staged.written:
-            self.records.put(self.staged.record)
-            self.staged.written = True
+    def accept_queued(
+        self,
+        key: LedgerKey,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        now: float,
+        expires_at: int,
+    ) -> Claim | Answered | None:
+        taken = self.take(key, now=now, lock_seconds=0, expires_at=expires_at)
+        if isinstance(taken, Answered):
+            return taken
+        self.complete_queued(taken, answer, record, expires_at=expires_at)
+        return None
 
-    def _get_record(self, idempotency_key: str) -> DataRecord:
-        if idempotency_key not in self.items:
-            raise IdempotencyItemNotFoundError
-        return self.items[idempotency_key]
+    def answered_by(self, item_id: str) -> str | None:
+        item = self.items.get(item_id)
+        if item is None or item["status"] != COMPLETED:
+            return None
+        owner = json.loads(item["answer"]).get("reschedule_id")
+        return str(owner) if owner else None
 
-    def _put_record(self, data_record: DataRecord) -> None:
-        old = self.items.get(data_record.idempotency_key)
-        now = time.time()
-        if old is not None and old.expiry_timestamp is not None and old.expiry_timestamp >= now:
-            in_progress_over = (
-                old.status == "INPROGRESS"
-                and old.in_progress_expiry_timestamp is not None
-                and old.in_progress_expiry_timestamp < now * 1000
-            )
-            if not in_progress_over:
-                # As the DynamoDB layer does with the item its failed conditional put returns.
-                self._validate_payload(data_payload=data_record, stored_data_record=old)
-                raise IdempotencyItemAlreadyExistsError(old_data_record=old)
-        self.items[data_record.idempotency_key] = data_record
+    def _answer(self, item_id: str, answer: Mapping[str, Any], expires_at: int) -> None:
+        if self.fail_completion:
+            raise LedgerUnavailable("ClientError")
+        self.items[item_id] |= {"status": COMPLETED, "answer": json.dumps(answer), "expires_at": expires_at}
 
-    def _update_record(self, data_record: DataRecord) -> None:
-        self.items[data_record.idempotency_key] = data_record
-        self._write_staged()
+    def complete(
+        self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
+    ) -> None:
+        self._answer(claim.key.item_id, answer, expires_at)
+        self.last_moves[claim.key.last_move_id] = claim.key.item_id
+        self.records.put(record)
 
-    def _delete_record(self, data_record: DataRecord) -> None:
-        self.items.pop(data_record.idempotency_key, None)
-        self._write_staged()
+    def complete_queued(
+        self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
+    ) -> None:
+        self._answer(claim.key.item_id, answer, expires_at)
+        self.records.put(record)
+
+    def release(self, claim: Claim, record: Mapping[str, Any]) -> None:
+        if self.fail_completion:
+            raise LedgerUnavailable("ClientError")
+        self.items.pop(claim.key.item_id, None)
+        self.records.put(record)
+
+    def release_quietly(self, claim: Claim) -> None:
+        self.items.pop(claim.key.item_id, None)
+
+    def read_record(self, reschedule_id: str) -> dict[str, Any] | None:
+        return self.records.get(reschedule_id)
+
+    def lock_delivery(self, reschedule_id: str, token: str, *, now: int, until: int) -> None:
+        record = self.records.items.get(reschedule_id)
+        if (
+            record is None
+            or record.get("status") != "queued"
+            or record.get("delivery_lock_expires", 0) >= now
+        ):
+            raise LockNotHeld
+        record |= {"delivery_lock": token, "delivery_lock_expires": until}
+
+    def _locked(self, record: Mapping[str, Any], token: str) -> None:
+        if self.records.items.get(str(record["reschedule_id"]), {}).get("delivery_lock") != token:
+            raise LockNotHeld
+        self.records.items[str(record["reschedule_id"])] = {k: v for k, v in record.items() if v is not None}
+
+    def progress(self, record: Mapping[str, Any], token: str) -> None:
+        self._locked(record, token)
+
+    def delivered(
+        self,
+        record: Mapping[str, Any],
+        token: str,
+        *,
+        item_id: str,
+        answer: Mapping[str, Any],
+        expires_at: int,
+    ) -> None:
+        self._locked(record, token)
+        self._answer(item_id, answer, expires_at)
+
+    def undelivered(self, record: Mapping[str, Any], token: str, *, item_id: str) -> None:
+        self._locked(record, token)
+        self.items.pop(item_id, None)
+
+    def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None:
+        stored = self.records.items.get(str(record["reschedule_id"]), {})
+        if stored.get("status") != "queued" or stored.get("delivery_lock_expires", 0) >= now:
+            raise LockNotHeld
+        self.records.items[str(record["reschedule_id"])] = {k: v for k, v in record.items() if v is not None}
+        self.items.pop(item_id, None)
 
 
 class FakeProviders:
@@ -140,9 +261,8 @@ class FakeProviders:
         provider: Provider,
         command: RescheduleCommand,
         credentials: Credentials,
-        deadline: Any = None,
-        *,
-        pacing: Any = None,
+        deadline: Deadline | None = None,
+        pacing: Pacing | None = None,
     ) -> ProviderReply:
         # Recorded as (provider, the request its adapter builds, the Authorization header's value).
         request = provider.build_request(command)
@@ -153,3 +273,10 @@ class FakeProviders:
         if isinstance(answer, ProviderError):
             raise answer
         return ProviderReply(200, answer, 12)
+
+
+# mypy holds each fake to the Protocol it stands for.
+_LEDGER: type[Ledger] = FakeLedger
+_RECORDS: type[Records] = FakeRecords
+_SECRETS: type[Secrets] = FakeSecrets
+_PROVIDERS: type[Providers] = FakeProviders

@@ -28,6 +28,18 @@ ISSUE_11_KEYS = {
     "layer_unzipped_mib",
     "function_unzipped_mib",
 }
+# Issue 20: the peer (bench/peer/) in the same run, and the 202's own floor.
+ISSUE_20_KEYS = {
+    "cold_start_peer_ms",
+    "cold_start_peer_ratio",
+    "warm_peer_new_p50_ms",
+    "warm_new_peer_ratio",
+    "handler_cpu_peer_new_ms",
+    "ddb_calls_peer_new",
+    "round_trips_queued",
+    "queue_floor_p50_ms",
+    "queue_accept_floor_ratio",
+}
 # Durable delivery (issue 12 §6) and pacing (issue 13 §4): `python -m bench --only queue`.
 QUEUE_KEYS = {
     "queue_accept_p50_ms",
@@ -67,7 +79,7 @@ def test_the_docs_show_exactly_the_reference_runs_tables(reference: dict[str, ob
 
 
 def test_the_reference_run_has_every_figure_and_its_budgets(reference: dict[str, object]) -> None:
-    assert set(reference) >= ISSUE_11_KEYS | QUEUE_KEYS | OLDER_KEYS
+    assert set(reference) >= ISSUE_11_KEYS | ISSUE_20_KEYS | QUEUE_KEYS | OLDER_KEYS
     assert reference["budgets"] == judge(reference)
     assert {budget.figure for budget in BUDGETS} <= set(reference)
 
@@ -80,11 +92,14 @@ def test_runs_write_outside_the_repository_files() -> None:
 
 def test_cost_per_million_bills_whole_milliseconds_at_the_function_memory() -> None:
     # 20.1 ms is billed as 21 ms at 1 GB: 1e6 * 0.021 s * $0.0000133334 + $0.20 requests.
-    assert prices.per_million(20.1) == pytest.approx(0.20 + 0.021 * 13.3334)
+    assert prices.per_million(20.1, memory_gb=1.0) == pytest.approx(0.20 + 0.021 * 13.3334)
     assert prices.per_million(20.0) < prices.per_million(20.1)
     # SnapStart at 1 GB: $0.0001397998 per restore, ~$3.90 per month of cache.
-    assert prices.snapstart_restores_per_million() == pytest.approx(139.7998)
-    assert prices.snapstart_cache_per_month() == pytest.approx(3.90, abs=0.01)
+    assert prices.snapstart_restores_per_million(1.0) == pytest.approx(139.7998)
+    assert prices.snapstart_cache_per_month(1.0) == pytest.approx(3.90, abs=0.01)
+    # By default at the function's memory (template.yaml's): twice the memory, twice the duration cost.
+    duration_cost = prices.per_million(20.1) - prices.LAMBDA_PER_MILLION_REQUESTS
+    assert duration_cost == pytest.approx(0.021 * 13.3334 * prices.FUNCTION_MEMORY_GB)
 
 
 def test_the_reference_counts_are_the_queue_budgets_exact_figures(reference: dict[str, object]) -> None:
@@ -102,16 +117,16 @@ def test_a_part_run_is_judged_on_its_figures_and_merges_into_a_whole_run(
 ) -> None:
     whole = {key: value for key, value in reference.items() if key not in QUEUE_KEYS}
     part: dict[str, Any] = {
-        "queue_accept_ratio": 9.0,
+        "queue_accept_floor_ratio": 9.0,
         "paced_429s": 0,
         "meta": {"only": "queue", "date": "d"},
     }
     budgets = judge(part)
     part["budgets"] = budgets
 
-    assert [b["figure"] for b in budgets] == ["queue_accept_ratio", "paced_429s"]
+    assert [b["figure"] for b in budgets] == ["queue_accept_floor_ratio", "paced_429s"]
     merged = merge(whole, part)
-    assert merged["queue_accept_ratio"] == 9.0
+    assert merged["queue_accept_floor_ratio"] == 9.0
     assert merged["meta"]["parts"]["queue"] == {"date": "d"}
     assert merged["budgets"] == judge(merged)
-    assert {b["figure"]: b["pass"] for b in merged["budgets"]}["queue_accept_ratio"] is False
+    assert {b["figure"]: b["pass"] for b in merged["budgets"]}["queue_accept_floor_ratio"] is False

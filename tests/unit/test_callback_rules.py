@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +15,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from relay.callers.registry import parse_registry
-from relay.dal.callbacks import Claim, Claimed
 from relay.errors import RelayError
+from relay.ports import CallbackClaim as Claim
+from relay.ports import Claimed
 from relay.reschedule.callbacks import (
     RETRY_WAITS_SECONDS,
+    SOURCE_BUSY_RECHECK_SECONDS,
     CallbackOrder,
     Callbacks,
     event_body,
@@ -25,7 +28,8 @@ from relay.reschedule.callbacks import (
 )
 from relay.reschedule.schedule import Disposition, ReceivedMessage
 from relay.settings import settings_from
-from relay.webhooks.sender import Answer, CallbackTarget, Sent, signature, url_allowed
+from relay.webhooks.sender import Answer, CallbackTarget, Sent, url_allowed
+from relay.webhooks.signing import signature_header
 
 SECRETS = (
     "whsec_" + base64.b64encode(b"sandbox-callback-key-one-0001").decode(),
@@ -40,7 +44,7 @@ def _keys() -> tuple[bytes, ...]:
 def test_the_signature_verifies_with_the_reference_library_under_either_secret() -> None:
     body = b'{"type":"reschedule.succeeded","data":{}}'
     now = int(datetime.now(UTC).timestamp())
-    header = signature(_keys(), "msg_1", now, body)
+    header = signature_header(_keys(), "msg_1", now, body)
     assert header.count("v1,") == 2
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(now), "webhook-signature": header}
     for secret in SECRETS:  # a receiver mid-rotation holds either
@@ -150,6 +154,9 @@ class _State:
         self.delivered_ids: set[str] = set()
         self.held_until: dict[str, int] = {}
         self.off: dict[str, str] = {}
+        # (source, slot) -> held until (epoch seconds); the slot orders asked for, in turn.
+        self.slots: dict[tuple[str, int], int] = {}
+        self.slot_order: list[list[int]] = []
 
     def claim(self, webhook_id: str, *, now: int, until: int) -> Claimed:
         if webhook_id in self.delivered_ids:
@@ -172,6 +179,17 @@ class _State:
     def switch_off(self, source: str, fingerprint: str, *, now: int) -> None:
         self.off[source] = fingerprint
 
+    def take_slot(self, source: str, slots: Sequence[int], *, now: int, until: int) -> int | None:
+        for slot in slots:
+            if self.slots.get((source, slot), 0) < now:
+                self.slots[(source, slot)] = until
+                self.slot_order.append(list(slots))
+                return slot
+        return None
+
+    def free_slot(self, source: str, slot: int) -> None:
+        self.slots[(source, slot)] = 0
+
 
 class _Endpoint:
     def __init__(self, *answers: Sent) -> None:
@@ -189,8 +207,8 @@ TARGET = CallbackTarget(url="https://hooks.example.test/x", keys=_keys(), finger
 def _callbacks(endpoint: _Endpoint, queue: _Queue, state: _State) -> Callbacks:
     return Callbacks(
         settings_from({"IDEMPOTENCY_TABLE_NAME": "idem", "RESCHEDULES_TABLE_NAME": "recs"}),
-        queue=queue,  # type: ignore[arg-type]
-        state=state,  # type: ignore[arg-type]
+        queue=queue,
+        state=state,
         sender=endpoint,  # type: ignore[arg-type]
         targets=lambda source: TARGET if source == "zap" else None,
         rng=random.Random(7),
@@ -316,4 +334,39 @@ def test_an_event_another_worker_is_posting_waits_until_its_hold_ends() -> None:
     assert callbacks.send(_message(body)) is Disposition.WAITING
     ((_, seconds),) = queue.hidden
     assert 10 <= seconds <= 12
+    assert endpoint.posts == []
+
+
+def test_a_source_whose_slots_are_all_held_waits_and_a_post_frees_the_slot_it_took() -> None:
+    # Given a source whose two POST slots are held by other workers (its receiver is slow)
+    queue, state = _Queue(), _State()
+    endpoint = _Endpoint(Sent(Answer.DELIVERED, 204))
+    callbacks = _callbacks(endpoint, queue, state)
+    callbacks.notify("zap", _record())
+    body = queue.sent.pop()[0]
+    held = int(datetime.now(UTC).timestamp()) + 20
+    state.slots = {("zap", 0): held, ("zap", 1): held}
+    # When another of its events comes up, it is not POSTed: it comes back a few seconds later
+    assert callbacks.send(_message(body)) is Disposition.WAITING
+    assert queue.hidden == [("h", SOURCE_BUSY_RECHECK_SECONDS)]
+    assert endpoint.posts == []
+    # Then, once a slot is free, it is POSTed and the slot is free again afterwards
+    state.slots[("zap", 1)] = 0
+    assert callbacks.send(_message(body)) is Disposition.FINISHED
+    assert len(endpoint.posts) == 1
+    assert state.slots == {("zap", 0): held, ("zap", 1): 0}
+    # Every slot is tried, from a random one on
+    assert sorted(state.slot_order[0]) == [0, 1]
+
+
+def test_an_event_found_on_the_delivery_queue_is_moved_to_the_callback_queue_unchanged() -> None:
+    # Given a retry queued on the delivery queue by a version from before the callback queue
+    old_queue, callback_queue, state = _Queue(), _Queue(), _State()
+    endpoint = _Endpoint()
+    _callbacks(endpoint, old_queue, state).notify("zap", _record())
+    body = old_queue.sent.pop()[0]
+    # When the worker finds it there, it hands it to the callbacks (whose queue is the callback queue)
+    _callbacks(endpoint, callback_queue, state).adopt(body)
+    # Then it is queued there as it was, and nothing is POSTed from the delivery worker
+    assert callback_queue.sent == [(body, 0)]
     assert endpoint.posts == []

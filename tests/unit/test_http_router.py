@@ -58,7 +58,7 @@ def _event(method: str, path: str, **extra: Any) -> dict[str, Any]:
 
 
 def _ours(method: str, path: str) -> tuple[str, dict[str, str]] | None:
-    router = Router()
+    router: Router[dict[str, str]] = Router(dict)
     for rule_method, rule in RULES:
         router.route(rule, rule_method)(lambda **_: Response(200))
     found = router.match(method, path)
@@ -96,7 +96,7 @@ def test_the_cases_route_and_miss_as_intended() -> None:
 
 
 def test_an_answer_has_the_http_api_shape() -> None:
-    router = Router()
+    router: Router[dict[str, str]] = Router(dict)
 
     @router.post("/v1/things/<thing>")
     def create(thing: str) -> Response:
@@ -125,21 +125,21 @@ def test_an_answer_has_the_http_api_shape() -> None:
 
 
 def test_a_failure_is_answered_and_nothing_outlives_its_request() -> None:
-    router = Router()
+    router: Router[dict[str, str]] = Router(dict)
     errors: list[Exception] = []
 
     @router.get("/boom")
     def boom() -> Response:
-        router.context["caller"] = "zapier-demo"
+        router.state["caller"] = "zapier-demo"
         raise ValueError("a bug")
 
     def on_error(error: Exception) -> Response:
         errors.append(error)
-        assert router.context == {"caller": "zapier-demo"}  # the handler for the error still sees it
+        assert router.state == {"caller": "zapier-demo"}  # the handler for the error still sees it
         return Response(500)
 
     def unrouted() -> Response:
-        assert router.context == {}
+        assert router.state == {}
         return Response(404)
 
     first = router.resolve(_event("GET", "/boom"), lambda_context(), unrouted=unrouted, on_error=on_error)
@@ -147,6 +147,7 @@ def test_a_failure_is_answered_and_nothing_outlives_its_request() -> None:
 
     assert (first["statusCode"], second["statusCode"]) == (500, 404)
     assert [type(error) for error in errors] == [ValueError]
-    assert router.context == {}
     with pytest.raises(RuntimeError):
         router.current  # noqa: B018 - outside a request there is none
+    with pytest.raises(RuntimeError):
+        router.state  # noqa: B018 - nor any state

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import pytest
 
@@ -19,9 +19,11 @@ from relay.deadline import Deadline
 from relay.errors import RelayError
 from relay.providers.client import ProviderError
 from relay.reschedule.attempts import RescheduleResult
+from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
+from relay.reschedule.step import AttemptStep
 from relay.settings import Settings
-from tests.unit.fakes import FakeIdempotencyStore, FakeProviders, FakeRecords, FakeSecrets
+from tests.unit.fakes import FakeLedger, FakeProviders, FakeRecords, FakeSecrets
 
 SETTINGS = Settings(idempotency_table_name="idem", reschedules_table_name="resch")
 TOKEN_SECRET = "reschedule-relay/providers/iclosed/default"
@@ -36,27 +38,19 @@ COMMAND = RescheduleCommand(
 ICLOSED_OK = {"data": {"eventCall": {"id": 1001, "dateTime": "2030-01-15T10:00:00", "inviteeEmail": "x"}}}
 
 
-class FailingCompletion(FakeIdempotencyStore):
-    """The idempotency table goes away after the provider answered: completing the lock fails."""
-
-    def _update_record(self, data_record: Any) -> None:
-        raise RuntimeError("table unavailable")
-
-
 def _service(
-    providers: FakeProviders, store: type[FakeIdempotencyStore] = FakeIdempotencyStore
+    providers: FakeProviders, *, failing_completion: bool = False
 ) -> tuple[RescheduleService, FakeRecords, FakeSecrets]:
     records = FakeRecords()
     secrets = FakeSecrets({TOKEN_SECRET: {"api_key": "iclosed-sandbox-unit"}})
     ids = (f"00000000-0000-4000-8000-{n:012d}" for n in itertools.count(1))
+    ledger = FakeLedger(records)
+    # The idempotency table goes away after the provider answered: completing the key fails.
+    ledger.fail_completion = failing_completion
+    adapters = build_adapters(SETTINGS)
+    step = AttemptStep(SETTINGS, secrets=secrets, records=records, providers=providers, adapters=adapters)
     service = RescheduleService(
-        SETTINGS,
-        secrets=cast("Any", secrets),
-        records=cast("Any", records),
-        persistence=cast("Any", store(records)),
-        providers=cast("Any", providers),
-        adapters=build_adapters(SETTINGS),
-        new_id=lambda: next(ids),
+        SETTINGS, ledger=ledger, records=records, step=step, adapters=adapters, new_id=lambda: next(ids)
     )
     return service, records, secrets
 
@@ -167,7 +161,7 @@ def test_refused_credentials_are_read_again_once_bypassing_the_cache() -> None:
 
 
 def test_a_provider_success_stands_when_its_outcome_cannot_be_stored_with_the_lock() -> None:
-    service, records, _ = _service(FakeProviders(ICLOSED_OK), store=FailingCompletion)
+    service, records, _ = _service(FakeProviders(ICLOSED_OK), failing_completion=True)
     answer = _run(service)
     assert answer["status"] == "succeeded"
     # Written on its own instead, so the history still has it.
@@ -175,11 +169,12 @@ def test_a_provider_success_stands_when_its_outcome_cannot_be_stored_with_the_lo
 
 
 def test_a_record_is_visible_only_to_its_source() -> None:
-    service, _, _ = _service(FakeProviders(ICLOSED_OK))
+    service, records, _ = _service(FakeProviders(ICLOSED_OK))
+    queries = Queries(SETTINGS, records=records, ledger=FakeLedger(records))
     reschedule_id = _run(service)["reschedule_id"]
-    assert service.get("zapier", reschedule_id)["status"] == "succeeded"
+    assert queries.get("zapier", reschedule_id)["status"] == "succeeded"
     with pytest.raises(RelayError) as hidden:
-        service.get("another-source", reschedule_id)
+        queries.get("another-source", reschedule_id)
     assert hidden.value.code == "reschedule_not_found"
 
 
@@ -188,3 +183,32 @@ def test_the_success_answer_has_exactly_the_documented_fields_and_validates() ->
     answer = _run(service)
     assert set(answer) == set(RescheduleResult.model_fields)
     RescheduleResult.model_validate(answer)  # the OpenAPI shape is what the relay answers
+
+
+def test_a_replay_is_the_first_answer_field_for_field_in_order_plus_the_flag() -> None:
+    service, _, _ = _service(FakeProviders(ICLOSED_OK))
+    first = _run(service)
+    again = _run(service)
+    assert list(again) == list(first)
+    assert {k: v for k, v in again.items() if k != "replayed"} == {
+        k: v for k, v in first.items() if k != "replayed"
+    }
+
+
+def test_a_content_keyed_move_back_runs_again_a_to_b_to_a() -> None:
+    providers = FakeProviders(ICLOSED_OK)
+    service, _, _ = _service(providers)
+    to_b = COMMAND.model_copy(update={"start": datetime(2030, 1, 16, 15, 0, tzinfo=UTC)})
+    answers = [_run(service, key=None, command=c) for c in (COMMAND, to_b, COMMAND, COMMAND)]
+    assert [a["replayed"] for a in answers] == [False, False, False, True]
+    assert len(providers.calls) == 3
+
+
+def test_a_worker_deadline_is_its_own_invocation_not_the_http_cap() -> None:
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 58_000
+
+    worker = Deadline.for_worker(Context(), 2.0)
+    door = Deadline.for_invocation(Context(), 2.0)
+    assert worker.remaining() > 50 > door.remaining()

@@ -32,15 +32,34 @@ EXPECTED_ENVIRONMENT = {
     "DELIVERY_QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
     "DELIVERY_MAX_AGE_SECONDS",
+    "CALLBACK_QUEUE_URL",
+}
+# The callback function's environment: the registry, the callbacks' state and its own queues.
+EXPECTED_CALLBACK_ENVIRONMENT = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    "IDEMPOTENCY_TABLE_NAME",
+    "RESCHEDULES_TABLE_NAME",
+    "SECRETS_PREFIX",
+    "CALLBACK_QUEUE_URL",
+    "CALLBACK_DEAD_LETTER_QUEUE_URL",
 }
 SECRET_LOOKING_NAME = re.compile(r"TOKEN|SECRET(?!S_PREFIX)|PASSWORD|API_KEY|PRIVATE", re.IGNORECASE)
 SECRETS_ARN = (
     "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretsPrefix}/*"
 )
+# The callback function reads the registry only (Secrets Manager appends "-" and 6 characters).
+REGISTRY_ARN = SECRETS_ARN.removesuffix("/*") + "/sources-??????"
+SECRETS_ARNS = {
+    "RescheduleFunction": SECRETS_ARN,
+    "WorkerFunction": SECRETS_ARN,
+    "CallbackFunction": REGISTRY_ARN,
+}
 REPO = Path(__file__).resolve().parents[2]
 RECORDS_DAL = REPO / "functions" / "reschedule" / "relay" / "dal" / "records.py"
 
-FUNCTIONS = ("RescheduleFunction", "WorkerFunction")
+FUNCTIONS = ("RescheduleFunction", "WorkerFunction", "CallbackFunction")
 # What the HTTP function may do in DynamoDB: the one place to change when the relay's calls change
 # (e.g. one TransactWriteItems over both tables needs PutItem/UpdateItem/ConditionCheckItem per table).
 ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
@@ -56,11 +75,15 @@ ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
     # relay/dal/records.py: a booking's history.
     "ReschedulesTable/index/ByBooking": {"dynamodb:Query"},
 }
-# The worker also locks the record it delivers (relay/dal/deliveries.py: update_item).
+# The worker also locks the record it delivers (relay/dal/ledger.py: update_item).
 ALLOWED_WORKER_DYNAMODB_ACTIONS = ALLOWED_DYNAMODB_ACTIONS | {
     "ReschedulesTable": ALLOWED_DYNAMODB_ACTIONS["ReschedulesTable"] | {"dynamodb:UpdateItem"}
 }
-DELIVERIES_DAL = REPO / "functions" / "reschedule" / "relay" / "dal" / "deliveries.py"
+# The callback function: the callbacks' items in the idempotency table (relay/dal/callbacks.py).
+ALLOWED_CALLBACK_DYNAMODB_ACTIONS = {
+    "IdempotencyTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+}
+LEDGER_DAL = REPO / "functions" / "reschedule" / "relay" / "dal" / "ledger.py"
 # A TransactWriteItems item needs the IAM action of its kind on its table.
 TRANSACT_ITEM_ACTIONS = {
     "Put": "dynamodb:PutItem",
@@ -69,9 +92,21 @@ TRANSACT_ITEM_ACTIONS = {
     "ConditionCheck": "dynamodb:ConditionCheckItem",
 }
 # The HTTP door only queues; the worker (and its event source mapping) consumes, re-times and parks.
+CONSUME_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+}
 ALLOWED_SQS_ACTIONS: dict[str, dict[str, set[str]]] = {
-    "RescheduleFunction": {"DeliveryQueue": {"sqs:SendMessage"}},
+    "RescheduleFunction": {"DeliveryQueue": {"sqs:SendMessage"}, "CallbackQueue": {"sqs:SendMessage"}},
+    "CallbackFunction": {
+        # A failed POST's retry is a fresh delayed copy.
+        "CallbackQueue": CONSUME_ACTIONS | {"sqs:SendMessage"},
+        "CallbackDeadLetterQueue": {"sqs:SendMessage"},
+    },
     "WorkerFunction": {
+        "CallbackQueue": {"sqs:SendMessage"},
         "DeliveryQueue": {
             "sqs:ReceiveMessage",
             "sqs:DeleteMessage",
@@ -82,7 +117,7 @@ ALLOWED_SQS_ACTIONS: dict[str, dict[str, set[str]]] = {
         "DeliveryDeadLetterQueue": {"sqs:SendMessage"},
     },
 }
-QUEUES = ("DeliveryQueue", "DeliveryDeadLetterQueue")
+QUEUES = ("DeliveryQueue", "DeliveryDeadLetterQueue", "CallbackQueue", "CallbackDeadLetterQueue")
 QUEUE_RESOURCES = {name: {"Fn::GetAtt": [name, "Arn"]} for name in QUEUES}
 # AWS guidance for an SQS event source: visibility timeout at least 6x the function's timeout.
 VISIBILITY_TO_TIMEOUT_RATIO = 6
@@ -255,8 +290,12 @@ def test_dynamodb_access_is_exactly_the_allowed_actions(
             assert _key(resource) in known, f"DynamoDB access on an unexpected resource: {resource}"
             granted.setdefault(known[_key(resource)], set()).update(actions)
 
-    worker = function == "WorkerFunction"
-    assert granted == (ALLOWED_WORKER_DYNAMODB_ACTIONS if worker else ALLOWED_DYNAMODB_ACTIONS)
+    expected = {
+        "RescheduleFunction": ALLOWED_DYNAMODB_ACTIONS,
+        "WorkerFunction": ALLOWED_WORKER_DYNAMODB_ACTIONS,
+        "CallbackFunction": ALLOWED_CALLBACK_DYNAMODB_ACTIONS,
+    }
+    assert granted == expected[function]
 
 
 def test_sqs_access_is_exactly_the_allowed_actions(statements: list[dict[str, Any]], function: str) -> None:
@@ -274,9 +313,9 @@ def test_sqs_access_is_exactly_the_allowed_actions(statements: list[dict[str, An
     assert granted == ALLOWED_SQS_ACTIONS[function]
 
 
-def test_the_worker_role_grants_every_call_the_delivery_dal_makes() -> None:
-    # Every boto3 call (and transaction item kind) in relay/dal/deliveries.py, granted to the worker.
-    tree = ast.parse(DELIVERIES_DAL.read_text(encoding="utf-8"))
+def test_the_worker_role_grants_every_call_the_ledger_makes() -> None:
+    # Every boto3 call (and transaction item kind) in relay/dal/ledger.py, granted to the worker.
+    tree = ast.parse(LEDGER_DAL.read_text(encoding="utf-8"))
     calls = {
         node.attr
         for node in ast.walk(tree)
@@ -295,14 +334,13 @@ def test_the_worker_role_grants_every_call_the_delivery_dal_makes() -> None:
         "update_item": "dynamodb:UpdateItem",
         "put_item": "dynamodb:PutItem",
         "get_item": "dynamodb:GetItem",
+        "delete_item": "dynamodb:DeleteItem",
     }
 
     assert calls <= set(single) | {"transact_write_items"}, calls
-    # Its single-item calls are on the attempt record (the reschedules table) ...
-    on_records = {single[call] for call in calls if call in single}
-    assert on_records <= ALLOWED_WORKER_DYNAMODB_ACTIONS["ReschedulesTable"]
-    # ... and its transactions span that table and the idempotency item.
+    # Its single-item calls and its transactions span the attempt records and the idempotency items.
     granted = set().union(*ALLOWED_WORKER_DYNAMODB_ACTIONS.values())
+    assert {single[call] for call in calls if call in single} <= granted
     assert {TRANSACT_ITEM_ACTIONS[kind] for kind in kinds} <= granted
 
 
@@ -335,13 +373,15 @@ def test_the_records_dal_makes_exactly_the_allowed_calls() -> None:
     assert needed == {k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "IdempotencyTable"}
 
 
-def test_secrets_access_is_get_value_under_the_prefix(statements: list[dict[str, Any]]) -> None:
+def test_secrets_access_is_get_value_under_the_prefix(
+    statements: list[dict[str, Any]], function: str
+) -> None:
     secrets_statements = [
         s for s in statements if any(a.startswith("secretsmanager:") for a in _as_list(s["Action"]))
     ]
 
     assert _actions(secrets_statements) == {"secretsmanager:GetSecretValue"}
-    assert [s["Resource"] for s in secrets_statements] == [{"Fn::Sub": SECRETS_ARN}]
+    assert [s["Resource"] for s in secrets_statements] == [{"Fn::Sub": SECRETS_ARNS[function]}]
 
 
 def test_logs_go_to_the_functions_own_log_group(
@@ -624,12 +664,13 @@ def test_the_worker_is_built_like_the_http_function(resources: dict[str, Any]) -
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     targets = {name: re.search(rf"^build-{name}:\n\t(.*)$", makefile, re.MULTILINE) for name in FUNCTIONS}
 
-    assert build("WorkerFunction") == build("RescheduleFunction")
+    assert build("WorkerFunction") == build("RescheduleFunction") == build("CallbackFunction")
     assert build("WorkerFunction")["BuildMethod"] == "makefile"
-    http_target, worker_target = (targets[name] for name in FUNCTIONS)
+    http_target, *other_targets = (targets[name] for name in FUNCTIONS)
     assert http_target
-    assert worker_target
-    assert worker_target.group(1) == http_target.group(1)  # one tree, two handlers
+    for target in other_targets:
+        assert target
+        assert target.group(1) == http_target.group(1)  # one tree, three handlers
 
 
 def test_both_functions_have_the_same_settings(resources: dict[str, Any]) -> None:
@@ -712,6 +753,7 @@ def test_queue_alarms_watch_the_dead_letter_queue_and_the_oldest_message(resourc
     assert watched == {
         ("ApproximateNumberOfMessagesVisible", "DeliveryDeadLetterQueue"),
         ("ApproximateAgeOfOldestMessage", "DeliveryQueue"),
+        ("ApproximateNumberOfMessagesVisible", "CallbackDeadLetterQueue"),
     }
     depth = alarms["DeadLetterQueueDepthAlarm"]
     assert depth["Threshold"] == 1  # one undeliverable reschedule is one too many
@@ -735,3 +777,73 @@ def test_local_queue_attributes_come_from_the_template(template: dict[str, Any])
         "deadLetterTargetArn": arns["DeliveryDeadLetterQueue"],
         "maxReceiveCount": template_queue["RedrivePolicy"]["maxReceiveCount"],
     }
+
+
+# ---- Outcome callbacks: their own queue and function -------------------------------------------
+
+
+def _callbacks_event(resources: dict[str, Any]) -> dict[str, Any]:
+    (event,) = resources["CallbackFunction"]["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+def test_the_callback_function_runs_the_same_code_with_only_what_callbacks_need(
+    resources: dict[str, Any],
+) -> None:
+    http = resources["RescheduleFunction"]["Properties"]
+    callbacks = resources["CallbackFunction"]["Properties"]
+
+    assert callbacks["Handler"] == "callbacks_worker.lambda_handler"
+    assert (REPO / "functions" / "reschedule" / "callbacks_worker.py").is_file()
+    assert callbacks["CodeUri"] == http["CodeUri"]
+    assert callbacks["Layers"] == http["Layers"]
+    assert set(callbacks["Environment"]["Variables"]) == EXPECTED_CALLBACK_ENVIRONMENT
+    assert callbacks["Environment"]["Variables"]["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}
+    assert callbacks["Environment"]["Variables"]["CALLBACK_DEAD_LETTER_QUEUE_URL"] == {
+        "Ref": "CallbackDeadLetterQueue"
+    }
+    # Both doors queue outcome events on the callback queue, never on the delivery queue.
+    assert http["Environment"]["Variables"]["CALLBACK_QUEUE_URL"] == {"Ref": "CallbackQueue"}
+
+
+def test_the_callback_function_takes_one_event_at_a_time_from_its_own_queue(
+    template: dict[str, Any], resources: dict[str, Any]
+) -> None:
+    from relay.settings import MAX_CALLBACK_TIMEOUT_SECONDS, Settings  # noqa: PLC0415 - read here only
+
+    event = _callbacks_event(resources)
+    timeout = resources["CallbackFunction"]["Properties"]["Timeout"]
+    queue = resources["CallbackQueue"]["Properties"]
+    defaults = Settings.model_fields
+
+    assert event["Queue"] == {"Fn::GetAtt": ["CallbackQueue", "Arn"]}
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # One event per invocation: a slow receiver never holds another source's event in its batch.
+    assert event["BatchSize"] == 1
+    concurrency = event["ScalingConfig"]["MaximumConcurrency"]
+    low, high = MAXIMUM_CONCURRENCY_RANGE
+    assert low <= concurrency <= high
+    # One source's slow receiver holds at most its slots: some workers are always left for the others.
+    assert defaults["callback_source_concurrency"].default < concurrency
+    # The longest POST the setting allows, and the claim and settle around it, fit in an invocation.
+    assert timeout >= MAX_CALLBACK_TIMEOUT_SECONDS + 10
+    assert defaults["callback_timeout_seconds"].default <= MAX_CALLBACK_TIMEOUT_SECONDS
+    assert queue["VisibilityTimeout"] >= VISIBILITY_TO_TIMEOUT_RATIO * timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["CallbackDeadLetterQueue", "Arn"]}
+    assert "RedrivePolicy" not in resources["CallbackDeadLetterQueue"]["Properties"]
+
+
+def test_callback_alarms_watch_the_dead_letter_queue_and_the_functions_errors(
+    resources: dict[str, Any],
+) -> None:
+    depth = resources["CallbackDeadLetterQueueDepthAlarm"]["Properties"]
+    errors = resources["CallbackFunctionErrorsAlarm"]["Properties"]
+
+    assert depth["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["CallbackDeadLetterQueue", "QueueName"]}}
+    ]
+    assert depth["Threshold"] == 1
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "CallbackFunction"}}]

@@ -1,4 +1,5 @@
-"""Wiring: the adapters, the service and the sources reader, built once per container (or per test stack)."""
+"""Wiring: the adapters, the ledger, the two use cases over one attempt step, the queries and the
+sources reader, built once per container (or per test stack)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
 from relay.dal.callbacks import CallbackState
-from relay.dal.deliveries import DeliveryStore
-from relay.dal.idempotency import RecordingPersistenceLayer
+from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
@@ -18,7 +18,9 @@ from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
 from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
+from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
+from relay.reschedule.step import AttemptStep
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
 
@@ -31,12 +33,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Relay:
-    """Everything a door needs: the use case and who may call it."""
+    """Everything a door needs: the use cases, the queries, and who may call them."""
 
     settings: Settings
     service: RescheduleService
+    queries: Queries
     sources: SourcesReader
-    # The queue-side use case (worker deliveries, cancels); None when no delivery queue is configured.
+    # The queue door's use case (worker deliveries); None when no delivery queue is configured.
     deliveries: Deliveries | None = None
     # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
     callbacks: Callbacks | None = None
@@ -57,39 +60,87 @@ def build(
 ) -> Relay:
     """`sqs` makes the SQS client (called at the first SQS call, only when a delivery queue is configured);
     `prefetched` is a secret already being read (the HTTP door's caller registry, relay/dal/secrets.py)."""
-    secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds, prefetched=prefetched)
-    sources = SourcesReader(secrets, sources_secret_name(settings.secrets_prefix))
+    secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
+    sources = sources_reader(settings, secretsmanager, prefetched)
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:
         queue = DeliveryQueue(sqs, settings.delivery_queue_url, settings.dead_letter_queue_url)
-        callbacks = Callbacks(
-            settings,
-            queue=queue,
-            state=CallbackState(dynamodb, settings.idempotency_table_name),
-            sender=WebhookSender(settings.callback_timeout_seconds),
-            # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
-            targets=lambda source: sources.current().callback_target(source),
+        # Without a callback queue of their own (a deployment from before it), events share this one.
+        callbacks = build_callbacks(
+            settings, dynamodb=dynamodb, sources=sources, queue=callback_queue(settings, sqs) or queue
         )
-    service = RescheduleService(
+    ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
+    step = AttemptStep(
         settings,
         secrets=secrets,
         records=records,
-        persistence=RecordingPersistenceLayer(
-            table_name=settings.idempotency_table_name, records=records, client=dynamodb
-        ),
         # The pacing buckets live in the idempotency table (no table or permission of their own).
         providers=ProviderClient(
             settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
         ),
+        adapters=adapters,
+    )
+    service = RescheduleService(
+        settings,
+        ledger=ledger,
+        records=records,
+        step=step,
         adapters=adapters,
         queue=queue,
         callbacks=callbacks,
     )
     deliveries = None
     if queue is not None:
-        store = DeliveryStore(dynamodb, settings.idempotency_table_name, records)
-        deliveries = Deliveries(settings, service=service, store=store, queue=queue, callbacks=callbacks)
-    return Relay(settings, service, sources, deliveries, callbacks)
+        deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
+    queries = Queries(settings, records=records, ledger=ledger)
+    return Relay(settings, service, queries, sources, deliveries, callbacks)
+
+
+def sources_reader(
+    settings: Settings, secretsmanager: SecretsManagerClient, prefetched: Prefetch | None = None
+) -> SourcesReader:
+    """The caller registry, in a cache of its own with the freshness its settings promise (shorter
+    than the provider credentials')."""
+    return SourcesReader(
+        SecretStore(secretsmanager, settings.registry_max_age_seconds, prefetched=prefetched),
+        sources_secret_name(settings.secrets_prefix),
+        recheck_seconds=settings.registry_recheck_seconds,
+    )
+
+
+def callback_queue(settings: Settings, sqs: Callable[[], Any]) -> DeliveryQueue | None:
+    """The outcome callbacks' own queue (and its dead-letter queue), None when none is configured."""
+    if not settings.callback_queue_url:
+        return None
+    return DeliveryQueue(sqs, settings.callback_queue_url, settings.callback_dead_letter_queue_url)
+
+
+def build_callbacks(
+    settings: Settings, *, dynamodb: DynamoDBClient, sources: SourcesReader, queue: DeliveryQueue
+) -> Callbacks:
+    return Callbacks(
+        settings,
+        queue=queue,
+        state=CallbackState(dynamodb, settings.idempotency_table_name),
+        sender=WebhookSender(settings.callback_timeout_seconds),
+        # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
+        targets=lambda source: sources.current().callback_target(source),
+    )
+
+
+def build_callback_worker(
+    settings: Settings,
+    *,
+    dynamodb: DynamoDBClient,
+    secretsmanager: SecretsManagerClient,
+    sqs: Callable[[], Any],
+) -> Callbacks:
+    """The callback function's side alone: no service, no providers (its cold start reads nothing else)."""
+    queue = callback_queue(settings, sqs)
+    if queue is None:
+        raise RuntimeError("the callback worker needs CALLBACK_QUEUE_URL")
+    sources = sources_reader(settings, secretsmanager)
+    return build_callbacks(settings, dynamodb=dynamodb, sources=sources, queue=queue)

@@ -36,6 +36,13 @@ class Deadline:
             ends_at = now + remaining
         return cls(now + max(0.0, budget - safety_margin_seconds), ends_at)
 
+    @classmethod
+    def for_worker(cls, context: HasRemainingTime, safety_margin_seconds: float) -> Deadline:
+        """A queue worker's own invocation, whatever its Timeout: no API Gateway in front of it."""
+        now = time.monotonic()
+        remaining = context.get_remaining_time_in_millis() / 1000
+        return cls(now + max(0.0, remaining - safety_margin_seconds), now + remaining)
+
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
 

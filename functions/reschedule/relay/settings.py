@@ -27,6 +27,12 @@ def _https_unless_loopback(url: HttpUrl) -> HttpUrl:
 
 ProviderUrl = Annotated[HttpUrl, AfterValidator(_https_unless_loopback)]
 
+# What the registry settings promise an operator (docs/callers.md): their bounds.
+REGISTRY_REFUSAL_PROMISE_SECONDS = 60
+REGISTRY_NEW_KEY_PROMISE_SECONDS = 15
+# The callback function's Timeout (30 s in template.yaml) holds the longest POST and its bookkeeping.
+MAX_CALLBACK_TIMEOUT_SECONDS = 20
+
 
 def _time_format(value: int) -> int:
     if value not in (12, 24):
@@ -55,8 +61,16 @@ class Settings(BaseModel):
     record_retention_days: int = Field(default=90, ge=1, le=3650)
     # How long a success is kept as the answer to repeats of the same key.
     idempotency_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    # Cached secrets (provider tokens, the sources registry) are fetched again after this long.
+    # Cached provider credentials are fetched again after this long (the registry has its own below).
     secrets_max_age_seconds: int = Field(default=300, ge=0, le=3600)
+    # ---- the sources registry (relay/callers/registry.py) ----
+    # The cached registry is read again after this long: a revoked or narrowed source is refused
+    # within it in every container (the promise is 60 s, hence the bound).
+    registry_max_age_seconds: int = Field(default=30, ge=0, le=REGISTRY_REFUSAL_PROMISE_SECONDS)
+    # A key, signature or link source the cached registry does not know re-reads it once, at most
+    # this often per container: a new source works within it, and unknown keys cannot make every
+    # request a Secrets Manager call (the promise for a new key is 15 s, hence the bound).
+    registry_recheck_seconds: float = Field(default=5.0, ge=0, le=REGISTRY_NEW_KEY_PROMISE_SECONDS)
     provider_connect_timeout_seconds: float = Field(default=3.0, gt=0, le=10)
     provider_read_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
     # Kept back from the invocation's remaining time to write the outcome and answer before the timeout.
@@ -75,8 +89,17 @@ class Settings(BaseModel):
     # Longest the worker waits in-process for a slot; a longer wait defers the message instead.
     pace_worker_wait_seconds: float = Field(default=20.0, ge=0, le=50)
     # ---- outcome callbacks ----
-    # Longest a callback POST may take (Standard Webhooks senders use about 15 s).
-    callback_timeout_seconds: float = Field(default=15.0, gt=0, le=30)
+    # Longest a callback POST may take in total, whatever the receiver does (Standard Webhooks
+    # senders use about 15 s); the callback function's Timeout in template.yaml leaves room for it.
+    callback_timeout_seconds: float = Field(default=15.0, gt=0, le=MAX_CALLBACK_TIMEOUT_SECONDS)
+    # The callback queue and its dead-letter queue (template.yaml): outcome events wait there for
+    # the callback function, never on the delivery queue. Empty: callbacks share the delivery queue
+    # (a deployment from before the split; docs/deploying.md).
+    callback_queue_url: str = ""
+    callback_dead_letter_queue_url: str = ""
+    # POSTs to one source's callback URL at once, across every callback worker (a DynamoDB slot
+    # each): a slow receiver holds at most this many of the callback function's workers.
+    callback_source_concurrency: int = Field(default=2, ge=1, le=10)
     # Callbacks to a loopback host, plain http included (the local stack's sink); in AWS, off:
     # every address a callback host resolves to must then be public (relay/webhooks/destinations.py).
     callback_allow_http_loopback: bool = False

@@ -29,18 +29,19 @@ import binascii
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from relay.errors import forbidden, not_configured, unauthenticated
+from relay.errors import RelayError, forbidden, not_configured, unauthenticated
 from relay.fields import CANONICAL_BY_NAME
 from relay.webhooks.sender import CallbackTarget
 
 if TYPE_CHECKING:
-    from relay.dal.secrets import SecretStore
+    from relay.ports import Secrets
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 MAX_API_KEY_LENGTH = 512
@@ -186,6 +187,9 @@ class SignedLinkSource(_Source):
 
 
 SourceKind = TypeVar("SourceKind", bound=_Source)
+Admitted = TypeVar("Admitted")
+# Refusals a newer registry could turn into an admission (a key, secret or form source just added).
+UNKNOWN_CREDENTIAL_CODES = frozenset({"invalid_api_key", "signature_mismatch", "link_invalid"})
 
 Source = Annotated[ApiKeySource | StandardWebhooksSource | SignedLinkSource, Field(discriminator="kind")]
 
@@ -314,16 +318,59 @@ def authenticate(registry: Registry, headers: Mapping[str, str]) -> Caller:
 
 
 class SourcesReader:
-    """The registry, read through the container's secret cache and parsed once per fetched value."""
+    """The registry, read through the container's secret cache and parsed once per fetched value.
 
-    def __init__(self, secrets: SecretStore, secret_name: str) -> None:
+    Freshness without a Secrets Manager call per request:
+    - `secrets` caches the registry for REGISTRY_MAX_AGE_SECONDS (a store of its own, apart from the
+      provider credentials' longer one), so a revoked or narrowed source is refused within that in
+      every container;
+    - a credential the cached registry does not know (`admit`) re-reads it at once, at most once per
+      `recheck_seconds` in a container, so a new source's key works within that, and a flood of
+      wrong keys costs at most one read per interval.
+    """
+
+    def __init__(
+        self,
+        secrets: Secrets,
+        secret_name: str,
+        *,
+        recheck_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._secrets = secrets
         self._name = secret_name
+        self._recheck = recheck_seconds
+        self._clock = clock
+        self._rechecked_at: float | None = None
         # The registry parsed from the secret value it came from (the cache returns that same object).
         self._parsed: tuple[dict[str, Any], Registry] | None = None
 
     def current(self) -> Registry:
-        raw = self._secrets.get_json(self._name)
+        return self._parse(self._secrets.get_json(self._name))
+
+    def reread(self) -> Registry | None:
+        """The registry read from Secrets Manager now (and cached), or None when this container did so
+        less than `recheck_seconds` ago."""
+        now = self._clock()
+        if self._rechecked_at is not None and now - self._rechecked_at < self._recheck:
+            return None
+        self._rechecked_at = now
+        return self._parse(self._secrets.get_json(self._name, force_fetch=True))
+
+    def admit(self, check: Callable[[Registry], Admitted]) -> Admitted:
+        """`check` against the cached registry; if it refuses an unknown credential, once more against
+        a registry read again (when `reread` allows), so a source added seconds ago is admitted."""
+        try:
+            return check(self.current())
+        except RelayError as error:
+            if error.code not in UNKNOWN_CREDENTIAL_CODES:
+                raise
+            fresher = self.reread()
+            if fresher is None:
+                raise
+        return check(fresher)
+
+    def _parse(self, raw: dict[str, Any]) -> Registry:
         if self._parsed is None or self._parsed[0] is not raw:
             self._parsed = (raw, parse_registry(raw))
         return self._parsed[1]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 
 from relay.callers.registry import Caller, Registry, StandardWebhooksSource
 from relay.errors import RelayError, unauthenticated
+from relay.webhooks.signing import SIGNATURE_BYTES, SIGNATURE_VERSION, content_signature
 
 WEBHOOK_ID = "webhook-id"
 WEBHOOK_TIMESTAMP = "webhook-timestamp"
@@ -33,8 +33,6 @@ WEBHOOK_HEADERS = (WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE)
 TOLERANCE_SECONDS = 5 * 60
 MAX_SIGNATURES = 10
 MAX_SIGNATURE_HEADER_LENGTH = 2048
-SIGNATURE_BYTES = hashlib.sha256().digest_size
-SIGNATURE_VERSION = "v1"
 # The id becomes the idempotency key: visible ASCII, never a '.' (a delimiter in the signed content).
 _WEBHOOK_ID = re.compile(r"^[\x21-\x2d\x2f-\x7e]{1,255}$")
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
@@ -113,11 +111,10 @@ def verify(registry: Registry, headers: Mapping[str, str], body: bytes, *, now: 
         raise _malformed("webhook-id is 1 to 255 visible ASCII characters, without '.'.")
     _check_timestamp(timestamp, now)
     presented = _signatures(header)
-    content = f"{webhook_id}.{timestamp}.".encode() + body
     matched: dict[str, StandardWebhooksSource] = {}
     for name, source in registry.of_kind(StandardWebhooksSource):
         for key in source.signing_keys():
-            expected = hmac.new(key, content, hashlib.sha256).digest()
+            expected = content_signature(key, webhook_id, timestamp, body)
             for signature in presented:
                 if hmac.compare_digest(expected, signature):
                     matched[name] = source

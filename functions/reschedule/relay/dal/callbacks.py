@@ -2,47 +2,37 @@
 message SQS delivers twice is not POSTed twice), who is POSTing one now, and which sources' callbacks
 a receiver switched off with `410 Gone`.
 
-Items: `callback#<webhook-id>` {state: sending | delivered, lock_until} and
+Items: `callback#<webhook-id>` {state: sending | delivered, lock_until};
 `callback-off#<source>` {fingerprint}: the callback (URL and secrets) that answered 410; a changed
-registry entry has another fingerprint, so it is on again.
+registry entry has another fingerprint, so it is on again; and `callback-slot#<source>#<n>`
+{lock_until}: one of the source's `callback_source_concurrency` POST slots, held until lock_until
+(a worker that dies holding one frees it by that time).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from relay.ports import CallbackClaim as Claim
+from relay.ports import CallbackStoreFailed, Claimed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 EVENT_PREFIX = "callback"
 OFF_PREFIX = "callback-off"
+SLOT_PREFIX = "callback-slot"
+# A slot item outlives its longest hold by far; the table's TTL removes idle sources' slots.
+SLOT_TTL_SECONDS = 86400
 # A delivered event is remembered this long (the longest retry schedule is about 33 hours).
 EVENT_TTL_SECONDS = 3 * 86400
 # A switched-off callback stays off this long unless the registry changes first.
 OFF_TTL_SECONDS = 90 * 86400
 
 _FREE = "attribute_not_exists(id) OR (#state = :sending AND lock_until < :now)"
-
-
-class CallbackStoreFailed(Exception):
-    """DynamoDB did not answer: the callback is tried again later."""
-
-
-class Claim(Enum):
-    TAKEN = "taken"  # this worker POSTs it now
-    DELIVERED = "delivered"  # an earlier copy already did
-    BUSY = "busy"  # another worker is POSTing it now
-
-
-@dataclass(frozen=True)
-class Claimed:
-    claim: Claim
-    # BUSY: when the other worker's hold ends (epoch seconds).
-    lock_until: int = 0
 
 
 class CallbackState:
@@ -108,6 +98,41 @@ class CallbackState:
                     "switched_off_at": {"N": str(now)},
                     "expiration": {"N": str(now + OFF_TTL_SECONDS)},
                 },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise CallbackStoreFailed(type(exc).__name__) from exc
+
+    def take_slot(self, source: str, slots: Sequence[int], *, now: int, until: int) -> int | None:
+        """One of `source`'s POST slots (its number), held until `until`; None when all are held."""
+        for slot in slots:
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key={"id": {"S": f"{SLOT_PREFIX}#{source}#{slot}"}},
+                    UpdateExpression="SET lock_until = :until, expiration = :exp",
+                    ConditionExpression="attribute_not_exists(id) OR lock_until < :now",
+                    ExpressionAttributeValues={
+                        ":until": {"N": str(until)},
+                        ":now": {"N": str(now)},
+                        ":exp": {"N": str(now + SLOT_TTL_SECONDS)},
+                    },
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue
+                raise CallbackStoreFailed(exc.response.get("Error", {}).get("Code", "")) from exc
+            except BotoCoreError as exc:
+                raise CallbackStoreFailed(type(exc).__name__) from exc
+            return slot
+        return None
+
+    def free_slot(self, source: str, slot: int) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": f"{SLOT_PREFIX}#{source}#{slot}"}},
+                UpdateExpression="SET lock_until = :zero",
+                ExpressionAttributeValues={":zero": {"N": "0"}},
             )
         except (BotoCoreError, ClientError) as exc:
             raise CallbackStoreFailed(type(exc).__name__) from exc

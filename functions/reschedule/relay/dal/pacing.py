@@ -17,15 +17,17 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relay.errors import RelayError, unavailable
+from relay.ports import pace_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-PACE_KEY_PREFIX = "pace"
 # An idle account's item is removed by the table's TTL this long after its last grant.
 PACE_ITEM_TTL_SECONDS = 86400
 # Attempts at one take when the bucket changes between the two kinds of update (idle <-> busy).
 MAX_TAKE_ROUNDS = 3
+
+__all__ = ["PaceBucket", "Take", "pace_key", "pacing_unavailable"]
 
 _GRANT = "attribute_not_exists(tat) OR tat <= :now"
 _RESERVE = "tat > :now AND tat <= :horizon"
@@ -52,10 +54,6 @@ class Take:
     slot_ms: int | None
     next_free_ms: int
     calls: int
-
-
-def pace_key(provider: str, account: str) -> str:
-    return f"{PACE_KEY_PREFIX}#{provider}#{account}"
 
 
 class PaceBucket:

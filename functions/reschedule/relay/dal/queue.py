@@ -9,37 +9,14 @@ the queue did not take.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from relay.errors import RelayError
+from relay.ports import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS, QueueUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
-
-# SQS's limit on a message's delay (DelaySeconds).
-MAX_DELAY_SECONDS = 15 * 60
-# SQS's 12 h visibility limit counts from the receive; the worker re-times a message within the
-# invocation that received it (Timeout 60 s), so 5 minutes less is always accepted.
-SQS_MAX_VISIBILITY_SECONDS = 12 * 60 * 60
-VISIBILITY_CAP_MARGIN_SECONDS = 5 * 60
-MAX_VISIBILITY_TIMEOUT_SECONDS = SQS_MAX_VISIBILITY_SECONDS - VISIBILITY_CAP_MARGIN_SECONDS
-RETRY_AFTER_UNAVAILABLE_SECONDS = 5
-
-
-@dataclass(kw_only=True)
-class QueueUnavailable(RelayError):
-    """SQS did not take the call (unreachable, throttled, refused): retry later."""
-
-    detail: str = "The delivery queue is unavailable; try again shortly."
-    status: int = 503
-    code: str = "queue_unavailable"
-    title: str = "Dependency unavailable"
-    retry_after: int | None = RETRY_AFTER_UNAVAILABLE_SECONDS
-    # SQS's error code (e.g. "ReceiptHandleIsInvalid") for the logs; "" when SQS was not reached.
-    sqs_code: str = ""
 
 
 def _clamp(seconds: int, upper: int) -> int:

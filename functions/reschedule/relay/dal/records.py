@@ -6,7 +6,6 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relay.errors import unavailable
+from relay.ports import BadCursor, HistoryPage, RecordWriteFailed, booking_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -35,10 +35,6 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
-def booking_key(provider: str, booking_id: str) -> str:
-    return f"{provider}#{booking_id}"
-
-
 def _to_dynamodb(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(str(value))
@@ -57,16 +53,6 @@ def _from_dynamodb(value: Any) -> Any:
     if isinstance(value, list):
         return [_from_dynamodb(v) for v in value]
     return value
-
-
-class BadCursor(ValueError):
-    """A history cursor this store did not hand out (or for another booking)."""
-
-
-@dataclass(frozen=True)
-class HistoryPage:
-    items: list[dict[str, Any]]
-    cursor: str | None  # opaque: where the next page starts, None when this is the last
 
 
 def _encode_cursor(key: Mapping[str, Any]) -> str:
@@ -100,10 +86,6 @@ def _decode_cursor(cursor: str, expected_booking_key: str) -> dict[str, Any]:
     ):
         raise BadCursor
     return {k: {"S": v} for k, v in plain.items()}
-
-
-class RecordWriteFailed(Exception):
-    """The attempt could not be written; the caller decides what that means for the answer."""
 
 
 class RecordStore:

@@ -123,8 +123,6 @@ class ProviderClient:
         self._jitter = jitter
         self._bucket = bucket
         self._clock = clock
-        # DynamoDB calls the pacing bucket made in this container (bench: calls per delivery).
-        self.pace_calls = 0
 
     def move(
         self,
@@ -210,7 +208,6 @@ class ProviderClient:
             now_ms=now_ms,
             horizon_ms=now_ms + int(wait_allowed * 1000),
         )
-        self.pace_calls += take.calls
         if take.slot_ms is None:
             raise paced(provider.name, (take.next_free_ms - now_ms) / 1000)
         wait = take.slot_ms / 1000 - self._clock()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.dal.records import booking_key
+from relay.ports import booking_key
 from relay.providers.client import ProviderError
 
 if TYPE_CHECKING:

@@ -2,8 +2,12 @@
 sync or queued), the relay tells the source's callback URL, through the queue, never in the
 request's path.
 
-`notify` queues one `CallbackOrder` (one SQS call) with the exact body every attempt sends; the
-worker's `send` POSTs it, signed (Standard Webhooks), with the event's stable `webhook-id`. Retries
+`notify` queues one `CallbackOrder` (one SQS call) on the callback queue, with the exact body every
+attempt sends; the callback function's `send` POSTs it, signed (Standard Webhooks), with the event's
+stable `webhook-id`. The callback queue and function are the deliveries' neighbours, never their
+path: a slow receiver holds a callback worker, never a delivery worker. Each POST ends within
+CALLBACK_TIMEOUT_SECONDS (relay/webhooks/sender.py), and one source's receiver holds at most
+CALLBACK_SOURCE_CONCURRENCY workers at once (a DynamoDB slot each), so it cannot hold the others'. Retries
 follow the Standard Webhooks schedule; a `410 Gone` switches the source's callback off until its
 registry entry changes. The URL and secrets are read from the registry at each attempt (never
 carried in a message), so a rotated secret or a removed callback takes effect at once.
@@ -12,6 +16,7 @@ carried in a message), so a rotated secret or a removed callback takes effect at
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -21,16 +26,16 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from relay.dal.callbacks import CallbackStoreFailed, Claim
-from relay.dal.queue import MAX_DELAY_SECONDS, QueueUnavailable
+from relay.ports import MAX_DELAY_SECONDS, CallbackStoreFailed, QueueUnavailable
+from relay.ports import CallbackClaim as Claim
 from relay.reschedule.attempts import public_view
 from relay.reschedule.schedule import Disposition, ReceivedMessage, ceil_seconds, jittered, show_again
 from relay.times import utc_now
 from relay.webhooks.sender import Answer, Sent, url_allowed
 
 if TYPE_CHECKING:
-    from relay.dal.callbacks import CallbackState
-    from relay.dal.queue import DeliveryQueue
+    from relay.ports import CallbackState
+    from relay.ports import Queue as DeliveryQueue
     from relay.settings import Settings
     from relay.webhooks.sender import CallbackTarget, WebhookSender
 
@@ -46,6 +51,8 @@ JITTER_FRACTION = 0.1
 HOLD_MARGIN_SECONDS = 5
 # DynamoDB failed under the worker: look at the message again after this long.
 STORAGE_RECHECK_SECONDS = 5
+# Every slot of the event's source is held (its receiver is slow): look at the message again after this.
+SOURCE_BUSY_RECHECK_SECONDS = 5
 # A message that comes back this early for its next attempt is sent anyway (clock and rounding slack).
 EARLY_TOLERANCE_SECONDS = 1
 FINAL_STATUSES = ("succeeded", "failed")
@@ -130,6 +137,11 @@ class Callbacks:
 
     # -- the worker ----------------------------------------------------------------------------------
 
+    def adopt(self, body: str) -> None:
+        """Move an event found on the delivery queue (queued before the callback queue existed) to the
+        callback queue, as it is: the callback function sends it from there."""
+        self._queue.send(body)
+
     def send(self, message: ReceivedMessage) -> Disposition:
         try:
             order = CallbackOrder.model_validate_json(message.body)
@@ -166,17 +178,30 @@ class Callbacks:
             logger.info("callback switched off by a 410 from its endpoint; event dropped", extra=log)
             return Disposition.FINISHED
         now = int(time.time())
-        until = now + int(self._settings.callback_timeout_seconds) + HOLD_MARGIN_SECONDS
-        claimed = self._state.claim(order.webhook_id, now=now, until=until)
-        if claimed.claim is Claim.DELIVERED:  # a copy SQS delivered twice, or a redrive of a sent one
+        until = now + math.ceil(self._settings.callback_timeout_seconds) + HOLD_MARGIN_SECONDS
+        slot = self._state.take_slot(order.source, self._slot_order(), now=now, until=until)
+        if slot is None:  # the source's receiver already holds its share of the callback workers
+            logger.info("every callback slot of the source is busy; event deferred", extra=log)
+            return show_again(self._queue, message, message.body, SOURCE_BUSY_RECHECK_SECONDS)
+        try:
+            claimed = self._state.claim(order.webhook_id, now=now, until=until)
+            if claimed.claim is Claim.DELIVERED:  # a copy SQS delivered twice, or a redrive of a sent one
+                return Disposition.FINISHED
+            if claimed.claim is Claim.BUSY:
+                return show_again(self._queue, message, message.body, claimed.lock_until - now + 1)
+            sent = self._sender.post(
+                target, webhook_id=order.webhook_id, timestamp=int(time.time()), body=order.body.encode()
+            )
+            self._settle(order, target, sent, log | {"attempts": order.attempts + 1})
             return Disposition.FINISHED
-        if claimed.claim is Claim.BUSY:
-            return show_again(self._queue, message, message.body, claimed.lock_until - now + 1)
-        sent = self._sender.post(
-            target, webhook_id=order.webhook_id, timestamp=int(time.time()), body=order.body.encode()
-        )
-        self._settle(order, target, sent, log | {"attempts": order.attempts + 1})
-        return Disposition.FINISHED
+        finally:
+            self._state.free_slot(order.source, slot)
+
+    def _slot_order(self) -> list[int]:
+        """The source's slots from a random one on, so workers rarely contend for the same first slot."""
+        count = self._settings.callback_source_concurrency
+        first = self._rng.randrange(count)
+        return [(first + step) % count for step in range(count)]
 
     def _settle(self, order: CallbackOrder, target: CallbackTarget, sent: Sent, log: dict[str, Any]) -> None:
         """Record what the endpoint answered; a failure is queued again for its next attempt."""

@@ -1,10 +1,10 @@
-"""The queue-side use case: deliver a queued reschedule exactly once, and cancel one while it waits.
+"""The queue door's use case: deliver a queued reschedule exactly once.
 
 Each SQS message is one `DeliveryOrder`. SQS delivers at least once, so a message is only ever a
-prompt: the attempt record is the truth. A delivery attempt locks the record (until the worker's
-own invocation would be stopped), calls the provider through the use case's own provider path, and
-writes the outcome with the idempotency item (completed with the sync success answer, or released
-on a final failure) in one transaction. Waits between attempts are the message's visibility timeout
+prompt: the attempt record is the truth. A delivery attempt locks the record in the ledger (until
+the worker's own invocation would be stopped), runs the attempt step the HTTP door also runs, and
+writes the outcome with the idempotency item (completed with the success answer, or released on a
+final failure) in one transaction. Waits between attempts are the message's visibility timeout
 (or, near SQS's receive limit or past its visibility cap, a fresh copy sent with a delay).
 """
 
@@ -15,25 +15,21 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from relay.dal.deliveries import DeliveryStore, DeliveryWriteFailed, LockNotHeld
-from relay.dal.queue import MAX_DELAY_SECONDS
-from relay.errors import RelayError, conflict
+from relay.errors import RelayError
+from relay.ports import MAX_DELAY_SECONDS, LedgerUnavailable, LockNotHeld
 from relay.reschedule.attempts import (
     QUEUED,
     AttemptRecord,
-    Cancelled,
     Delivery,
     Failed,
     Outcome,
     Queued,
     attempt_record,
-    public_view,
     summary,
 )
 from relay.reschedule.modes import DEFERRED_CODES, queueable
@@ -48,10 +44,10 @@ from relay.reschedule.schedule import (
 from relay.times import utc_now
 
 if TYPE_CHECKING:
-    from relay.dal.queue import DeliveryQueue
     from relay.deadline import Deadline
+    from relay.ports import Ledger, Queue
     from relay.reschedule.callbacks import Callbacks
-    from relay.reschedule.service import RescheduleService
+    from relay.reschedule.step import AttemptStep
     from relay.settings import Settings
 
 logger = Logger(child=True)
@@ -83,26 +79,21 @@ def max_age_error(settings: Settings, last_error: str | None) -> RelayError:
     )
 
 
-def not_queued(status: object) -> RelayError:
-    """The refusal to cancel a reschedule that is not (or no longer) waiting in the queue."""
-    return conflict(f"This reschedule is {status}; only a queued one can be cancelled.", "not_queued")
-
-
 class Deliveries:
     def __init__(
         self,
         settings: Settings,
         *,
-        service: RescheduleService,
-        store: DeliveryStore,
-        queue: DeliveryQueue,
+        step: AttemptStep,
+        ledger: Ledger,
+        queue: Queue,
         callbacks: Callbacks | None = None,
         new_token: Any = lambda: str(uuid.uuid4()),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
-        self._service = service
-        self._store = store
+        self._step = step
+        self._ledger = ledger
         self._queue = queue
         self._callbacks = callbacks
         self._new_token = new_token
@@ -120,12 +111,16 @@ class Deliveries:
             return Disposition.FINISHED
         try:
             return self._deliver(order, message, deadline)
-        except DeliveryWriteFailed as exc:
+        except LedgerUnavailable as exc:
             logger.warning(
                 "storage failed during a delivery",
                 extra={"reschedule_id": order.reschedule_id, "error": str(exc)},
             )
             return self._wait(order, message, STORAGE_RECHECK_SECONDS)
+
+    def put_back(self, message: ReceivedMessage) -> None:
+        """Not started in this invocation (too little time left): visible again at once for the next."""
+        self._queue.change_visibility(message.receipt_handle, 0)
 
     def _deliver(self, order: DeliveryOrder, message: ReceivedMessage, deadline: Deadline) -> Disposition:
         record = self._read(order)
@@ -137,7 +132,7 @@ class Deliveries:
         remaining = deadline.invocation_remaining()
         until = int(now.timestamp()) + int(remaining if remaining is not None else MAX_DELAY_SECONDS) + 1
         try:
-            self._store.take(order.reschedule_id, token, now=int(now.timestamp()), until=until)
+            self._ledger.lock_delivery(order.reschedule_id, token, now=int(now.timestamp()), until=until)
         except LockNotHeld:  # another copy of the message took it, or the source cancelled meanwhile
             return self._wait(order, message, LOCK_RECHECK_MARGIN_SECONDS + 1)
         delivery = _delivery_of(order, record)
@@ -147,14 +142,14 @@ class Deliveries:
 
     def _read(self, order: DeliveryOrder) -> dict[str, Any] | None:
         """The order's record; a young order's missing record is read again (the door writes it last)."""
-        record = self._store.read(order.reschedule_id)
+        record = self._ledger.read_record(order.reschedule_id)
         for pause in ORPHAN_REREAD_PAUSES_SECONDS:
             if record is not None or utc_now() - order.queued_at > timedelta(
                 seconds=ORPHAN_REREAD_WITHIN_SECONDS
             ):
                 break
             self._sleep(pause)
-            record = self._store.read(order.reschedule_id)
+            record = self._ledger.read_record(order.reschedule_id)
         return record
 
     def _not_ready(
@@ -163,6 +158,11 @@ class Deliveries:
         """Why this message must not be delivered now (and what becomes of it), or None to deliver it."""
         log = {"reschedule_id": order.reschedule_id, "source": order.source}
         if record is None:
+            answered_by = self._ledger.answered_by(order.idempotency_record)
+            if answered_by is not None and answered_by != order.reschedule_id:
+                # A repeat of an answered key sends its order before it finds the key taken.
+                logger.info("delivery message of a repeated request dropped", extra=log)
+                return Disposition.FINISHED
             if now - order.queued_at < timedelta(seconds=ORPHAN_GRACE_SECONDS):
                 return self._wait(order, message, ORPHAN_RECHECK_SECONDS)
             logger.warning("delivery message without its record dropped (never accepted)", extra=log)
@@ -192,7 +192,9 @@ class Deliveries:
     ) -> Disposition:
         attempts = delivery.attempts + 1
         try:
-            reply = self._service.call_provider(order.command, deadline)
+            moved = self._step.move(
+                order.command, deadline, pace_wait=self._settings.pace_worker_wait_seconds
+            )
         except RelayError as error:
             if error.code in DEFERRED_CODES:
                 return self._defer(order, record, delivery, token, message, error)
@@ -216,7 +218,7 @@ class Deliveries:
             if next_at - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
                 return self._give_up(order, record, progress, token, message)
             waiting = replace(progress, next_attempt_at=next_at, finished_at=None)
-            self._store.progress(self._rebuild(order, record, Queued(), waiting), token)
+            self._ledger.progress(self._rebuild(order, record, Queued(), waiting), token)
             logger.info(
                 "delivery attempt failed; retrying later",
                 extra={
@@ -227,22 +229,20 @@ class Deliveries:
                 },
             )
             return self._wait(order, message, wait)
-        answer, outcome = self._service.success_answer(order.reschedule_id, order.command, reply)
+        answer = moved.answer(order.reschedule_id, order.command)
         done = replace(delivery, attempts=attempts, next_attempt_at=None, finished_at=utc_now())
-        final = self._rebuild(order, record, outcome, done)
-        succeed = partial(
-            self._store.succeed,
-            final,
-            token,
-            idempotency_record=delivery.idempotency_record,
-            answer=answer,
-            expires_at=int(utc_now().timestamp()) + self._settings.idempotency_ttl_seconds,
-        )
-        try:
-            succeed()
-        except DeliveryWriteFailed:
-            # The booking has moved: try the write once more before the lock lapses into a redelivery.
-            succeed()
+        final = self._rebuild(order, record, moved.outcome, done)
+        expires_at = int(utc_now().timestamp()) + self._settings.idempotency_ttl_seconds
+        for tries_left in (1, 0):
+            try:
+                self._ledger.delivered(
+                    final, token, item_id=delivery.idempotency_record, answer=answer, expires_at=expires_at
+                )
+                break
+            except LedgerUnavailable:
+                # The booking has moved: try the write once more before the lock lapses into a redelivery.
+                if not tries_left:
+                    raise
         logger.info("reschedule delivered", extra=summary(final))
         self._notify(order, final)
         return Disposition.FINISHED
@@ -260,7 +260,7 @@ class Deliveries:
         shows when it goes next (which also releases the lock) and the message waits until then."""
         wait = max(1, error.retry_after or 1)
         waiting = replace(delivery, next_attempt_at=utc_now() + timedelta(seconds=wait))
-        self._store.progress(self._rebuild(order, record, Queued(), waiting), token)
+        self._ledger.progress(self._rebuild(order, record, Queued(), waiting), token)
         logger.info(
             "delivery deferred by pacing",
             extra={"reschedule_id": order.reschedule_id, "reason": error.code, "wait_s": wait},
@@ -286,7 +286,7 @@ class Deliveries:
         self, order: DeliveryOrder, record: dict[str, Any], delivery: Delivery, token: str, outcome: Failed
     ) -> Disposition:
         final = self._rebuild(order, record, outcome, delivery)
-        self._store.fail(final, token, idempotency_record=delivery.idempotency_record)
+        self._ledger.undelivered(final, token, item_id=delivery.idempotency_record)
         logger.info("delivery failed", extra=summary(final))
         self._notify(order, final)
         return Disposition.FINISHED
@@ -310,56 +310,6 @@ class Deliveries:
 
     def _wait(self, order: DeliveryOrder, message: ReceivedMessage, seconds: int) -> Disposition:
         return show_again(self._queue, message, order.model_dump_json(), seconds)
-
-    # -- DELETE /v1/reschedules/{id} -------------------------------------------------------------------
-
-    def cancel(self, source: str, reschedule_id: str) -> dict[str, Any]:
-        """Cancel a queued request of this source: `cancelled`, its key released, never delivered."""
-        record = self._service.get_stored(source, reschedule_id)
-        if record.get("status") != QUEUED:
-            raise not_queued(record.get("status"))
-        now = utc_now()
-        delivery = Delivery(
-            mode=record.get("delivery", "async"),
-            queued_at=_parse(record.get("queued_at")) or now,
-            idempotency_record=str(record.get("idempotency_record", "")),
-            attempts=int(record.get("attempts") or 0),
-            last_error=record.get("last_error"),
-            last_error_detail=record.get("last_error_detail"),
-            finished_at=now,
-        )
-        cancelled: AttemptRecord = attempt_record(
-            reschedule_id=reschedule_id,
-            source=source,
-            attempted_at=_parse(record.get("attempted_at")) or now,
-            retention_days=self._settings.record_retention_days,
-            outcome=Cancelled(),
-            delivery=delivery,
-        )
-        # The command is not stored (only the queue carries it): keep what the record already says.
-        for field in (
-            "provider",
-            "account",
-            "booking_id",
-            "booking_key",
-            "start",
-            "end",
-            "timezone",
-        ):
-            if field in record:
-                cancelled[field] = record[field]
-        try:
-            self._store.cancel(
-                cancelled, idempotency_record=delivery.idempotency_record, now=int(now.timestamp())
-            )
-        except LockNotHeld:
-            raise conflict(
-                "This reschedule is being delivered now; it can no longer be cancelled.",
-                "delivering",
-                retry_after=1,
-            ) from None
-        logger.info("reschedule cancelled", extra=summary(cancelled))
-        return public_view(dict(cancelled))
 
 
 def _seconds_to_wait(record: dict[str, Any], now: datetime) -> int | None:

@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.dal.records import BadCursor
 from relay.errors import echo, invalid_field, not_found
+from relay.ports import BadCursor
 from relay.providers import PROVIDERS
 from relay.providers.base import BookingIdProblem
 from relay.reschedule.attempts import RescheduleRecord, public_view
 
 if TYPE_CHECKING:
-    from relay.dal.records import RecordStore
+    from relay.ports import Records as RecordStore
 
 DEFAULT_HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 100

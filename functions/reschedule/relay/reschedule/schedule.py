@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from relay.command import RescheduleCommand
-from relay.dal.queue import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
+from relay.ports import MAX_DELAY_SECONDS, MAX_VISIBILITY_TIMEOUT_SECONDS
 
 if TYPE_CHECKING:
-    from relay.dal.queue import DeliveryQueue
+    from relay.ports import Queue as DeliveryQueue
 
 ORDER_VERSION: Literal[1] = 1
 # The retry schedule as multiples of the base delay (5 s: 5 s, 15 s, 1 min, 5 min, 15 min, 1 h), then hourly.

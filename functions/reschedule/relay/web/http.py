@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -94,13 +94,18 @@ def compile_rule(rule: str) -> re.Pattern[str]:
     return re.compile("^" + _PARAMETER.sub(rf"(?P<\1>{_SEGMENT})", rule) + "$")
 
 
-class Router:
-    """Routes, the request being handled (`current`), and its per-request `context`."""
+State = TypeVar("State")
 
-    def __init__(self) -> None:
+
+class Router(Generic[State]):
+    """Routes, the request being handled (`current`), and its per-request `state`: one typed object
+    the door defines, made new for each request by `new_state` and dropped after it."""
+
+    def __init__(self, new_state: Callable[[], State]) -> None:
         self.routes: list[Route] = []
         self._current: Request | None = None
-        self.context: dict[str, Any] = {}
+        self._new_state = new_state
+        self._state: State | None = None
 
     def route(self, rule: str, method: str, **openapi: Any) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -124,6 +129,12 @@ class Router:
             raise RuntimeError("no request is being handled")
         return self._current
 
+    @property
+    def state(self) -> State:
+        if self._state is None:
+            raise RuntimeError("no request is being handled")
+        return self._state
+
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self.routes:
             if route.method != method:
@@ -143,7 +154,7 @@ class Router:
     ) -> dict[str, Any]:
         """Run the matching route (`unrouted` if none); an exception it raises is `on_error`'s to answer."""
         request = Request(event, lambda_context)
-        self._current, self.context = request, {}
+        self._current, self._state = request, self._new_state()
         try:
             matched = self.match(request.method, request.path)
             try:
@@ -152,4 +163,4 @@ class Router:
                 response = on_error(error)
             return response.proxy_result()
         finally:
-            self._current, self.context = None, {}
+            self._current, self._state = None, None

@@ -2,21 +2,24 @@
 
 The signature is `v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">`, one per
 secret of the source (the first secret's first), so a receiver that rotates keeps verifying. The
-client never follows a redirect (a 3xx is a failed attempt) and gives up after the timeout setting.
+client never follows a redirect (a 3xx is a failed attempt), reads the answer's status and never its
+body, and gives up when the timeout setting has passed in total (`WebhookSender`).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import httpx
 
-from relay.tracing import untraced_client
+from relay.tracing import untraced
 from relay.webhooks.destinations import destination_refusal
+from relay.webhooks.signing import signature_header
+
+if TYPE_CHECKING:
+    import asyncio
 
 USER_AGENT = "reschedule-relay-callbacks/1"
 # Enough of an answer to tell what it was; the rest is not read.
@@ -50,39 +53,34 @@ class Sent:
     reason: str = ""
 
 
-def signature(keys: tuple[bytes, ...], webhook_id: str, timestamp: int, body: bytes) -> str:
-    content = f"{webhook_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode() for key in keys
-    )
-
-
 def url_allowed(url: str, *, allow_http_loopback: bool) -> bool:
     """Checked before each POST: https to public addresses only (relay/webhooks/destinations.py)."""
     return destination_refusal(url, allow_loopback=allow_http_loopback, refuse_unresolved=False) is None
 
 
 class WebhookSender:
-    """One httpx client per container for callbacks (separate from the providers' pool)."""
+    """POSTs callbacks, each ending within `timeout_seconds` in total whatever the receiver does.
 
-    def __init__(self, timeout_seconds: float, client: httpx.Client | None = None) -> None:
+    httpx's timeouts bound each read or write on its own, so a receiver that drips one byte every
+    few seconds would hold a blocking client for as long as it likes. The POST runs instead on an
+    event loop (httpx's async client) under `asyncio.timeout`: one wall-clock deadline for the
+    connection, TLS, request and the answer's status line and headers, cancelled where it waits when
+    the deadline passes. The body of the answer is never read: the status alone decides, and the
+    connection is closed unread. The loop and client live as long as the container (the first
+    callback creates them; a TLS context costs milliseconds).
+    """
+
+    def __init__(self, timeout_seconds: float) -> None:
         self._timeout_seconds = timeout_seconds
-        # Made at the first callback, not at cold start (a TLS context costs milliseconds): only the
-        # worker sends callbacks, and only for sources that have one.
-        self._client = client
-
-    @property
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            self._client = untraced_client(  # X-Ray must not record a callback URL's path
-                timeout=httpx.Timeout(self._timeout_seconds), follow_redirects=False, trust_env=False
-            )
-        return self._client
+        self._runner: asyncio.Runner | None = None
+        self._client: httpx.AsyncClient | None = None
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._runner is not None:
+            if self._client is not None:
+                self._runner.run(self._client.aclose())
+            self._runner.close()
+        self._runner, self._client = None, None
 
     def post(self, target: CallbackTarget, *, webhook_id: str, timestamp: int, body: bytes) -> Sent:
         headers = {
@@ -90,16 +88,40 @@ class WebhookSender:
             "user-agent": USER_AGENT,
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature(target.keys, webhook_id, timestamp, body),
+            "webhook-signature": signature_header(target.keys, webhook_id, timestamp, body),
         }
+        if self._runner is None:
+            # Imported here: only the callback function sends, so the HTTP door's cold start skips it.
+            import asyncio  # noqa: PLC0415
+
+            self._runner = asyncio.Runner()
+        return self._runner.run(self._post(target.url, headers, body))
+
+    def _async_client(self) -> httpx.AsyncClient:
+        if self._client is None:  # made inside the loop that uses it
+            self._client = untraced(httpx.AsyncClient)(  # X-Ray must not record a callback URL's path
+                # Per-operation bounds too, as a backstop; the total deadline is asyncio.timeout.
+                timeout=httpx.Timeout(self._timeout_seconds),
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._client
+
+    async def _post(self, url: str, headers: dict[str, str], body: bytes) -> Sent:
+        import asyncio  # noqa: PLC0415 - loaded by post() already
+
+        client = self._async_client()  # the first one's TLS context is not the receiver's time
         try:
-            response = self.client.post(target.url, content=body, headers=headers)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self._timeout_seconds):
+                request = client.stream("POST", url, content=body, headers=headers)
+                async with request as response:  # status line and headers read; the body never is
+                    status = response.status_code
+        except (TimeoutError, httpx.TimeoutException):
             return Sent(Answer.FAILED, 0, "timeout")
         except httpx.HTTPError as exc:
             return Sent(Answer.FAILED, 0, type(exc).__name__[:MAX_LOGGED_REASON])
-        if 200 <= response.status_code < 300:
-            return Sent(Answer.DELIVERED, response.status_code)
-        if response.status_code == 410:
-            return Sent(Answer.GONE, response.status_code)
-        return Sent(Answer.FAILED, response.status_code, f"HTTP {response.status_code}")
+        if 200 <= status < 300:
+            return Sent(Answer.DELIVERED, status)
+        if status == 410:
+            return Sent(Answer.GONE, status)
+        return Sent(Answer.FAILED, status, f"HTTP {status}")

@@ -1,0 +1,436 @@
+"""The exactly-once ledger: the idempotency item's shape and every write to it, for both doors.
+
+One item per scoped key in the idempotency table. Its states, and who moves them (docs/ledger.md):
+
+    (none) --take--> IN_PROGRESS --complete--> COMPLETED: a success answer
+    IN_PROGRESS --release--> (none): the caller's retry runs again
+    IN_PROGRESS --complete_queued--> COMPLETED: the 202 answer, until the worker's outcome:
+        --delivered--> COMPLETED: a success answer;  --undelivered / cancel--> (none)
+    IN_PROGRESS past its lock, or any item past its expiry --take--> IN_PROGRESS (a new owner)
+    COMPLETED success, content-keyed, no longer the booking's last move --take--> IN_PROGRESS
+
+Every completion or release writes the attempt record in the same transaction, so a key never ends
+without its record; a success also writes the booking's last move (which content-keyed repeats
+check: A -> B -> A moves the booking back). A queued request's worker holds a per-delivery lock on
+its attempt record (`delivery_lock`); a cancel refuses atomically while a delivery holds it.
+
+The item keeps the attribute names and key hashing of the Powertools idempotency utility the relay
+used before, so items already in a deployed table stay readable (docs/deploying.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from relay.dal.records import RecordStore
+from relay.ports import (
+    Answered,
+    Claim,
+    KeyInProgress,
+    KeyReused,
+    LedgerKey,
+    LedgerUnavailable,
+    LockNotHeld,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+# The item's attributes (the names Powertools' DynamoDB layer used: deployed items stay readable).
+KEY_ATTR = "id"
+EXPIRY_ATTR = "expiration"  # epoch seconds; the table's TTL attribute
+LOCK_EXPIRY_ATTR = "in_progress_expiration"  # epoch milliseconds
+STATUS_ATTR = "status"
+ANSWER_ATTR = "data"  # the stored answer, JSON, in the order it was first given
+PAYLOAD_HASH_ATTR = "validation"
+IN_PROGRESS = "INPROGRESS"
+COMPLETED = "COMPLETED"
+KEY_PREFIX = "reschedule"
+
+# An async request that takes over a stale content-keyed answer holds it this long at most.
+TAKE_OVER_LOCK_SECONDS = 30
+
+LAST_MOVE_PREFIX = "last-move"
+LAST_MOVE_KEY_ATTR = "move_key"
+
+_LOCK_FREE = "(attribute_not_exists(delivery_lock) OR delivery_lock_expires < :now)"
+_TAKE_CONDITION = (
+    "attribute_not_exists(#id) OR #expiry < :now OR "
+    "(#status = :in_progress AND attribute_exists(#lock) AND #lock < :now_ms)"
+)
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def last_move_id(source: str, provider: str, booking_id: str) -> str:
+    return f"{LAST_MOVE_PREFIX}#{source}#{provider}#{booking_id}"
+
+
+def ledger_key(
+    scoped_key: str, payload: Any, *, source: str, provider: str, booking_id: str, content_keyed: bool
+) -> LedgerKey:
+    """`scoped_key` is already scoped by source (`<source>|header:<key>` or `<source>|command:<hash>`)."""
+    return LedgerKey(
+        item_id=f"{KEY_PREFIX}#{_hash(scoped_key)}",
+        payload_hash=_hash(payload),
+        last_move_id=last_move_id(source, provider, booking_id),
+        content_keyed=content_keyed,
+    )
+
+
+def _conditional_failure(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {}).get("Code", "")
+    if error == "ConditionalCheckFailedException":
+        return True
+    reasons = exc.response.get("CancellationReasons") or []
+    return error == "TransactionCanceledException" and any(
+        r.get("Code") == "ConditionalCheckFailed" for r in reasons
+    )
+
+
+class _KeyTaken(Exception):
+    """The key's conditional write failed inside a transaction (read the item to say why)."""
+
+
+class Ledger:
+    def __init__(self, client: DynamoDBClient, table_name: str, records: RecordStore) -> None:
+        self._client = client
+        self._table = table_name
+        self._records = records
+
+    # -- the key ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def key(
+        scoped_key: str, payload: Any, *, source: str, provider: str, booking_id: str, content_keyed: bool
+    ) -> LedgerKey:
+        return ledger_key(
+            scoped_key,
+            payload,
+            source=source,
+            provider=provider,
+            booking_id=booking_id,
+            content_keyed=content_keyed,
+        )
+
+    def take(self, key: LedgerKey, *, now: float, lock_seconds: float, expires_at: int) -> Claim | Answered:
+        """One conditional put: the key is free (or its holder's lock ran out), or it has an answer.
+
+        Raises KeyReused (another payload), KeyInProgress, LedgerUnavailable.
+        """
+        item = {
+            KEY_ATTR: {"S": key.item_id},
+            EXPIRY_ATTR: {"N": str(expires_at)},
+            LOCK_EXPIRY_ATTR: {"N": str(int((now + lock_seconds) * 1000))},
+            STATUS_ATTR: {"S": IN_PROGRESS},
+            PAYLOAD_HASH_ATTR: {"S": key.payload_hash},
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression=_TAKE_CONDITION,
+                ExpressionAttributeNames={
+                    "#id": KEY_ATTR,
+                    "#expiry": EXPIRY_ATTR,
+                    "#status": STATUS_ATTR,
+                    "#lock": LOCK_EXPIRY_ATTR,
+                },
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(now))},
+                    ":now_ms": {"N": str(int(now * 1000))},
+                    ":in_progress": {"S": IN_PROGRESS},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not _conditional_failure(exc):
+                raise LedgerUnavailable(exc.response.get("Error", {}).get("Code", "")) from exc
+            old = exc.response.get("Item") or self._read(key.item_id)
+            if old is None:  # released between the put and the read: busy a moment ago, ask again
+                raise KeyInProgress from None
+            return self._existing(key, old, item)
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        return Claim(key)
+
+    def accept_queued(
+        self,
+        key: LedgerKey,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        now: float,
+        expires_at: int,
+    ) -> Claim | Answered | None:
+        """Take a free key straight to its 202 answer with the queued record: one transaction, the
+        order already sent. None: accepted. Else the key was not free: what it holds (Answered), or a
+        stale content-keyed success taken over (Claim: complete it as queued). Raises as `take`."""
+        item = {
+            KEY_ATTR: {"S": key.item_id},
+            EXPIRY_ATTR: {"N": str(expires_at)},
+            STATUS_ATTR: {"S": COMPLETED},
+            ANSWER_ATTR: {"S": json.dumps(answer, separators=(",", ":"))},
+            PAYLOAD_HASH_ATTR: {"S": key.payload_hash},
+        }
+        put: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": _TAKE_CONDITION,
+                "ExpressionAttributeNames": {
+                    "#id": KEY_ATTR,
+                    "#expiry": EXPIRY_ATTR,
+                    "#status": STATUS_ATTR,
+                    "#lock": LOCK_EXPIRY_ATTR,
+                },
+                "ExpressionAttributeValues": {
+                    ":now": {"N": str(int(now))},
+                    ":now_ms": {"N": str(int(now * 1000))},
+                    ":in_progress": {"S": IN_PROGRESS},
+                },
+            }
+        }
+        try:
+            self._transact(put, {"Put": self._records.put_request(record)}, conditional=_KeyTaken)
+        except _KeyTaken:
+            old = self._read(key.item_id)
+            if old is None:  # released between the write and the read: busy a moment ago
+                raise KeyInProgress from None
+            # A take-over holds the key only while this request completes it as queued.
+            taken = {
+                **item,
+                STATUS_ATTR: {"S": IN_PROGRESS},
+                LOCK_EXPIRY_ATTR: {"N": str(int((now + TAKE_OVER_LOCK_SECONDS) * 1000))},
+            }
+            del taken[ANSWER_ATTR]
+            return self._existing(key, old, taken)
+        return None
+
+    def answered_by(self, item_id: str) -> str | None:
+        """The reschedule id whose answer the key holds (None: no answer yet, or no item)."""
+        item = self._read(item_id)
+        if item is None or item.get(STATUS_ATTR, {}).get("S") != COMPLETED:
+            return None
+        try:
+            answer = json.loads(item.get(ANSWER_ATTR, {}).get("S", ""))
+        except ValueError:
+            return None
+        owner = answer.get("reschedule_id") if isinstance(answer, dict) else None
+        return str(owner) if owner else None
+
+    def _existing(self, key: LedgerKey, old: Mapping[str, Any], item: dict[str, Any]) -> Claim | Answered:
+        if old.get(PAYLOAD_HASH_ATTR, {}).get("S", key.payload_hash) != key.payload_hash:
+            raise KeyReused
+        if old.get(STATUS_ATTR, {}).get("S") != COMPLETED:
+            raise KeyInProgress
+        try:
+            answer = json.loads(old.get(ANSWER_ATTR, {}).get("S", ""))
+        except ValueError:
+            raise KeyInProgress from None  # an item this ledger did not write: treated as held
+        if key.content_keyed and answer.get("status") == "succeeded" and not self._is_last_move(key):
+            return self._take_over(key, old, item)
+        return Answered(answer)
+
+    def _is_last_move(self, key: LedgerKey) -> bool:
+        """The one extra read, on the content-keyed replay path only."""
+        last = self._read(key.last_move_id)
+        return last is not None and last.get(LAST_MOVE_KEY_ATTR, {}).get("S") == key.item_id
+
+    def _take_over(self, key: LedgerKey, old: Mapping[str, Any], item: dict[str, Any]) -> Claim | Answered:
+        """Re-take a stale success, only if no one changed it since it was read."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="#status = :completed AND #expiry = :old_expiry",
+                ExpressionAttributeNames={"#status": STATUS_ATTR, "#expiry": EXPIRY_ATTR},
+                ExpressionAttributeValues={
+                    ":completed": {"S": COMPLETED},
+                    ":old_expiry": old[EXPIRY_ATTR],
+                },
+            )
+        except ClientError as exc:
+            if _conditional_failure(exc):
+                raise KeyInProgress from None  # someone else took it over meanwhile
+            raise LedgerUnavailable(exc.response.get("Error", {}).get("Code", "")) from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        return Claim(key)
+
+    def _read(self, item_id: str) -> dict[str, Any] | None:
+        try:
+            answer = self._client.get_item(
+                TableName=self._table, Key={KEY_ATTR: {"S": item_id}}, ConsistentRead=True
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+        return answer.get("Item")
+
+    def complete(
+        self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
+    ) -> None:
+        """A success: the answer, the attempt record and the booking's last move, in one transaction."""
+        self._transact(
+            # The last move first: a store that applies items in order never shows the answer without it.
+            self._last_move_put(claim.key.last_move_id, claim.key.item_id, record, expires_at),
+            self._answer_update(claim.key.item_id, answer, expires_at),
+            {"Put": self._records.put_request(record)},
+        )
+
+    def complete_queued(
+        self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
+    ) -> None:
+        """Accepted for the queue: the 202 answers repeats until the worker replaces it."""
+        self._transact(
+            self._answer_update(claim.key.item_id, answer, expires_at),
+            {"Put": self._records.put_request(record)},
+        )
+
+    def release(self, claim: Claim, record: Mapping[str, Any]) -> None:
+        """A failure the caller may retry: the key is freed and the attempt recorded, in one transaction."""
+        self._transact(self._delete_key(claim.key.item_id), {"Put": self._records.put_request(record)})
+
+    def release_quietly(self, claim: Claim) -> None:
+        """Free a key whose answer could not be stored (best effort: else its lock runs out)."""
+        try:
+            self._client.delete_item(TableName=self._table, Key={KEY_ATTR: {"S": claim.key.item_id}})
+        except (BotoCoreError, ClientError):
+            return
+
+    # -- a queued request's delivery ----------------------------------------------------------------
+
+    def read_record(self, reschedule_id: str) -> dict[str, Any] | None:
+        try:
+            return self._records.get(reschedule_id)
+        except (BotoCoreError, ClientError) as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc
+
+    def lock_delivery(self, reschedule_id: str, token: str, *, now: int, until: int) -> None:
+        """Lock a queued record for one delivery attempt, until `until` (epoch seconds)."""
+        self._write(
+            self._client.update_item,
+            TableName=self._records.table_name,
+            Key={"reschedule_id": {"S": reschedule_id}},
+            UpdateExpression="SET delivery_lock = :token, delivery_lock_expires = :until",
+            ConditionExpression=f"#status = :queued AND {_LOCK_FREE}",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":token": {"S": token},
+                ":until": {"N": str(until)},
+                ":now": {"N": str(now)},
+                ":queued": {"S": "queued"},
+            },
+        )
+
+    def progress(self, record: Mapping[str, Any], token: str) -> None:
+        """Replace the locked record with its next state (still queued); the lock goes with it."""
+        self._write(self._client.put_item, **self._locked_put(record, token))
+
+    def delivered(
+        self,
+        record: Mapping[str, Any],
+        token: str,
+        *,
+        item_id: str,
+        answer: Mapping[str, Any],
+        expires_at: int,
+    ) -> None:
+        """The worker's success: the key answers repeats with the success answer, with its last move."""
+        last_move = last_move_id(
+            str(record.get("source")), str(record.get("provider")), str(record.get("booking_id"))
+        )
+        self._transact(
+            self._last_move_put(last_move, item_id, record, expires_at),
+            self._answer_update(item_id, answer, expires_at),
+            {"Put": self._locked_put(record, token)},
+            conditional=LockNotHeld,
+        )
+
+    def undelivered(self, record: Mapping[str, Any], token: str, *, item_id: str) -> None:
+        """The worker's final failure: the key is released so the caller's retry runs again."""
+        self._transact(
+            self._delete_key(item_id), {"Put": self._locked_put(record, token)}, conditional=LockNotHeld
+        )
+
+    def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None:
+        """Cancel a queued record no delivery holds; LockNotHeld when it is being delivered or done."""
+        put = self._records.put_request(record)
+        put["ConditionExpression"] = f"#status = :queued AND {_LOCK_FREE}"
+        put["ExpressionAttributeNames"] = {"#status": "status"}
+        put["ExpressionAttributeValues"] = {":queued": {"S": "queued"}, ":now": {"N": str(now)}}
+        self._transact(self._delete_key(item_id), {"Put": put}, conditional=LockNotHeld)
+
+    # -- the item shapes ----------------------------------------------------------------------------
+
+    def _answer_update(
+        self, item_id: str, answer: Mapping[str, Any], expires_at: int
+    ) -> TransactWriteItemTypeDef:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {KEY_ATTR: {"S": item_id}},
+                "UpdateExpression": "SET #data = :data, #status = :completed, #expiry = :expiry REMOVE #lock",
+                "ExpressionAttributeNames": {
+                    "#data": ANSWER_ATTR,
+                    "#status": STATUS_ATTR,
+                    "#expiry": EXPIRY_ATTR,
+                    "#lock": LOCK_EXPIRY_ATTR,
+                },
+                "ExpressionAttributeValues": {
+                    # Not key-sorted: a replay is the first answer, field for field and in order.
+                    ":data": {"S": json.dumps(answer, separators=(",", ":"))},
+                    ":completed": {"S": COMPLETED},
+                    ":expiry": {"N": str(expires_at)},
+                },
+            }
+        }
+
+    def _delete_key(self, item_id: str) -> TransactWriteItemTypeDef:
+        return {"Delete": {"TableName": self._table, "Key": {KEY_ATTR: {"S": item_id}}}}
+
+    def _last_move_put(
+        self, last_move: str, item_id: str, record: Mapping[str, Any], expires_at: int
+    ) -> TransactWriteItemTypeDef:
+        """The booking's last move (it lives as long as the answer it vouches for)."""
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    KEY_ATTR: {"S": last_move},
+                    LAST_MOVE_KEY_ATTR: {"S": item_id},
+                    "reschedule_id": {"S": str(record.get("reschedule_id", ""))},
+                    EXPIRY_ATTR: {"N": str(expires_at)},
+                },
+            }
+        }
+
+    def _locked_put(self, record: Mapping[str, Any], token: str) -> Any:
+        put = self._records.put_request(record)
+        put["ConditionExpression"] = "delivery_lock = :token"
+        put["ExpressionAttributeValues"] = {":token": {"S": token}}
+        return put
+
+    def _transact(
+        self, *items: TransactWriteItemTypeDef, conditional: type[Exception] = LedgerUnavailable
+    ) -> None:
+        self._write(self._client.transact_write_items, TransactItems=list(items), conditional=conditional)
+
+    @staticmethod
+    def _write(operation: Any, *, conditional: type[Exception] = LockNotHeld, **request: Any) -> None:
+        try:
+            operation(**request)
+        except ClientError as exc:
+            if _conditional_failure(exc):
+                raise conditional() from None
+            raise LedgerUnavailable(exc.response.get("Error", {}).get("Code", "")) from exc
+        except BotoCoreError as exc:
+            raise LedgerUnavailable(type(exc).__name__) from exc

@@ -93,7 +93,7 @@ CASES: list[tuple[str, str, str, str, str | None, str | None]] = [
     ),
     ("limit=\u00b2", "GET", "/v1/bookings/iclosed/1001/reschedules?limit=%C2%B2", "", None, ZAPIER.api_key),
     (
-        "60 KB field name twice (form)",
+        "30,000-character field name twice (form)",
         "POST",
         "/v1/reschedules",
         f"provider=iclosed&id=1001&{'k' * 30_000}=1&{'k' * 30_000}=2",

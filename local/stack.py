@@ -407,8 +407,21 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     sink = info["callback_sink"]
     exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
     day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
-    link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
-    posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
+    link = mint_link(
+        registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400, api_url=api
+    )
+    posted = " ".join(
+        f"--data-urlencode {name}={value}"
+        for name, value in link.items()
+        if name not in ("url", "hosted_url")
+    )
+    tally_name, tally = _first(info, "tally")
+    tally_body = (
+        '{"eventId": "%s", "eventType": "FORM_RESPONSE", "data": {"fields": ['
+        f'{{"key": "question_hidden_1", "label": "booking_id", "value": "{novacal[4]}"}}, '
+        f'{{"key": "question_date", "label": "New date", "value": "{day}"}}, '
+        '{"key": "question_time", "label": "New time", "value": "17:00"}]}}'
+    )
     return f"""
 API key -- reschedule an iClosed booking (JSON, as Zapier sends it):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' \\
@@ -434,7 +447,16 @@ Signed link -- the invitee's link to the demo form page of source {form!r} (vali
 Or post the link's fields yourself, as the form does:
   curl -s -X POST {api}/v1/reschedules {posted} \\
     --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
+Or open the relay's own hosted page for the same link (the browser's time zone preselected):
+  {link["hosted_url"]}
 Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
+
+Form tool -- a Tally delivery to source {tally_name!r}, signed as Tally signs it (needs openssl; the
+demo sources typeform-demo, webflow-demo, jotform-demo and fillout-demo are in .local/stack.json):
+  body=$(printf '{tally_body}' "tally_demo_$RANDOM$RANDOM")
+  sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac '{tally["secret"]}' -binary | base64)
+  curl -s -X POST {api}{tally["intake_path"]} -H 'Content-Type: application/json' \\
+    -H "Tally-Signature: $sig" -d "$body"
 
 API key -- reschedule a Cal.com booking (it gets a new uid: the answer's new_booking_id):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from relay.callers.links import mint
 from relay.callers.registry import SignedLinkSource
@@ -16,6 +17,7 @@ from relayctl.errors import ToolError
 from relayctl.output import emit_json, say
 
 DEFAULT_EXPIRES_IN_SECONDS = 7 * 24 * 3600
+HOSTED_PAGE_PATH = "/v1/pages/reschedule"
 
 
 def mint_link(
@@ -27,8 +29,10 @@ def mint_link(
     expires_in: int,
     account: str = "default",
     now: float | None = None,
+    api_url: str | None = None,
 ) -> dict[str, str]:
-    """The hidden fields and `url` of a link for one booking, from the registry's raw JSON."""
+    """The hidden fields and `url` of a link for one booking, from the registry's raw JSON; with the
+    relay's `api_url`, also `hosted_url`: the relay's own reschedule page for this link."""
     parsed = registry.check(raw_registry)
     found = parsed.sources.get(source)
     if not isinstance(found, SignedLinkSource):
@@ -41,7 +45,11 @@ def mint_link(
     except BookingIdProblem as exc:
         raise ToolError(f"booking {booking_id!r}: {exc}") from None
     expires = int(time.time() if now is None else now) + expires_in
-    return mint(source, found, provider=provider, booking_id=booking, expires=expires, account=account)
+    link = mint(source, found, provider=provider, booking_id=booking, expires=expires, account=account)
+    if api_url:
+        fields = {k: v for k, v in link.items() if k != "url"}
+        link["hosted_url"] = f"{api_url.rstrip('/')}{HOSTED_PAGE_PATH}?{urlencode(fields)}"
+    return link
 
 
 def mint_command(target: Target, args: argparse.Namespace) -> int:
@@ -53,6 +61,7 @@ def mint_command(target: Target, args: argparse.Namespace) -> int:
         booking_id=args.booking_id,
         expires_in=args.expires_in,
         account=args.account,
+        api_url=target.api_url,
     )
     if args.json:
         emit_json(link)
@@ -71,4 +80,5 @@ def register(commands: Any) -> None:
     minting.add_argument("booking_id")
     minting.add_argument("--account", default="default")
     minting.add_argument("--expires-in", type=int, default=DEFAULT_EXPIRES_IN_SECONDS, help="seconds")
+    minting.add_argument("--api-url", help="the relay's ApiUrl: also print hosted_url (or $RELAY_API_URL)")
     minting.set_defaults(run=mint_command)

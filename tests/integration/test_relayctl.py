@@ -3,6 +3,7 @@ the relay answering through the API emulator: what the tool writes changes what 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,17 +12,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from local.seed import SECRETS_PREFIX
+from local.seed import JOTFORM_DEMO, SECRETS_PREFIX, TYPEFORM_DEMO, DemoFormSource
 from local.stack import Stack, start_stack
 from relay.callers import links
 from relay.callers.registry import parse_registry
-from tests.helpers import ZAPIER, future, new_key
+from tests.helpers import FORM, ZAPIER, future, new_key
+from tests.integration.test_form_intake import filled, signed_request
 
 # The relay re-reads secrets this often here, so a change shows without a restart.
 SECRET_CACHE_SECONDS = 1
@@ -329,3 +332,122 @@ def test_callback_urls_to_internal_addresses_are_refused_at_registry_write(ops_s
     )
     assert refused_sink.returncode == 2
     assert "loopback" in refused_sink.stderr
+
+
+def _form_source_args(name: str, kind: str, source: DemoFormSource, api: str) -> list[str]:
+    maps = [arg for field, expression in source.mapping.items() for arg in ("--map", f"{field}={expression}")]
+    consts = [arg for field, value in source.constants.items() for arg in ("--const", f"{field}={value}")]
+    return [
+        "sources",
+        "add",
+        name,
+        "--kind",
+        kind,
+        "--allow",
+        "novacal:default",
+        *maps,
+        *consts,
+        "--api-url",
+        api,
+    ]
+
+
+def test_a_form_tool_source_added_by_the_tool_moves_a_booking(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    api = ops_stack.api.url
+    secret = "sandbox-ops-typeform-secret-01"
+    # Given a Typeform source made by the tool, its secret given on stdin (never in argv)
+    added = relayctl(
+        ops_stack,
+        *_form_source_args("ops-typeform", "typeform", TYPEFORM_DEMO, api),
+        "--json",
+        stdin=secret + "\n",
+    )
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(added.stdout)
+    assert shown == {
+        "name": "ops-typeform",
+        "kind": "typeform",
+        "intake_url": f"{api}/v1/intake/ops-typeform",
+        "intake_token": None,
+    }
+    entry = registry_now(ops_stack)["sources"]["ops-typeform"]
+    assert entry["mapping"] == TYPEFORM_DEMO.mapping
+    assert entry["signing_secrets"] == [secret]
+    wait_for_cache()
+    # When Typeform delivers a submission signed with that secret
+    source = replace(TYPEFORM_DEMO, name="ops-typeform", secret=secret)
+    booking = ops_stack.sandboxes["novacal"].bookings[1]
+    start = future(days=170, hour=11)
+    body, headers = signed_request(
+        source, filled("typeform", booking=booking, start=start, delivery_id=new_key())
+    )
+    answer = httpx.post(shown["intake_url"], content=body, headers=headers, timeout=30)
+    # Then the booking moves
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["start"].startswith(start[:16])
+
+
+def test_an_unsigned_form_tool_gets_a_url_token_shown_once_and_stored_hashed(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    added = relayctl(
+        ops_stack, *_form_source_args("ops-jotform", "jotform", JOTFORM_DEMO, ops_stack.api.url), "--json"
+    )
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(added.stdout)
+    token = shown["intake_token"]
+    assert shown["intake_url"] == f"{ops_stack.api.url}/v1/intake/ops-jotform/{token}"
+    stored = json.dumps(registry_now(ops_stack))
+    assert token not in stored
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    wait_for_cache()
+    source = replace(JOTFORM_DEMO, name="ops-jotform", secret=token)
+    booking = ops_stack.sandboxes["novacal"].bookings[2]
+    payload = filled("jotform", booking=booking, start=future(days=171, hour=12), delivery_id=new_key())
+    body, headers = signed_request(source, payload)
+    answer = httpx.post(shown["intake_url"], content=body, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_form_mapping_is_validated_before_the_registry_is_written(ops_stack: Stack) -> None:
+    before = registry_now(ops_stack)
+    base = ["sources", "add", "ops-bad-form", "--kind", "fillout", "--allow", "novacal:default"]
+    bad_expression = relayctl(ops_stack, *base, "--map", "booking_id=submission.[[")
+    assert bad_expression.returncode == 1
+    assert "mapping.booking_id" in bad_expression.stderr
+    assert "not a JMESPath expression" in bad_expression.stderr
+    unknown_field = relayctl(ops_stack, *base, "--map", "booking_id=a", "--map", "colour=b")
+    assert unknown_field.returncode == 1
+    assert "not a canonical field" in unknown_field.stderr
+    no_booking = relayctl(ops_stack, *base, "--map", "date=a")
+    assert (no_booking.returncode, "map booking_id" in no_booking.stderr) == (1, True)
+    # A signed kind without its secret on stdin asks for it and stops: nothing is written
+    no_secret = relayctl(
+        ops_stack,
+        "sources",
+        "add",
+        "ops-tally",
+        "--kind",
+        "tally",
+        "--allow",
+        "novacal:default",
+        "--map",
+        "booking_id=a",
+    )
+    assert no_secret.returncode == 2
+    assert "signing secret" in no_secret.stderr
+    assert registry_now(ops_stack) == before
+
+
+def test_a_minted_link_has_its_hosted_page_url(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    booking = ops_stack.sandboxes["novacal"].bookings[3]
+    minted = relayctl(
+        ops_stack, "links", "mint", FORM.name, "novacal", booking, "--api-url", ops_stack.api.url, "--json"
+    )
+    assert minted.returncode == 0, minted.stderr
+    hosted = json.loads(minted.stdout)["hosted_url"]
+    assert hosted.startswith(f"{ops_stack.api.url}/v1/pages/reschedule?source={FORM.name}&provider=novacal")
+    page = httpx.get(hosted, timeout=30)
+    assert page.status_code == 200
+    assert 'id="reschedule"' in page.text

@@ -5,8 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 from pathlib import Path
+
+from aws_lambda_powertools import Logger
 
 from local.stack import CODE_DIR
 from relay.errors import MAX_ECHO, FieldProblem, bounded, echo, malformed, not_configured
@@ -92,5 +95,22 @@ def test_a_logged_traceback_is_bounded() -> None:
     assert len(line) < MAX_TRACEBACK_CHARACTERS + 2048
 
 
-def test_the_door_logger_uses_the_bounded_formatter() -> None:
+def test_the_door_logger_is_bounded_even_when_a_plain_logger_came_first() -> None:
+    # A module imported before the door's logger that makes Logger() without child=True.
+    Logger(service="test-door-logger-order")
+    logger = door_logger_for("test-door-logger-order")
+    assert isinstance(logger.registered_formatter, BoundedFormatter)
     assert isinstance(door_logger().registered_formatter, BoundedFormatter)
+
+
+def door_logger_for(service: str) -> Logger:
+    """door_logger() under another service name, so this test's loggers stay apart from the doors'."""
+    previous = os.environ.get("POWERTOOLS_SERVICE_NAME")
+    os.environ["POWERTOOLS_SERVICE_NAME"] = service
+    try:
+        return door_logger()
+    finally:
+        if previous is None:
+            del os.environ["POWERTOOLS_SERVICE_NAME"]
+        else:
+            os.environ["POWERTOOLS_SERVICE_NAME"] = previous

@@ -218,6 +218,10 @@ def test_routes(resources: dict[str, Any]) -> None:
         ("GET", "/v1/bookings/{provider}/{booking_id}/reschedules"),
         ("DELETE", "/v1/reschedules/{reschedule_id}"),
         ("OPTIONS", "/v1/reschedules"),
+        ("POST", "/v1/intake/{source}"),
+        ("POST", "/v1/intake/{source}/{token}"),
+        ("GET", "/v1/pages/reschedule"),
+        ("GET", "/v1/pages/reschedule/result"),
     }
     for event in events:
         assert event["Type"] == "HttpApi"

@@ -16,6 +16,7 @@ from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
+from relay.reschedule.booking_times import BookingTimes
 from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.queries import Queries
@@ -43,6 +44,8 @@ class Relay:
     deliveries: Deliveries | None = None
     # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
     callbacks: Callbacks | None = None
+    # The hosted page's "your booking is now on ..." (relay/reschedule/booking_times.py).
+    booking_times: BookingTimes | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -72,15 +75,16 @@ def build(
         callbacks = build_callbacks(
             settings, dynamodb=dynamodb, sources=sources, queue=callback_queue(settings, sqs) or queue
         )
+    # The pacing buckets live in the idempotency table (no table or permission of their own).
+    providers = ProviderClient(
+        settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
+    )
     ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
     step = AttemptStep(
         settings,
         secrets=secrets,
         records=records,
-        # The pacing buckets live in the idempotency table (no table or permission of their own).
-        providers=ProviderClient(
-            settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
-        ),
+        providers=providers,
         adapters=adapters,
     )
     service = RescheduleService(
@@ -96,7 +100,10 @@ def build(
     if queue is not None:
         deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
     queries = Queries(settings, records=records, ledger=ledger)
-    return Relay(settings, service, queries, sources, deliveries, callbacks)
+    booking_times = BookingTimes(
+        secrets_prefix=settings.secrets_prefix, secrets=secrets, providers=providers, adapters=adapters
+    )
+    return Relay(settings, service, queries, sources, deliveries, callbacks, booking_times)
 
 
 def sources_reader(

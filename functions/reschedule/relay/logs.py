@@ -44,4 +44,9 @@ class BoundedFormatter(LambdaPowertoolsFormatter):
 
 def door_logger() -> Logger:
     """The Logger of a door (one per container); modules below use Logger(child=True) as before."""
-    return Logger(logger_formatter=BoundedFormatter())
+    logger = Logger(logger_formatter=BoundedFormatter())
+    # A plain Logger() made first for the same service (a module without child=True) set the handler
+    # up with Powertools' own formatter, and Powertools does not set it up twice: bound it here.
+    if not isinstance(logger.registered_formatter, BoundedFormatter):
+        logger.registered_handler.setFormatter(BoundedFormatter())
+    return logger

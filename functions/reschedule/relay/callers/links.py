@@ -114,8 +114,13 @@ def _signed_values(fields: dict[str, Any]) -> tuple[str, str, str]:
     return provider, account, booking_id
 
 
-def verify(registry: Registry, fields: dict[str, Any], *, now: float) -> LinkAdmission:
-    """Check the link's token against the booking the form would move, then its expiry."""
+def verify(
+    registry: Registry, fields: dict[str, Any], *, now: float, check_expiry: bool = True
+) -> LinkAdmission:
+    """Check the link's token against the booking the form would move, then its expiry.
+
+    `check_expiry=False`: reading a result the link's own request made (the hosted result page).
+    """
     named = named_source(registry, fields)
     if named is None:
         raise _invalid("The form's 'source' field does not name a form source of this relay.")
@@ -141,7 +146,7 @@ def verify(registry: Registry, fields: dict[str, Any], *, now: float) -> LinkAdm
         matched |= hmac.compare_digest(expected, token)
     if not matched:
         raise _invalid("This link is not valid for this booking; use the link from your email, unchanged.")
-    if now >= int(expires):
+    if check_expiry and now >= int(expires):
         raise unauthenticated("This reschedule link has expired; ask for a new one.", "link_expired")
     removed = {*LINK_FIELDS, *([source.honeypot] if source.honeypot else [])}
     trap = fields.get(source.honeypot) if source.honeypot else None

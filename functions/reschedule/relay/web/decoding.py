@@ -47,13 +47,16 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     return message.get_content_type(), params
 
 
-def decode_body(body: bytes, content_type: str | None) -> dict[str, Any]:
-    """Parse the body by its content type into {name: value} (names as the caller sent them)."""
+def decode_body(body: bytes, content_type: str | None, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Parse the body by its content type into {name: value} (names as the caller sent them).
+
+    `max_depth`: a form tool's own payload (relay/callers/intake.py) nests deeper than a request.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
     kind, params = media_type(content_type)
     if kind == JSON:
-        return _decode_json(body)
+        return _decode_json(body, max_depth)
     if kind == URLENCODED:
         return _decode_urlencoded(body)
     if kind == MULTIPART:
@@ -87,25 +90,25 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _too_deep() -> Exception:
-    return malformed(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", "invalid_json")
+def _too_deep(max_depth: int) -> Exception:
+    return malformed(f"The JSON body nests deeper than {max_depth} levels.", "invalid_json")
 
 
-def _check_nesting(body: bytes) -> None:
+def _check_nesting(body: bytes, max_depth: int) -> None:
     """Refuse deep nesting before the parser (recursive) runs: a few passes of C-speed byte work.
 
-    Each pass removes the innermost empty pairs; after MAX_JSON_DEPTH passes a body that nests
+    Each pass removes the innermost empty pairs; after `max_depth` passes a body that nests
     no deeper has no bracket left. (Unbalanced brackets are broken JSON, refused either way.)
     """
     unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     brackets = _JSON_STRING.sub(b"", unescaped).translate(None, _NOT_BRACKETS)
-    for _ in range(MAX_JSON_DEPTH):
+    for _ in range(max_depth):
         brackets = _INNERMOST.sub(b"", brackets)
     if brackets:
         opened = brackets.count(b"[") + brackets.count(b"{")
         if opened * 2 != len(brackets):
             raise malformed("The body is not valid JSON.", "invalid_json")
-        raise _too_deep()
+        raise _too_deep(max_depth)
 
 
 def _depth(value: Any) -> int:
@@ -133,17 +136,17 @@ def _check_strings(value: Any) -> None:
             stack.extend(item)
 
 
-def _decode_json(body: bytes) -> dict[str, Any]:
+def _decode_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     text = _text(body)
-    _check_nesting(body)
+    _check_nesting(body, max_depth)
     try:
         value = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise malformed("The body is not valid JSON.", "invalid_json") from None
     if not isinstance(value, dict):
         raise malformed("The JSON body must be an object.", "invalid_json")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise _too_deep()
+    if _depth(value) > max_depth:
+        raise _too_deep(max_depth)
     if len(value) > MAX_FIELDS:
         raise malformed(f"The body has more than {MAX_FIELDS} fields.", "too_many_fields")
     try:

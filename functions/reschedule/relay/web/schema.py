@@ -84,6 +84,39 @@ GET_RESPONSES: dict[int, Any] = {
     **_COMMON,
 }
 
+INTAKE_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "Rescheduled, or the stored answer to a redelivery (`Idempotent-Replayed: true`).",
+        "content": {JSON: {"model": RescheduleResult}},
+    },
+    202: {
+        "description": "Accepted and queued: the provider could not take it now; the relay retries.",
+        "content": {JSON: {"model": QueuedAnswer}},
+    },
+    400: _problem("The body does not parse."),
+    401: _problem("A missing, malformed, wrong or expired signature, or a wrong URL token."),
+    403: _problem("This source may not use the provider or account."),
+    404: _problem("No form intake with this name, or the provider has no such booking."),
+    409: _problem("The same delivery is still being processed (`Retry-After`)."),
+    413: _problem("The body is over 64 KiB."),
+    415: _problem("Unsupported content type, or a file upload."),
+    422: _problem("The mapping found nothing for a field (named with its expression), or invalid fields."),
+    429: _problem("The provider is rate limiting (sync delivery; auto delivery queues it instead)."),
+    502: _problem("The provider failed or refused the relay's token."),
+    504: _problem("The provider did not answer in time (sync delivery)."),
+    500: _COMMON[500],
+    503: _COMMON[503],
+}
+
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+PAGE_RESPONSES: dict[int, Any] = {
+    200: {"description": "The page.", "content": _HTML},
+    401: {"description": "The link is not valid or has expired: a page that says so.", "content": _HTML},
+    404: {"description": "No such reschedule for this link: a page that says so.", "content": _HTML},
+    503: _COMMON[503],
+}
+
 HISTORY_RESPONSES: dict[int, Any] = {
     200: {
         "description": "This source's attempts, newest first.",

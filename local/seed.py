@@ -68,6 +68,8 @@ class DemoSource(_Callbacks):
     name: str
     api_key: str
     providers: dict[str, list[str]] = field(default_factory=dict)
+    # May subscribe URLs to its outcome events (POST /v1/subscriptions: the Zapier app's triggers).
+    subscriptions: bool = False
 
     def registry_entry(self) -> dict[str, Any]:
         return {
@@ -75,6 +77,7 @@ class DemoSource(_Callbacks):
             "api_key_sha256": [hashlib.sha256(self.api_key.encode()).hexdigest()],
             "providers": self.providers,
             **self._callback_entry(),
+            **({"subscriptions": True} if self.subscriptions else {}),
         }
 
     def caller_info(self) -> dict[str, Any]:
@@ -83,6 +86,7 @@ class DemoSource(_Callbacks):
             "api_key": self.api_key,
             "providers": sorted(self.providers),
             **self._callback_info(),
+            **({"subscriptions": True} if self.subscriptions else {}),
         }
 
 
@@ -237,6 +241,14 @@ WEBSITE_DEMO = DemoSource(
     providers={"novacal": ["default"]},
     callback_secret=whsec(b"sandbox-callback-secret-website-demo-01"),
 )
+# The Zapier app's demo connection (integrations/zapier, docs/zapier.md): event subscriptions on, so
+# its triggers can subscribe. Its own source, so zapier-demo's path (the benchmark's) reads nothing more.
+ZAPIER_APP_DEMO = DemoSource(
+    name="zapier-app-demo",
+    api_key="sandbox-key-zapier-app-demo-0001",
+    providers=BOTH_PROVIDERS,
+    subscriptions=True,
+)
 # Two secrets at once, as during a rotation: the sender signs with the first, either verifies.
 SIGNING_DEMO = DemoSigningSource(
     "signing-demo",
@@ -320,6 +332,7 @@ DEMO_SOURCES: tuple[AnyDemoSource, ...] = (
     SIGNING_DEMO,
     FORM_DEMO,
     *FORM_TOOL_DEMOS,
+    ZAPIER_APP_DEMO,
 )
 
 

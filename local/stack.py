@@ -5,9 +5,10 @@ of the worker handler. Used by `make run` and by the tests.
     python -m local.stack            # foreground, Ctrl-C stops everything (PORT overrides 3000)
     python -m local.stack --reset    # `make reset`: delete the local state (DynamoDB data, stack.json)
 
-`make run` keeps the attempt history between runs but starts with no idempotency records: the
-sandbox providers reseed their bookings on every start, so a record from the previous run would
-replay an answer about a booking that is back where it started.
+`make run` keeps the attempt history and the sandboxes' bookings between runs (both under .local/),
+so the relay's history and the providers agree after a restart: a Cal.com uid the history follows is
+still known to its sandbox. It starts with no idempotency records: the delivery queue (moto) is not
+kept, so a record of a queued request from the previous run would wait for a message that is gone.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "sandbox",
 }
 # What `make reset` deletes under the state directory (downloads and tool installs stay).
-STATE_ENTRIES = ("dynamodb-data", "stack.json", "logs")
+STATE_ENTRIES = ("dynamodb-data", "sandboxes", "stack.json", "logs")
+# Under the state dir: one JSON file of bookings per sandbox provider (`make run` only).
+SANDBOX_STATE_DIR = "sandboxes"
 # How long `make reset` waits to see whether a stack described by stack.json still answers.
 RUNNING_PROBE_TIMEOUT_SECONDS = 1.0
 
@@ -312,7 +315,8 @@ def start_stack(
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests).
 
-    `persist` keeps DynamoDB's data under `state_dir` (default STATE_DIR); `forget_idempotency`
+    `persist` keeps DynamoDB's data and the sandboxes' bookings under `state_dir` (default
+    STATE_DIR), so a restart finds both as they were; `forget_idempotency`
     deletes the idempotency records found there before the API starts, keeping the attempts.
     The demo form page starts first: the form source's allowed origin is its address. The worker's
     event source starts when its handler exists (`worker_code_dir`, `worker_handler`: tests' own);
@@ -327,7 +331,8 @@ def start_stack(
         started.append(secrets)
         sandboxes = {}
         for name in PROVIDERS:
-            sandboxes[name] = start_sandbox(name, token=PROVIDER_TOKENS[name])
+            state_file = state_dir / SANDBOX_STATE_DIR / f"{name}.json" if persist else None
+            sandboxes[name] = start_sandbox(name, token=PROVIDER_TOKENS[name], state_file=state_file)
             started.append(sandboxes[name])
         pace_sandboxes(sandboxes)  # pacing: the paced accounts' keys, limited at their rates
         form_page = start_form_page(honeypot=FORM_DEMO.honeypot, port=form_port)
@@ -554,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     if stack.forgotten_idempotency_records:
         print(
             f"cleared {stack.forgotten_idempotency_records} idempotency record(s) of the previous run "
-            f"(the sandboxes reseeded; attempt history in {TABLE_NAMES['ReschedulesTable']} is kept)",
+            f"(the queue is not kept; attempt history in {TABLE_NAMES['ReschedulesTable']} and the "
+            "sandboxes' bookings are)",
             flush=True,
         )
     stop = threading.Event()

@@ -172,6 +172,10 @@ def add_source(target: Target, args: argparse.Namespace) -> int:
         entry |= _link_entry(args)
     if args.delivery:
         entry["delivery"] = args.delivery
+    if args.subscriptions:
+        if args.kind != "api_key":
+            raise ToolError("--subscriptions is for api_key sources (they subscribe with their key)", 2)
+        entry["subscriptions"] = True
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         sources = raw.setdefault("sources", {})
@@ -275,6 +279,10 @@ def set_source(target: Target, args: argparse.Namespace) -> int:
             source["providers"] = _allowed(args.allow)
         if args.delivery:
             source["delivery"] = args.delivery
+        if args.subscriptions is not None:
+            if source["kind"] != "api_key":
+                raise ToolError("--subscriptions is for api_key sources (they subscribe with their key)", 2)
+            source["subscriptions"] = args.subscriptions
         if args.no_callback:
             source.pop("callback", None)
         elif args.callback_url:
@@ -342,6 +350,9 @@ def register(commands: Any) -> None:
     add.add_argument("--error-url")
     add.add_argument("--honeypot", help="signed_link: a hidden field humans leave empty")
     add.add_argument(
+        "--subscriptions", action="store_true", help="api_key: may subscribe URLs to its outcome events"
+    )
+    add.add_argument(
         "--map",
         action="append",
         default=[],
@@ -374,4 +385,10 @@ def register(commands: Any) -> None:
         "--callback-url", help="https URL for outcome callbacks (a signing secret is made once)"
     )
     change.add_argument("--no-callback", action="store_true")
+    change.add_argument(
+        "--subscriptions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="api_key: may (or may no longer) subscribe URLs to its outcome events",
+    )
     change.set_defaults(run=set_source)

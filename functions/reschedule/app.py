@@ -21,14 +21,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from relay import snapstart
 from relay.callers import intake, links
 from relay.callers.admission import Admission, Attempt, admit, identify
-from relay.callers.registry import Caller, SignedLinkSource
+from relay.callers.registry import Caller, SignedLinkSource, authenticate
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
 from relay.deadline import Deadline
-from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
+from relay.errors import RelayError, internal_error, malformed, not_configured, route_not_found, too_large
 from relay.logs import door_logger
-from relay.reschedule import modes
+from relay.reschedule import history, modes
 from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
 from relay.reschedule.queries import not_queued
@@ -41,7 +41,9 @@ from relay.web.problems import json_response, problem_response
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from relay.dal.records import RecordStore
     from relay.dal.secrets import Prefetch
+    from relay.reschedule.subscriptions import Subscriptions
 
 logger = door_logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
@@ -429,6 +431,89 @@ def list_booking_reschedules(provider: str, booking_id: str) -> Response:
     )
     metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
     return json_response(200, page)
+
+
+@app.get(
+    "/v1/reschedules",
+    summary="This source's recent outcomes, newest first",
+    responses=schema.RECENT_RESPONSES,
+    operation_id="listReschedules",
+)
+def list_reschedules() -> Response:
+    caller = _caller()
+    request = app.current
+    answer = history.recent_outcomes(
+        _records(), caller.name, status=request.query("status"), limit=request.query("limit")
+    )
+    metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
+    return json_response(200, answer)
+
+
+@app.get(
+    "/v1/me",
+    summary="Who is calling, and what it may move",
+    responses=schema.ME_RESPONSES,
+    operation_id="getMe",
+)
+def get_me() -> Response:
+    caller = _caller()
+    return json_response(200, schema.source_profile(caller.name, caller.kind, caller.providers))
+
+
+def _subscriber() -> tuple[str, Subscriptions]:
+    """Subscriptions belong to API-key sources (the registry turns them on per source)."""
+    headers = app.current.headers
+    caller = relay_app.sources.admit(lambda registry: authenticate(registry, headers))
+    logger.append_keys(source=caller.name)
+    if relay_app.subscriptions is None:
+        raise not_configured("subscriptions are not wired.")
+    return caller.name, relay_app.subscriptions
+
+
+def _records() -> RecordStore:
+    if relay_app.records is None:
+        raise not_configured("the reschedules table is not wired.")
+    return relay_app.records
+
+
+@app.post(
+    "/v1/subscriptions",
+    summary="Subscribe a URL to outcome events (REST hook)",
+    responses=schema.SUBSCRIBE_RESPONSES,
+    operation_id="createSubscription",
+)
+def create_subscription() -> Response:
+    source, subscriptions = _subscriber()
+    body = _raw_body()
+    if len(body) > decoding.MAX_BODY_BYTES:
+        raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
+    created = subscriptions.create(source, body)
+    metrics.add_metric(name="Subscribed", unit=MetricUnit.Count, value=1)
+    return json_response(201, created, {"Location": f"/v1/subscriptions/{created['id']}"})
+
+
+@app.get(
+    "/v1/subscriptions",
+    summary="This source's subscriptions",
+    responses=schema.SUBSCRIPTIONS_RESPONSES,
+    operation_id="listSubscriptions",
+)
+def list_subscriptions() -> Response:
+    source, subscriptions = _subscriber()
+    return json_response(200, subscriptions.listing(source))
+
+
+@app.delete(
+    "/v1/subscriptions/<subscription_id>",
+    summary="Unsubscribe",
+    responses=schema.UNSUBSCRIBE_RESPONSES,
+    operation_id="deleteSubscription",
+)
+def delete_subscription(subscription_id: str) -> Response:
+    source, subscriptions = _subscriber()
+    subscriptions.delete(source, subscription_id)
+    metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, body="")
 
 
 @app.route("/v1/reschedules", method="OPTIONS", include_in_schema=False)

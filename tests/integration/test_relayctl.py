@@ -334,6 +334,43 @@ def test_callback_urls_to_internal_addresses_are_refused_at_registry_write(ops_s
     assert "loopback" in refused_sink.stderr
 
 
+def test_event_subscriptions_are_turned_on_and_off_per_api_key_source(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    api = ops_stack.api.url
+    added = relayctl(
+        ops_stack, "--json", "sources", "add", "ops-zap", "--kind", "api_key", "--allow", "novacal:default"
+    )
+    assert added.returncode == 0, added.stderr
+    key = json.loads(added.stdout)["api_key"]
+    headers = {"authorization": f"Bearer {key}"}
+    subscribe = {"url": "https://hooks.example.test/zap"}
+
+    def post() -> httpx.Response:
+        return httpx.post(f"{api}/v1/subscriptions", json=subscribe, headers=headers, timeout=30)
+
+    wait_for_cache()
+    assert post().status_code == 403
+    on = relayctl(ops_stack, "sources", "set", "ops-zap", "--subscriptions")
+    assert on.returncode == 0, on.stderr
+    assert registry_now(ops_stack)["sources"]["ops-zap"]["subscriptions"] is True
+    wait_for_cache()
+    created = post()
+    assert created.status_code == 201, created.text
+    off = relayctl(ops_stack, "sources", "set", "ops-zap", "--no-subscriptions")
+    assert off.returncode == 0, off.stderr
+    assert registry_now(ops_stack)["sources"]["ops-zap"]["subscriptions"] is False
+    wait_for_cache()
+    assert post().status_code == 403
+    # What it has stays its own to delete.
+    sub_id = created.json()["id"]
+    gone = httpx.delete(f"{api}/v1/subscriptions/{sub_id}", headers=headers, timeout=30)
+    assert gone.status_code == 204
+    # Only API-key sources subscribe.
+    refused = relayctl(ops_stack, "sources", "set", "signing-demo", "--subscriptions")
+    assert refused.returncode == 2
+    assert "api_key" in refused.stderr
+
+
 def _form_source_args(name: str, kind: str, source: DemoFormSource, api: str) -> list[str]:
     maps = [arg for field, expression in source.mapping.items() for arg in ("--map", f"{field}={expression}")]
     consts = [arg for field, value in source.constants.items() for arg in ("--const", f"{field}={value}")]

@@ -13,6 +13,7 @@ from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
 from relay.dal.records import RecordStore
 from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
+from relay.dal.subscriptions import SubscriptionStore
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
@@ -22,6 +23,7 @@ from relay.reschedule.delivery import Deliveries
 from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
 from relay.reschedule.step import AttemptStep
+from relay.reschedule.subscriptions import Subscriptions
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
 
@@ -46,6 +48,9 @@ class Relay:
     callbacks: Callbacks | None = None
     # The hosted page's "your booking is now on ..." (relay/reschedule/booking_times.py).
     booking_times: BookingTimes | None = None
+    # The sources' event subscriptions (REST hooks) and their attempts (recent outcomes).
+    subscriptions: Subscriptions | None = None
+    records: RecordStore | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -67,13 +72,18 @@ def build(
     sources = sources_reader(settings, secretsmanager, prefetched)
     records = RecordStore(dynamodb, settings.reschedules_table_name)
     adapters = build_adapters(settings)
+    subscriptions = build_subscriptions(settings, dynamodb=dynamodb, sources=sources)
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:
         queue = DeliveryQueue(sqs, settings.delivery_queue_url, settings.dead_letter_queue_url)
         # Without a callback queue of their own (a deployment from before it), events share this one.
         callbacks = build_callbacks(
-            settings, dynamodb=dynamodb, sources=sources, queue=callback_queue(settings, sqs) or queue
+            settings,
+            dynamodb=dynamodb,
+            sources=sources,
+            queue=callback_queue(settings, sqs) or queue,
+            subscriptions=subscriptions,
         )
     # The pacing buckets live in the idempotency table (no table or permission of their own).
     providers = ProviderClient(
@@ -103,7 +113,9 @@ def build(
     booking_times = BookingTimes(
         secrets_prefix=settings.secrets_prefix, secrets=secrets, providers=providers, adapters=adapters
     )
-    return Relay(settings, service, queries, sources, deliveries, callbacks, booking_times)
+    return Relay(
+        settings, service, queries, sources, deliveries, callbacks, booking_times, subscriptions, records
+    )
 
 
 def sources_reader(
@@ -125,8 +137,24 @@ def callback_queue(settings: Settings, sqs: Callable[[], Any]) -> DeliveryQueue 
     return DeliveryQueue(sqs, settings.callback_queue_url, settings.callback_dead_letter_queue_url)
 
 
+def build_subscriptions(
+    settings: Settings, *, dynamodb: DynamoDBClient, sources: SourcesReader
+) -> Subscriptions:
+    """The sources' event subscriptions; the registry says, at each use, who may have them."""
+    return Subscriptions(
+        SubscriptionStore(dynamodb, settings.idempotency_table_name),
+        settings,
+        enabled=lambda source: sources.current().subscribes(source),
+    )
+
+
 def build_callbacks(
-    settings: Settings, *, dynamodb: DynamoDBClient, sources: SourcesReader, queue: DeliveryQueue
+    settings: Settings,
+    *,
+    dynamodb: DynamoDBClient,
+    sources: SourcesReader,
+    queue: DeliveryQueue,
+    subscriptions: Subscriptions,
 ) -> Callbacks:
     return Callbacks(
         settings,
@@ -135,6 +163,7 @@ def build_callbacks(
         sender=WebhookSender(settings.callback_timeout_seconds),
         # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
         targets=lambda source: sources.current().callback_target(source),
+        subscriptions=subscriptions,
     )
 
 
@@ -150,4 +179,7 @@ def build_callback_worker(
     if queue is None:
         raise RuntimeError("the callback worker needs CALLBACK_QUEUE_URL")
     sources = sources_reader(settings, secretsmanager)
-    return build_callbacks(settings, dynamodb=dynamodb, sources=sources, queue=queue)
+    subscriptions = build_subscriptions(settings, dynamodb=dynamodb, sources=sources)
+    return build_callbacks(
+        settings, dynamodb=dynamodb, sources=sources, queue=queue, subscriptions=subscriptions
+    )

@@ -191,6 +191,9 @@ class _Source(BaseModel):
 class ApiKeySource(_Source):
     kind: Literal["api_key"]
     api_key_sha256: Annotated[list[Sha256Hex], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+    # May subscribe URLs to its outcome events (POST /v1/subscriptions, e.g. the Zapier app's triggers);
+    # each of its final outcomes then reads its subscriptions (one DynamoDB read), so it is opt-in.
+    subscriptions: bool = False
 
 
 class StandardWebhooksSource(_Source):
@@ -345,6 +348,11 @@ class Registry(BaseModel):
         source = self.sources.get(name)
         return source.callback.target() if source is not None and source.callback is not None else None
 
+    def subscribes(self, name: str) -> bool:
+        """Whether the source `name` may have event subscriptions (and its outcomes go to them)."""
+        source = self.sources.get(name)
+        return isinstance(source, ApiKeySource) and source.subscriptions
+
     def allowed_origin(self, origin: str | None) -> str | None:
         """The request's Origin when a form source allows it (CORS), else None."""
         return origin if origin and origin in self.browser_origins else None
@@ -372,7 +380,8 @@ class Caller(BaseModel):
     kind: str = "api_key"
     # The source's delivery mode from the registry, None for its kind's default.
     delivery: str | None = None
-    # True when the source has an outcome callback: its final outcomes are queued for it.
+    # True when the source is told its outcomes: it has a registry callback, or event subscriptions
+    # are on for it (relay.reschedule.subscriptions); the callbacks find its receivers.
     notify: bool = False
 
     @classmethod
@@ -382,7 +391,7 @@ class Caller(BaseModel):
             providers=source.providers,
             kind=source.kind,
             delivery=source.delivery,
-            notify=source.callback is not None,
+            notify=source.callback is not None or (isinstance(source, ApiKeySource) and source.subscriptions),
         )
 
     def authorise(self, provider: str, account: str) -> None:

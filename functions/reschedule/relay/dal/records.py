@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import PutTypeDef, QueryInputTypeDef
 
 HISTORY_INDEX = "ByBooking"
+# A source's attempts by time (GET /v1/reschedules: recent outcomes, e.g. a Zapier trigger's poll).
+SOURCE_INDEX = "BySource"
+# Reading a source's recent outcomes: at most this many queries (filtered by status) fill one page.
+MAX_RECENT_QUERIES_PER_PAGE = 5
 # A page is filtered by source after DynamoDB reads it: this many reads at most fill one page.
 MAX_HISTORY_QUERIES_PER_PAGE = 5
 _CURSOR_KEYS = frozenset({"reschedule_id", "booking_key", "attempted_at"})
@@ -201,6 +205,37 @@ class RecordStore:
             if start is None or len(items) >= limit:
                 break
         return HistoryPage(items, _encode_cursor(start) if start else None)
+
+    def recent(self, source: str, statuses: tuple[str, ...], *, limit: int) -> list[dict[str, Any]]:
+        """The source's newest attempts whose status is one of `statuses`, newest first."""
+        values: dict[str, Any] = {":s": {"S": source}}
+        values |= {f":st{i}": {"S": status} for i, status in enumerate(statuses)}
+        params: QueryInputTypeDef = {
+            "TableName": self._table,
+            "IndexName": SOURCE_INDEX,
+            "KeyConditionExpression": "#source = :s",
+            "FilterExpression": f"#status IN ({', '.join(f':st{i}' for i in range(len(statuses)))})",
+            "ExpressionAttributeNames": {"#source": "source", "#status": "status"},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        items: list[dict[str, Any]] = []
+        try:
+            for _ in range(MAX_RECENT_QUERIES_PER_PAGE):
+                params["Limit"] = limit - len(items)
+                answer = self._client.query(**params)
+                items.extend(self.plain(item) for item in answer.get("Items", []))
+                start = answer.get("LastEvaluatedKey")
+                if start is None or len(items) >= limit:
+                    break
+                params["ExclusiveStartKey"] = start
+        except (BotoCoreError, ClientError) as exc:
+            raise unavailable(
+                "The relay's storage is unavailable; try again shortly.",
+                "storage_unavailable",
+                READ_RETRY_AFTER_SECONDS,
+            ) from exc
+        return items[:limit]
 
     @staticmethod
     def plain(item: dict[str, Any]) -> dict[str, Any]:

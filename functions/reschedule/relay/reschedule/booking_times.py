@@ -1,8 +1,8 @@
 """A booking's current start, read from its provider, for the hosted reschedule page.
 
-Only providers whose adapter builds a read request (`read_booking`: Cal.com today; Acuity once its
-adapter has one) are read; for the others, and on any failure, the answer is None and the page
-simply leaves the line out. One quick attempt within READ_BUDGET_SECONDS: a person is waiting.
+Only providers whose adapter builds a read request (`read_request`: Cal.com and Acuity) are read;
+for the others, and on any failure, the answer is None and the page simply leaves the line out.
+One quick attempt within READ_BUDGET_SECONDS: a person is waiting.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class BookingTimes:
         self, provider: str, account: str, booking_id: str
     ) -> tuple[datetime, str | None] | None:
         adapter = self._adapters.get(provider)
-        request = adapter.read_booking(booking_id) if adapter is not None else None
+        request = adapter.read_request(booking_id) if adapter is not None else None
         if adapter is None or request is None:
             return None
         try:

@@ -1,4 +1,5 @@
-"""A booking's history for its source: `GET /v1/bookings/{provider}/{booking_id}/reschedules`.
+"""A booking's history for its source: `GET /v1/bookings/{provider}/{booking_id}/reschedules`;
+and the source's recent outcomes: `GET /v1/reschedules?status=&limit=`.
 
 Newest first, a page at a time (`limit`, and the opaque `cursor` of the previous page). Only the
 calling source's attempts are listed; replays are not attempts, so they are not in it.
@@ -18,6 +19,7 @@ from relay.providers.base import BookingIdProblem
 from relay.reschedule.attempts import RescheduleRecord, public_view
 
 if TYPE_CHECKING:
+    from relay.ports import RecentRecords
     from relay.ports import Records as RecordStore
 
 DEFAULT_HISTORY_LIMIT = 20
@@ -69,3 +71,25 @@ def booking_history(
             "cursor", "Use the next_cursor of this booking's previous page, as given."
         ) from None
     return {"reschedules": [public_view(item) for item in page.items], "next_cursor": page.cursor}
+
+
+# GET /v1/reschedules lists final outcomes only (a REST-hook trigger's samples and polling fallback).
+OUTCOME_STATUSES = ("succeeded", "failed")
+
+
+class RecentOutcomes(BaseModel):
+    """The source's newest final outcomes, newest first."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    reschedules: list[RescheduleRecord]
+
+
+def recent_outcomes(
+    records: RecentRecords, source: str, *, status: str | None, limit: str | None
+) -> dict[str, Any]:
+    if status is not None and status not in OUTCOME_STATUSES:
+        raise invalid_field("status", f"Use one of {', '.join(OUTCOME_STATUSES)}, or leave it out for both.")
+    statuses = (status,) if status else OUTCOME_STATUSES
+    items = records.recent(source, statuses, limit=_limit(limit))
+    return {"reschedules": [public_view(item) for item in items]}

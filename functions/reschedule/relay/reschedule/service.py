@@ -118,7 +118,12 @@ class RescheduleService:
             return self._replay(taken.answer, source, command, mode)
         reschedule_id, attempted_at = self._new_id(), utc_now()
         try:
-            moved = self._step.move(command, deadline, pace_wait=self._settings.pace_sync_wait_seconds)
+            moved = self._step.move(
+                command,
+                deadline,
+                pace_wait=self._settings.pace_sync_wait_seconds,
+                settle_first=taken.settle_first,
+            )
         except RelayError as error:
             if mode is Mode.AUTO and self._queue is not None and queueable(error):
                 try:
@@ -131,7 +136,7 @@ class RescheduleService:
             failed = self._record(
                 reschedule_id, source, Failed(error), command=command, attempted_at=attempted_at
             )
-            self._release(taken, failed)
+            self._release(taken, failed, unsettled=self._step.unsettled(command, error))
             self._notify(notify, source, failed)
             raise
         answer = moved.answer(reschedule_id, command)
@@ -209,10 +214,11 @@ class RescheduleService:
             return
         logger.info("reschedule attempt", extra=summary(record))
 
-    def _release(self, claim: Claim, record: AttemptRecord) -> None:
-        """A failure: the key is freed for the caller's retry, with the attempt's record, in one write."""
+    def _release(self, claim: Claim, record: AttemptRecord, *, unsettled: bool = False) -> None:
+        """A failure: the key is freed for the caller's retry, with the attempt's record, in one write
+        (`unsettled`: the outcome is unknown; the retry reads the booking first)."""
         try:
-            self._ledger.release(claim, record)
+            self._ledger.release(claim, record, unsettled=unsettled)
         except LedgerUnavailable as exc:
             # The key stays locked until this invocation's end; the record is written on its own.
             logger.warning("idempotency store unavailable", extra={"error": str(exc)})
@@ -326,6 +332,8 @@ class RescheduleService:
             next_attempt_at=next_attempt_at,
             last_error=last_error.code if last_error else None,
             last_error_detail=last_error.detail if last_error else None,
+            # Auto, after a lost answer no read settled: the worker reads the booking before sending.
+            unsettled=last_error is not None and self._step.unsettled(command, last_error),
         )
         record = attempt_record(
             reschedule_id=order.reschedule_id,

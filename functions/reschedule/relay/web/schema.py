@@ -14,8 +14,9 @@ from relay.fields import ALIASES
 from relay.providers import PROVIDERS
 from relay.reschedule.attempts import QueuedAnswer, RescheduleRecord, RescheduleResult
 from relay.reschedule.dry_run import DryRunResult
-from relay.reschedule.history import RescheduleHistory
+from relay.reschedule.history import RecentOutcomes, RescheduleHistory
 from relay.reschedule.request import RescheduleRequest
+from relay.reschedule.subscriptions import CreatedSubscription, SubscriptionList, SubscriptionRequest
 from relay.web.decoding import JSON, MULTIPART, URLENCODED
 
 
@@ -136,6 +137,91 @@ DELETE_RESPONSES: dict[int, Any] = {
     409: _problem("Not queued: being delivered now, or already done."),
     **_COMMON,
 }
+
+RECENT_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "This source's newest final outcomes (succeeded, failed), newest first.",
+        "content": {JSON: {"model": RecentOutcomes}},
+    },
+    422: _problem("A status or limit that is not valid."),
+    **_COMMON,
+}
+
+
+class ProviderAccess(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    provider: str
+    display_name: str
+    accounts: list[str]
+
+
+class SourceProfile(BaseModel):
+    """Who is calling: the source's name and kind, and what it may move. Never a secret."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: str
+    kind: str
+    providers: list[ProviderAccess]
+
+
+ME_RESPONSES: dict[int, Any] = {
+    200: {"description": "The calling source.", "content": {JSON: {"model": SourceProfile}}},
+    **_COMMON,
+}
+
+
+def source_profile(name: str, kind: str, providers: dict[str, list[str]]) -> dict[str, Any]:
+    """GET /v1/me's answer: each provider the source may use, with its display name and accounts."""
+    return {
+        "name": name,
+        "kind": kind,
+        "providers": [
+            {
+                "provider": provider,
+                "display_name": PROVIDERS[provider].display_name if provider in PROVIDERS else provider,
+                "accounts": sorted(accounts),
+            }
+            for provider, accounts in sorted(providers.items())
+        ],
+    }
+
+
+SUBSCRIBE_RESPONSES: dict[int, Any] = {
+    201: {
+        "description": "Subscribed; `secret` signs its events and is shown only here.",
+        "content": {JSON: {"model": CreatedSubscription}},
+    },
+    400: _problem("The body is not a JSON object."),
+    403: _problem("Event subscriptions are off for this source (the registry's `subscriptions`)."),
+    409: _problem("The source has as many subscriptions as it may have."),
+    413: _problem("The body is over 64 KiB."),
+    422: _problem("A url or events that is not valid, or an unknown field."),
+    **_COMMON,
+}
+
+SUBSCRIPTIONS_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "This source's subscriptions (never their secrets), oldest first.",
+        "content": {JSON: {"model": SubscriptionList}},
+    },
+    **_COMMON,
+}
+
+UNSUBSCRIBE_RESPONSES: dict[int, Any] = {
+    204: {"description": "Deleted: no more events go to its URL."},
+    404: _problem("No such subscription for this source."),
+    **_COMMON,
+}
+
+
+def subscription_request_body() -> dict[str, Any]:
+    """POST /v1/subscriptions's body (JSON only)."""
+    schema = SubscriptionRequest.model_json_schema()
+    schema["additionalProperties"] = False
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
 
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "provider": {"type": "string", "enum": sorted(PROVIDERS), "description": "Case-insensitive."},

@@ -92,6 +92,8 @@ class StackRunning(RuntimeError):
 
 # The environment variables that point boto3 (and so relayctl) at the local stack's resources.
 TOOL_ENV_NAMES = (
+    # relayctl refuses callback URLs on loopback unless the stack's own setting allows them.
+    "CALLBACK_ALLOW_HTTP_LOOPBACK",
     "AWS_DEFAULT_REGION",
     "AWS_REGION",
     "AWS_ACCESS_KEY_ID",

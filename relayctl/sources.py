@@ -29,7 +29,7 @@ from relay.dal.records import SOURCE_INDEX, RecordStore
 from relay.ports import LedgerUnavailable, LockNotHeld, Stopping
 from relay.reschedule.stops import SOURCE_REVOKED, ended_record, stop_outcome
 from relay.settings import Settings
-from relay.webhooks.sender import url_allowed
+from relay.webhooks.destinations import destination_refusal
 from relayctl import registry
 from relayctl.aws import Target, unavailable
 from relayctl.errors import ToolError
@@ -341,9 +341,11 @@ def _stop(ledger: Ledger, stored: dict[str, Any], retention_days: int) -> int:
 
 def set_source(target: Target, args: argparse.Namespace) -> int:
     callback_secret: list[str] = []
-    # The relay POSTs only to https (plain http to a loopback host is the local stack's sink).
-    if args.callback_url and not url_allowed(args.callback_url, allow_http_loopback=True):
-        raise ToolError(f"--callback-url {args.callback_url!r}: use an https URL", 2)
+    # The relay's own check, again before each POST; loopback only where the relay's setting allows it.
+    allow_loopback = os.environ.get("CALLBACK_ALLOW_HTTP_LOOPBACK", "").lower() in {"1", "true"}
+    refused = args.callback_url and destination_refusal(args.callback_url, allow_loopback=allow_loopback)
+    if refused:
+        raise ToolError(f"--callback-url refused: {refused}", 2)
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         source = _source(raw, args.name)

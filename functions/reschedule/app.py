@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -27,6 +27,7 @@ from relay.composition import Relay, build
 from relay.dal import clients
 from relay.deadline import Deadline
 from relay.errors import RelayError, internal_error, malformed, not_configured, route_not_found, too_large
+from relay.logs import door_logger
 from relay.reschedule import history, modes
 from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from relay.dal.secrets import Prefetch
     from relay.reschedule.subscriptions import Subscriptions
 
-logger = Logger()
+logger = door_logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
@@ -536,14 +537,17 @@ def _problem(error: RelayError) -> Response:
     page = _to_page(forms.error_location(form_source.error_url if form_source else None, error.code))
     if page is not None:
         return page
-    return _finish(problem_response(error, app.current.request_id))
+    return _finish(problem_response(error, app.current.request_id, settings.problem_docs_url))
 
 
 def handle_relay_error(error: RelayError) -> Response:
     attempt = app.state.attempt
     if attempt is not None and attempt.caller is not None:
         logger.append_keys(source=attempt.caller.name)
-    logger.info("request refused", extra={"status": error.status, "reason": error.code})
+    refused: dict[str, Any] = {"status": error.status, "reason": error.code}
+    if error.log_detail:  # the operator's part (e.g. which secret is missing), never the caller's
+        refused["cause"] = error.log_detail
+    logger.info("request refused", extra=refused)
     metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
     if error.code.startswith("provider_") and error.status >= 500:
         metrics.add_metric(name="ProviderFailures", unit=MetricUnit.Count, value=1)

@@ -211,9 +211,11 @@ def test_acuity_secret_missing_user_id_is_not_configured_naming_no_value(stack: 
             command, source="zapier-demo", idempotency_key=None, deadline=Deadline.within(10)
         )
     except RelayError as error:
-        problem = error.problem()
+        problem, cause = error.problem(), error.log_detail
     else:  # pragma: no cover
         raise AssertionError("a secret without user_id must not move the booking")
     assert (problem["status"], problem["code"]) == (503, "not_configured")
-    assert "user_id" in problem["detail"]
-    assert "sandbox-acuity-key" not in str(problem)
+    # The operator's log line says what to fix; the caller's answer names no secret path.
+    assert "user_id" in str(cause)
+    assert prefix not in str(problem)
+    assert "sandbox-acuity-key" not in str(problem) + str(cause)

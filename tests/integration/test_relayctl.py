@@ -207,7 +207,7 @@ def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack
     iclosed = ops_stack.sandboxes["iclosed"]
     httpx.delete(f"{iclosed.url}/_sandbox/calls").raise_for_status()
     started = time.monotonic()
-    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", ZAPIER.api_key)
+    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, stdin=ZAPIER.api_key + "\n")
     assert passed.returncode == 0, passed.stderr
     assert time.monotonic() - started < 10
     assert httpx.get(f"{iclosed.url}/_sandbox/calls").json() == []  # a dry run calls no provider
@@ -215,11 +215,11 @@ def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack
 
 def test_smoke_fails_with_one_line_when_the_stack_does_not_answer_as_it_should(ops_stack: Stack) -> None:
     assert ops_stack.api is not None
-    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", "sandbox-not-a-key")
+    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, stdin="sandbox-not-a-key\n")
     assert wrong_key.returncode == 1
     assert wrong_key.stderr.count("\n") == 1
     assert "dry_run reschedule: expected 200, got 401" in wrong_key.stderr
-    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", "--api-key", ZAPIER.api_key)
+    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", stdin=ZAPIER.api_key + "\n")
     assert nobody.returncode == 1
     assert "could not be reached" in nobody.stderr
 
@@ -281,6 +281,57 @@ def test_a_callback_set_by_the_tool_receives_the_sources_outcomes(ops_stack: Sta
         time.sleep(0.2)
     event = Webhook(secret).verify(received[0]["body"], received[0]["headers"])
     assert event["data"]["reschedule_id"] == answer.json()["reschedule_id"]
+
+
+def test_smoke_never_takes_the_key_from_argv_and_reads_it_from_the_environment(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    on_argv = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", ZAPIER.api_key)
+    assert on_argv.returncode == 2
+    assert "RELAY_API_KEY" in on_argv.stderr
+    assert ZAPIER.api_key not in on_argv.stderr + on_argv.stdout
+    env = os.environ | ops_stack.describe()["aws"]["env"] | {"RELAY_API_KEY": ZAPIER.api_key}
+    from_env = subprocess.run(  # noqa: S603 - our own tool, arguments from the test
+        [sys.executable, "-m", "relayctl", "smoke", "--api-url", ops_stack.api.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert from_env.returncode == 0, from_env.stderr
+
+
+def test_callback_urls_to_internal_addresses_are_refused_at_registry_write(ops_stack: Stack) -> None:
+    added = relayctl(
+        ops_stack, "sources", "add", "ops-internal", "--kind", "api_key", "--allow", "novacal:default"
+    )
+    assert added.returncode == 0, added.stderr
+    for url in (
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::ffff:192.168.1.1]/hooks",
+        "https://100.64.0.9/hooks",
+        "https://user:sandbox-password@hooks.example.test/x",
+    ):
+        refused = relayctl(ops_stack, "sources", "set", "ops-internal", "--callback-url", url)
+        assert refused.returncode == 2, url
+        assert "refused" in refused.stderr
+        assert "sandbox-password" not in refused.stderr
+    assert "callback" not in registry_now(ops_stack)["sources"]["ops-internal"]
+    # The stack's loopback sink is allowed only by its setting: off, it is refused too.
+    assert ops_stack.callback_sink is not None
+    hook = ops_stack.callback_sink.hook_url("ops-internal")
+    env = os.environ | ops_stack.describe()["aws"]["env"] | {"CALLBACK_ALLOW_HTTP_LOOPBACK": "false"}
+    refused_sink = subprocess.run(  # noqa: S603 - our own tool, arguments from the test
+        [sys.executable, "-m", "relayctl", "sources", "set", "ops-internal", "--callback-url", hook],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused_sink.returncode == 2
+    assert "loopback" in refused_sink.stderr
 
 
 def test_event_subscriptions_are_turned_on_and_off_per_api_key_source(ops_stack: Stack) -> None:

@@ -27,6 +27,9 @@ MAX_RECENT_QUERIES_PER_PAGE = 5
 # A page is filtered by source after DynamoDB reads it: this many reads at most fill one page.
 MAX_HISTORY_QUERIES_PER_PAGE = 5
 _CURSOR_KEYS = frozenset({"reschedule_id", "booking_key", "attempted_at"})
+# A key value this store writes is an id, a timestamp or provider#account#booking (each part <= 64).
+MAX_CURSOR_VALUE = 256
+MAX_CURSOR_CHARACTERS = 1024
 # Following a booking's recorded ids: at most this many hops, reading this many pages per id.
 MAX_CHAIN_HOPS = 20
 HISTORY_PAGE = 25
@@ -61,7 +64,20 @@ def _encode_cursor(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
 
 
+def _cursor_value(value: Any) -> bool:
+    """A key value as this store writes them: text, bounded, that encodes (no lone surrogates)."""
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_CURSOR_VALUE:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _decode_cursor(cursor: str, expected_booking_key: str) -> dict[str, Any]:
+    if len(cursor) > MAX_CURSOR_CHARACTERS:  # larger than any this store hands out
+        raise BadCursor
     try:
         plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError):
@@ -69,7 +85,7 @@ def _decode_cursor(cursor: str, expected_booking_key: str) -> dict[str, Any]:
     if (
         not isinstance(plain, dict)
         or set(plain) != _CURSOR_KEYS
-        or not all(isinstance(v, str) and v for v in plain.values())
+        or not all(_cursor_value(v) for v in plain.values())
         or plain["booking_key"] != expected_booking_key
     ):
         raise BadCursor

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from relay.providers.base import Provider
     from relay.providers.client import ProviderClient
 
-logger = Logger()
+logger = Logger(child=True)
 
 READ_BUDGET_SECONDS = 3.0
 

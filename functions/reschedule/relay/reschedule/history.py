@@ -7,11 +7,12 @@ calling source's attempts are listed; replays are not attempts, so they are not 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from relay.errors import invalid_field, not_found
+from relay.errors import echo, invalid_field, not_found
 from relay.ports import BadCursor
 from relay.providers import PROVIDERS
 from relay.providers.base import BookingIdProblem
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 DEFAULT_HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 100
 MAX_LIMIT_DIGITS = 3
+# ASCII digits only: str.isdigit() also takes superscripts, which int() then refuses (a 500 once).
+_LIMIT = re.compile(rf"^[0-9]{{1,{MAX_LIMIT_DIGITS}}}$")
 
 
 class RescheduleHistory(BaseModel):
@@ -38,7 +41,7 @@ class RescheduleHistory(BaseModel):
 def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_HISTORY_LIMIT
-    if not raw.isdigit() or len(raw) > MAX_LIMIT_DIGITS or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
+    if not _LIMIT.match(raw) or not 1 <= int(raw) <= MAX_HISTORY_LIMIT:
         raise invalid_field("limit", f"Use a whole number from 1 to {MAX_HISTORY_LIMIT}.")
     return int(raw)
 
@@ -55,7 +58,7 @@ def booking_history(
     adapter = PROVIDERS.get(provider.lower())
     if adapter is None:
         raise not_found(
-            f"No provider {provider[:32]!r}; use one of {', '.join(sorted(PROVIDERS))}.", "provider_not_found"
+            f"No provider {echo(provider)}; use one of {', '.join(sorted(PROVIDERS))}.", "provider_not_found"
         )
     try:
         canonical = adapter.normalise_booking_id(booking_id)

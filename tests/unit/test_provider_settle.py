@@ -295,6 +295,33 @@ def test_calcom_move_is_never_resent_after_an_unknown_outcome_but_a_target_state
     assert len(iclosed.requests) == 2
 
 
+@pytest.mark.parametrize(
+    ("read", "expected_methods"),
+    [
+        # The earlier attempt moved it: that read is this attempt's success, nothing is sent.
+        ({"id": 700001, "datetime": "2027-03-14T11:00:00-0400", "canceled": False}, ["GET"]),
+        # It did not: the move is sent, once.
+        ({"id": 700001, "datetime": "2027-03-10T11:00:00-0400", "canceled": False}, ["GET", "PUT"]),
+    ],
+)
+def test_after_an_earlier_unknown_outcome_acuity_is_read_before_anything_is_sent(
+    read: dict[str, Any], expected_methods: list[str]
+) -> None:
+    at_start = {"id": 700001, "datetime": "2027-03-14T11:00:00-0400", "canceled": False}
+    provider = Answers((200, read), (200, at_start))
+    reply = provider.client().move(ACUITY, command("acuity", "700001"), ACUITY_KEY, settle_first=True)
+    assert reply.body == at_start
+    assert [r.method for r in provider.requests] == expected_methods
+
+
+def test_after_an_earlier_unknown_outcome_an_unreadable_booking_sends_nothing() -> None:
+    provider = Answers((503, {"status_code": 503, "message": "down", "error": "x"}))
+    with pytest.raises(ProviderError) as caught:
+        provider.client().move(ACUITY, command("acuity", "700001"), ACUITY_KEY, settle_first=True)
+    assert caught.value.outcome_unknown
+    assert {r.method for r in provider.requests} == {"GET"}
+
+
 def test_acuity_lost_answer_is_settled_by_reading_the_appointment() -> None:
     at_start = {"id": 700001, "datetime": "2027-03-14T11:00:00-0400", "canceled": False}
     provider = Answers(httpx.RemoteProtocolError("closed", request=REQUEST), (200, at_start))

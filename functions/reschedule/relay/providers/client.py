@@ -266,7 +266,13 @@ class ProviderClient:
         reads = 0
         while True:
             reads += 1
-            settled = self.settle_by_reading(provider, command, credentials, deadline, pacing, policy=policy)
+            try:
+                settled = self.settle_by_reading(
+                    provider, command, credentials, deadline, pacing, policy=policy
+                )
+            except ProviderError as unread:
+                # The read failed too: the move's outcome is still unknown, whatever the read said.
+                raise replace(unread, outcome_unknown=True) from None
             outcome = settled.settlement.outcome
             if outcome is Settled.MOVED and settled.reply is not None:
                 return settled.reply
@@ -293,15 +299,7 @@ class ProviderClient:
     ) -> ProviderReply | None:
         """The read an earlier unknown outcome calls for: the move's success, None (not moved: send
         it), or raise when the read cannot tell (nothing is sent blind)."""
-        settled = self.settle_by_reading(provider, command, credentials, deadline, pacing, policy=policy)
-        outcome = settled.settlement.outcome
-        if outcome is Settled.MOVED and settled.reply is not None:
-            return settled.reply
-        if outcome is Settled.MOVED_ELSEWHERE and settled.settlement.booking_id:
-            raise booking_moved_elsewhere(provider.name, settled.settlement.booking_id)
-        if outcome is Settled.NOT_MOVED:
-            return None
-        raise ProviderError(
+        earlier = ProviderError(
             detail=f"{provider.name}'s booking could not be read to a clear state after an earlier "
             "attempt's answer was lost; nothing was sent.",
             status=503,
@@ -309,6 +307,9 @@ class ProviderClient:
             title="Provider unavailable",
             retry_after=DEFAULT_RETRY_AFTER_SECONDS,
             outcome_unknown=True,
+        )
+        return self._settle_or_raise(
+            provider, command, credentials, deadline, pacing, error=earlier, policy=policy
         )
 
     def _moved_already(

@@ -20,6 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from relay import snapstart
 from relay.callers.admission import Admission, Attempt, admit, identify
 from relay.callers.registry import Caller
+from relay.callers.signatures import request_target
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
@@ -215,8 +216,13 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
 
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
-    headers = app.current.headers
-    caller = relay_app.sources.admit(lambda registry: identify(registry, headers, now=time.time()))
+    request = app.current
+    headers = request.headers
+    # A signature must name this method, path and query (relay/callers/signatures.py).
+    target = request_target(request.method, request.path, str(request.event.get("rawQueryString") or ""))
+    caller = relay_app.sources.admit(
+        lambda registry: identify(registry, headers, now=time.time(), request_target=target)
+    )
     logger.append_keys(source=caller.name)
     return caller
 

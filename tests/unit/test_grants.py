@@ -68,7 +68,12 @@ _HTTP_AND_WORKER: dict[tuple[str, str], set[str]] = {
     ("queue.py", "send_message"): {"DeliveryQueue", "CallbackQueue"},
 }
 USES: dict[str, dict[tuple[str, str], set[str]]] = {
-    "RescheduleFunction": _HTTP_AND_WORKER,
+    "RescheduleFunction": _HTTP_AND_WORKER
+    | {
+        # History cursors (the HTTP door's history pages), items in the idempotency table.
+        ("cursors.py", "put_item"): {TABLE},
+        ("cursors.py", "get_item"): {TABLE},
+    },
     "WorkerFunction": _HTTP_AND_WORKER
     | {
         ("queue.py", "send_message"): {"DeliveryQueue", "DeliveryDeadLetterQueue", "CallbackQueue"},

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
 from relay.dal.callbacks import CallbackState
+from relay.dal.cursors import HistoryCursors
 from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
@@ -62,7 +63,12 @@ def build(
     `prefetched` is a secret already being read (the HTTP door's caller registry, relay/dal/secrets.py)."""
     secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
     sources = sources_reader(settings, secretsmanager, prefetched)
-    records = RecordStore(dynamodb, settings.reschedules_table_name)
+    # History cursors are items in the idempotency table (no table or permission of their own).
+    records = RecordStore(
+        dynamodb,
+        settings.reschedules_table_name,
+        cursors=HistoryCursors(dynamodb, settings.idempotency_table_name),
+    )
     adapters = build_adapters(settings)
     queue = None
     callbacks = None
@@ -76,7 +82,7 @@ def build(
     step = AttemptStep(
         settings,
         secrets=secrets,
-        records=records,
+        chain=ledger,
         # The pacing buckets live in the idempotency table (no table or permission of their own).
         providers=ProviderClient(
             settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)

@@ -128,6 +128,18 @@ class Ledger(Protocol):
     def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None: ...
 
 
+class BookingChain(Protocol):
+    """Where a booking's id led (Cal.com gives a booking a new id per move): the chain items the
+    ledger writes in each success's transaction (relay.dal.ledger.Ledger implements it)."""
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None: ...
+
+
+def chain_key(provider: str, booking_id: str) -> str:
+    """The chain item of one booking id: the id its last recorded move created."""
+    return f"chain#{provider}#{booking_id}"
+
+
 # -- attempt records (relay.dal.records) ------------------------------------------------------------
 
 
@@ -148,7 +160,6 @@ class HistoryPage:
 class Records(Protocol):
     def put(self, record: Mapping[str, Any]) -> None: ...
     def get(self, reschedule_id: str) -> dict[str, Any] | None: ...
-    def latest_booking_id(self, provider: str, booking_id: str) -> str | None: ...
     def history_page(
         self, source: str, provider: str, booking_id: str, *, limit: int, cursor: str | None
     ) -> HistoryPage: ...

@@ -11,8 +11,11 @@ One item per scoped key in the idempotency table. Its states, and who moves them
 
 Every completion or release writes the attempt record in the same transaction, so a key never ends
 without its record; a success also writes the booking's last move (which content-keyed repeats
-check: A -> B -> A moves the booking back). A queued request's worker holds a per-delivery lock on
-its attempt record (`delivery_lock`); a cancel refuses atomically while a delivery holds it.
+check: A -> B -> A moves the booking back) and, when the provider gave the booking a new id
+(Cal.com), the chain item `chain#<provider>#<booking id>` -> that new id, which the attempt step
+follows (`latest_booking_id`) instead of scanning the booking's shared history. A queued request's
+worker holds a per-delivery lock on its attempt record (`delivery_lock`); a cancel refuses
+atomically while a delivery holds it.
 
 The item keeps the attribute names and key hashing of the Powertools idempotency utility the relay
 used before, so items already in a deployed table stay readable (docs/deploying.md).
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from relay.dal.records import RecordStore
+from relay.errors import unavailable
 from relay.ports import (
     Answered,
     Claim,
@@ -36,6 +40,7 @@ from relay.ports import (
     LedgerKey,
     LedgerUnavailable,
     LockNotHeld,
+    chain_key,
 )
 
 if TYPE_CHECKING:
@@ -53,8 +58,13 @@ IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
 KEY_PREFIX = "reschedule"
 
+CHAIN_READ_RETRY_AFTER_SECONDS = 2
 # An async request that takes over a stale content-keyed answer holds it this long at most.
 TAKE_OVER_LOCK_SECONDS = 30
+
+# Following a booking's recorded ids: at most this many hops (one read each).
+MAX_CHAIN_HOPS = 20
+CHAIN_NEW_ID_ATTR = "new_booking_id"
 
 LAST_MOVE_PREFIX = "last-move"
 LAST_MOVE_KEY_ATTR = "move_key"
@@ -284,6 +294,7 @@ class Ledger:
             self._last_move_put(claim.key.last_move_id, claim.key.item_id, record, expires_at),
             self._answer_update(claim.key.item_id, answer, expires_at),
             {"Put": self._records.put_request(record)},
+            *self._chain_put(record),
         )
 
     def complete_queued(
@@ -352,6 +363,7 @@ class Ledger:
             self._last_move_put(last_move, item_id, record, expires_at),
             self._answer_update(item_id, answer, expires_at),
             {"Put": self._locked_put(record, token)},
+            *self._chain_put(record),
             conditional=LockNotHeld,
         )
 
@@ -368,6 +380,28 @@ class Ledger:
         put["ExpressionAttributeNames"] = {"#status": "status"}
         put["ExpressionAttributeValues"] = {":queued": {"S": "queued"}, ":now": {"N": str(now)}}
         self._transact(self._delete_key(item_id), {"Put": put}, conditional=LockNotHeld)
+
+    # -- the booking's id chain (Cal.com) -----------------------------------------------------------
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
+        """The id the last recorded move of this booking created, following the chain items (a
+        cycle or MAX_CHAIN_HOPS ends the walk); None when the booking never got a new id."""
+        latest, seen = booking_id, {booking_id}
+        for _ in range(MAX_CHAIN_HOPS):
+            try:
+                item = self._read(chain_key(provider, latest))
+            except LedgerUnavailable:
+                raise unavailable(
+                    "The relay's storage is unavailable; try again shortly.",
+                    "storage_unavailable",
+                    CHAIN_READ_RETRY_AFTER_SECONDS,
+                ) from None
+            newer = (item or {}).get(CHAIN_NEW_ID_ATTR, {}).get("S")
+            if not newer or newer in seen:
+                break
+            latest = newer
+            seen.add(newer)
+        return latest if latest != booking_id else None
 
     # -- the item shapes ----------------------------------------------------------------------------
 
@@ -412,6 +446,20 @@ class Ledger:
                 },
             }
         }
+
+    def _chain_put(self, record: Mapping[str, Any]) -> list[TransactWriteItemTypeDef]:
+        """A success that gave the booking a new id: where its old id now leads (as long as the record)."""
+        new_id, old_id = record.get("new_booking_id"), record.get("booking_id")
+        if not new_id or not old_id or new_id == old_id:
+            return []
+        item = {
+            KEY_ATTR: {"S": chain_key(str(record.get("provider")), str(old_id))},
+            CHAIN_NEW_ID_ATTR: {"S": str(new_id)},
+            "reschedule_id": {"S": str(record.get("reschedule_id", ""))},
+        }
+        if record.get("expires_at"):
+            item[EXPIRY_ATTR] = {"N": str(int(record["expires_at"]))}
+        return [{"Put": {"TableName": self._table, "Item": item}}]
 
     def _locked_put(self, record: Mapping[str, Any], token: str) -> Any:
         put = self._records.put_request(record)

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
+# Refusals of a booking the source may not touch: recorded without that booking.
+NOT_ALLOWED_CODES = frozenset({"provider_not_allowed", "account_not_allowed"})
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 STORAGE_RETRY_AFTER_SECONDS = 2
@@ -382,7 +384,11 @@ class RescheduleService:
 
         `booking`, when the command could not be built but its booking is known, puts the refusal
         in that booking's history. Returns the error, now carrying the record's id, to raise.
+        A source refused the provider or account is kept out of that booking's history: its record
+        names no booking (its refusals must not bury the owner's records, issue 23).
         """
+        if error.code in NOT_ALLOWED_CODES:
+            command, booking = None, None
         reschedule_id = self._new_id()
         error.extra["reschedule_id"] = reschedule_id
         self._save_record(

@@ -48,11 +48,14 @@ class _Callbacks:
     callback_secret: str | None = None
     # Set when the stack knows where its callback sink listens (`with_callback_sink`).
     callback_url: str | None = None
+    # The source's `quotas` in the registry; None: the relay's defaults (docs/callers.md "Quotas").
+    quotas: Mapping[str, int | None] | None = None
 
     def _callback_entry(self) -> dict[str, Any]:
+        quotas = {} if self.quotas is None else {"quotas": dict(self.quotas)}
         if self.callback_secret is None or self.callback_url is None:
-            return {}
-        return {"callback": {"url": self.callback_url, "secrets": [self.callback_secret]}}
+            return quotas
+        return quotas | {"callback": {"url": self.callback_url, "secrets": [self.callback_secret]}}
 
     def _callback_info(self) -> dict[str, Any]:
         if self.callback_secret is None or self.callback_url is None:
@@ -94,9 +97,12 @@ class DemoSigningSource:
     name: str
     secrets: tuple[str, ...]
     providers: dict[str, list[str]] = field(default_factory=dict)
+    # The source's `quotas` in the registry; None: the relay's defaults.
+    quotas: Mapping[str, int | None] | None = None
 
     def registry_entry(self) -> dict[str, Any]:
-        return {"kind": self.kind, "secrets": list(self.secrets), "providers": self.providers}
+        quotas = {} if self.quotas is None else {"quotas": dict(self.quotas)}
+        return {"kind": self.kind, "secrets": list(self.secrets), "providers": self.providers, **quotas}
 
     def caller_info(self) -> dict[str, Any]:
         return {"kind": self.kind, "secret": self.secrets[0], "providers": sorted(self.providers)}
@@ -172,13 +178,23 @@ def pace_sandboxes(sandboxes: Mapping[str, Any]) -> None:
 
 # ---- end pacing ----
 
+# The demo sources have no quotas: the tests, the demos and `make bench` move one booking many
+# times a minute. `quota-demo` shows them (docs/callers.md "Quotas").
+NO_QUOTAS: Mapping[str, int | None] = {
+    "requests_per_minute": None,
+    "queued_backlog": None,
+    "moves_per_booking_per_day": None,
+}
+
 # The Zapier demo may use every provider's default account (the stack's sandboxes all run), and
 # NovaCal's paced accounts.
 ALL_PROVIDERS = {name: ["default"] for name in PROVIDER_SECRETS} | {
     "novacal": ["default", *PACED_NOVACAL_ACCOUNTS]
 }
 # No callback: the load tests and `make bench` measure the relay's own path with it.
-ZAPIER_DEMO = DemoSource(name="zapier-demo", api_key="sandbox-key-zapier-demo-0001", providers=ALL_PROVIDERS)
+ZAPIER_DEMO = DemoSource(
+    name="zapier-demo", api_key="sandbox-key-zapier-demo-0001", providers=ALL_PROVIDERS, quotas=NO_QUOTAS
+)
 # A second API-key caller limited to one provider: shows the allow-list, keeps sources' records apart,
 # and has an outcome callback to the stack's sink (docs/callbacks.md).
 WEBSITE_DEMO = DemoSource(
@@ -186,20 +202,30 @@ WEBSITE_DEMO = DemoSource(
     api_key="sandbox-key-website-demo-0001",
     providers={"novacal": ["default"]},
     callback_secret=whsec(b"sandbox-callback-secret-website-demo-01"),
+    quotas=NO_QUOTAS,
 )
 # Two secrets at once, as during a rotation: the sender signs with the first, either verifies.
 SIGNING_DEMO = DemoSigningSource(
     "signing-demo",
     (whsec(b"sandbox-signing-secret-0001"), whsec(b"sandbox-signing-secret-0002")),
     BOTH_PROVIDERS,
+    quotas=NO_QUOTAS,
 )
 FORM_DEMO = DemoLinkSource(
     name="form-demo",
     link_secrets=("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
     providers=BOTH_PROVIDERS,
     callback_secret=whsec(b"sandbox-callback-secret-form-demo-0001"),
+    quotas=NO_QUOTAS,
 )
-DEMO_SOURCES: tuple[AnyDemoSource, ...] = (ZAPIER_DEMO, WEBSITE_DEMO, SIGNING_DEMO, FORM_DEMO)
+# An API-key source with the default quotas but a queued backlog of 2 (tests/integration/test_quotas.py).
+QUOTA_DEMO = DemoSource(
+    name="quota-demo",
+    api_key="sandbox-key-quota-demo-0001",
+    providers=BOTH_PROVIDERS,
+    quotas={"queued_backlog": 2},
+)
+DEMO_SOURCES: tuple[AnyDemoSource, ...] = (ZAPIER_DEMO, WEBSITE_DEMO, SIGNING_DEMO, FORM_DEMO, QUOTA_DEMO)
 
 
 def demo_sources(

@@ -30,7 +30,7 @@ from relay.reschedule import modes
 from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
 from relay.reschedule.queries import not_queued
-from relay.settings import get_settings
+from relay.settings import get_settings, link_max_lifetime_seconds
 from relay.tracing import door_tracer
 from relay.web import cors, decoding, forms, schema
 from relay.web.http import Response, Router
@@ -123,7 +123,14 @@ def _admit(body: bytes) -> Admission:
     try:
         # Against the cached registry, or one read again when it does not know the credential.
         admission = relay_app.sources.admit(
-            lambda registry: admit(registry, headers, body, now=time.time(), attempt=attempt)
+            lambda registry: admit(
+                registry,
+                headers,
+                body,
+                now=time.time(),
+                attempt=attempt,
+                max_link_lifetime_seconds=link_max_lifetime_seconds(settings),
+            )
         )
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
@@ -190,6 +197,7 @@ def create_reschedule() -> Response:
         deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
         mode=mode,
         notify=admission.caller.notify,
+        quotas=admission.caller.quotas,
     )
     replayed = bool(result.get("replayed"))
     if result.get("status") == QUEUED:

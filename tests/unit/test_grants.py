@@ -73,6 +73,9 @@ USES: dict[str, dict[tuple[str, str], set[str]]] = {
         # History cursors (the HTTP door's history pages), items in the idempotency table.
         ("cursors.py", "put_item"): {TABLE},
         ("cursors.py", "get_item"): {TABLE},
+        # Quota counters (the HTTP door counts; the worker's ledger writes give backlog places back).
+        ("quotas.py", "transact:Update"): {TABLE},
+        ("quotas.py", "update_item"): {TABLE},
     },
     "WorkerFunction": _HTTP_AND_WORKER
     | {

@@ -12,6 +12,7 @@ from relay.dal.cursors import HistoryCursors
 from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
+from relay.dal.quotas import QuotaCounters
 from relay.dal.records import RecordStore
 from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
 from relay.providers import PROVIDERS
@@ -97,6 +98,8 @@ def build(
         adapters=adapters,
         queue=queue,
         callbacks=callbacks,
+        # The quota counters live in the idempotency table too (relay/dal/quotas.py).
+        counters=QuotaCounters(dynamodb, settings.idempotency_table_name),
     )
     deliveries = None
     if queue is not None:

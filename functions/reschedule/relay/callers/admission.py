@@ -70,6 +70,7 @@ def admit(
     *,
     now: float,
     attempt: Attempt | None = None,
+    max_link_lifetime_seconds: int = links.DEFAULT_LINK_MAX_LIFETIME_SECONDS,
 ) -> Admission:
     attempt = attempt or Attempt()
     content_type = headers.get("content-type")
@@ -91,7 +92,7 @@ def admit(
         raise _missing()
     named = links.named_source(registry, fields)
     attempt.form_source = named[1] if named else None
-    link = links.verify(registry, fields, now=now)
+    link = links.verify(registry, fields, now=now, max_lifetime_seconds=max_link_lifetime_seconds)
     attempt.caller = link.caller
     origin = headers.get("origin")
     if origin is not None and origin not in link.source.origins:

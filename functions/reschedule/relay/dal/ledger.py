@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from relay.dal.quotas import BACKLOG_TTL_SECONDS
 from relay.dal.records import RecordStore
 from relay.errors import unavailable
 from relay.ports import (
@@ -40,7 +42,9 @@ from relay.ports import (
     LedgerKey,
     LedgerUnavailable,
     LockNotHeld,
+    backlog_key,
     chain_key,
+    quota_member,
 )
 
 if TYPE_CHECKING:
@@ -364,13 +368,17 @@ class Ledger:
             self._answer_update(item_id, answer, expires_at),
             {"Put": self._locked_put(record, token)},
             *self._chain_put(record),
+            self._backlog_leave(record, item_id),
             conditional=LockNotHeld,
         )
 
     def undelivered(self, record: Mapping[str, Any], token: str, *, item_id: str) -> None:
         """The worker's final failure: the key is released so the caller's retry runs again."""
         self._transact(
-            self._delete_key(item_id), {"Put": self._locked_put(record, token)}, conditional=LockNotHeld
+            self._delete_key(item_id),
+            {"Put": self._locked_put(record, token)},
+            self._backlog_leave(record, item_id),
+            conditional=LockNotHeld,
         )
 
     def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None:
@@ -379,7 +387,12 @@ class Ledger:
         put["ConditionExpression"] = f"#status = :queued AND {_LOCK_FREE}"
         put["ExpressionAttributeNames"] = {"#status": "status"}
         put["ExpressionAttributeValues"] = {":queued": {"S": "queued"}, ":now": {"N": str(now)}}
-        self._transact(self._delete_key(item_id), {"Put": put}, conditional=LockNotHeld)
+        self._transact(
+            self._delete_key(item_id),
+            {"Put": put},
+            self._backlog_leave(record, item_id),
+            conditional=LockNotHeld,
+        )
 
     # -- the booking's id chain (Cal.com) -----------------------------------------------------------
 
@@ -443,6 +456,21 @@ class Ledger:
                     LAST_MOVE_KEY_ATTR: {"S": item_id},
                     "reschedule_id": {"S": str(record.get("reschedule_id", ""))},
                     EXPIRY_ATTR: {"N": str(expires_at)},
+                },
+            }
+        }
+
+    def _backlog_leave(self, record: Mapping[str, Any], item_id: str) -> TransactWriteItemTypeDef:
+        """The queued request leaves its source's backlog (relay/dal/quotas.py) as its queued state ends."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {KEY_ATTR: {"S": backlog_key(str(record.get("source", "")))}},
+                "UpdateExpression": "DELETE #keys :members SET #expiry = :expiry",
+                "ExpressionAttributeNames": {"#keys": "keys", "#expiry": EXPIRY_ATTR},
+                "ExpressionAttributeValues": {
+                    ":members": {"SS": [quota_member(item_id)]},
+                    ":expiry": {"N": str(int(time.time()) + BACKLOG_TTL_SECONDS)},
                 },
             }
         }

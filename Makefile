@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help run reset test lint typecheck unit prereqs browser sign-link clean bench
+.PHONY: help run reset test lint typecheck unit prereqs browser sign-link clean bench zapier-deps
 
 # Every target is listed here (tests/local/test_makefile.py checks it).
 help:
@@ -34,6 +34,7 @@ help:
 	@echo "make unit      - the unit tests only"
 	@echo "make prereqs   - .venv, Java 17+ and DynamoDB Local (run and test do it themselves)"
 	@echo "make browser   - Chromium and chromedriver for the browser tests, installed when missing"
+	@echo "make zapier-deps - npm ci in integrations/zapier when its package-lock.json changed (make test does it)"
 	@echo "make clean     - delete .venv, build/ and the tool caches (not .local: see make reset)"
 	@echo "make help      - this list"
 
@@ -84,8 +85,19 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests/unit -q
 
-test: prereqs browser lint typecheck check-template
+test: prereqs browser zapier-deps lint typecheck check-template
 	$(PY) -m pytest -q
+
+# The Zapier app's own dependencies (integrations/zapier), installed exactly as locked; its tests run
+# from tests/integration/test_zapier_app.py against the test session's stack.
+ZAPIER_DIR := integrations/zapier
+ZAPIER_STAMP := $(ZAPIER_DIR)/node_modules/.installed
+$(ZAPIER_STAMP): $(ZAPIER_DIR)/package-lock.json $(ZAPIER_DIR)/package.json
+	@command -v npm >/dev/null 2>&1 || { echo "the Zapier app's tests need Node.js 20+ and npm: install them" >&2; exit 1; }
+	cd $(ZAPIER_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(ZAPIER_STAMP)
+
+zapier-deps: $(ZAPIER_STAMP)
 
 # Starts and stops its own stack; prints a table and writes .local/bench/results.json (exit 0 even over
 # budget). bench/results.json is the reference copy the docs' figures come from (docs/performance.md).

@@ -71,6 +71,8 @@ class DemoSource(_Callbacks):
     name: str
     api_key: str
     providers: dict[str, list[str]] = field(default_factory=dict)
+    # May subscribe URLs to its outcome events (POST /v1/subscriptions: the Zapier app's triggers).
+    subscriptions: bool = False
 
     def registry_entry(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,7 @@ class DemoSource(_Callbacks):
             "api_key_sha256": [hashlib.sha256(self.api_key.encode()).hexdigest()],
             "providers": self.providers,
             **self._callback_entry(),
+            **({"subscriptions": True} if self.subscriptions else {}),
         }
 
     def caller_info(self) -> dict[str, Any]:
@@ -86,6 +89,7 @@ class DemoSource(_Callbacks):
             "api_key": self.api_key,
             "providers": sorted(self.providers),
             **self._callback_info(),
+            **({"subscriptions": True} if self.subscriptions else {}),
         }
 
 
@@ -118,6 +122,9 @@ class DemoLinkSource(_Callbacks):
     providers: dict[str, list[str]] = field(default_factory=dict)
     origin: str = DEFAULT_FORM_ORIGIN
     honeypot: str = "website"
+    # What the relay's hosted page shows (GET /v1/pages/reschedule); None: the source's name.
+    display_name: str | None = None
+    brand_colour: str | None = None
 
     @property
     def pages(self) -> dict[str, str]:
@@ -138,6 +145,8 @@ class DemoLinkSource(_Callbacks):
             "origins": [self.origin],
             "honeypot": self.honeypot,
             **self.pages,
+            **({"display_name": self.display_name} if self.display_name else {}),
+            **({"brand_colour": self.brand_colour} if self.brand_colour else {}),
             **self._callback_entry(),
         }
 
@@ -153,7 +162,59 @@ class DemoLinkSource(_Callbacks):
         }
 
 
-AnyDemoSource = DemoSource | DemoSigningSource | DemoLinkSource
+@dataclass(frozen=True)
+class DemoFormSource:
+    """A form tool's own webhook (relay/callers/intake.py): signed with `secret` (Typeform, Tally,
+    Webflow) or, for tools that do not sign (Jotform, Fillout), proven by `secret` as the URL's token."""
+
+    kind: str
+    name: str
+    secret: str
+    mapping: dict[str, str]
+    constants: dict[str, str]
+    providers: dict[str, list[str]] = field(default_factory=dict)
+    # The form tools' demos have no quotas, like the other demo sources (NO_QUOTAS).
+    quotas: Mapping[str, int | None] | None = field(
+        default_factory=lambda: dict.fromkeys(
+            ("requests_per_minute", "queued_backlog", "moves_per_booking_per_day")
+        )
+    )
+
+    @property
+    def signed(self) -> bool:
+        return self.kind in ("typeform", "tally", "webflow")
+
+    @property
+    def intake_path(self) -> str:
+        return f"/v1/intake/{self.name}" if self.signed else f"/v1/intake/{self.name}/{self.secret}"
+
+    def registry_entry(self) -> dict[str, Any]:
+        proof = (
+            {"signing_secrets": [self.secret]}
+            if self.signed
+            else {"path_token_sha256": [hashlib.sha256(self.secret.encode()).hexdigest()]}
+        )
+        return {
+            "kind": self.kind,
+            **proof,
+            "providers": self.providers,
+            "mapping": self.mapping,
+            "constants": self.constants,
+            **({} if self.quotas is None else {"quotas": dict(self.quotas)}),
+        }
+
+    def caller_info(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "secret": self.secret,
+            "intake_path": self.intake_path,
+            "mapping": self.mapping,
+            "constants": self.constants,
+            "providers": sorted(self.providers),
+        }
+
+
+AnyDemoSource = DemoSource | DemoSigningSource | DemoLinkSource | DemoFormSource
 
 # ---- pacing ----
 # NovaCal accounts with their own keys and delivery rates (docs/delivery.md "Pacing"): `paced` at
@@ -204,6 +265,15 @@ WEBSITE_DEMO = DemoSource(
     callback_secret=whsec(b"sandbox-callback-secret-website-demo-01"),
     quotas=NO_QUOTAS,
 )
+# The Zapier app's demo connection (integrations/zapier, docs/zapier.md): event subscriptions on, so
+# its triggers can subscribe. Its own source, so zapier-demo's path (the benchmark's) reads nothing more.
+ZAPIER_APP_DEMO = DemoSource(
+    name="zapier-app-demo",
+    api_key="sandbox-key-zapier-app-demo-0001",
+    providers=BOTH_PROVIDERS,
+    subscriptions=True,
+    quotas=NO_QUOTAS,
+)
 # Two secrets at once, as during a rotation: the sender signs with the first, either verifies.
 SIGNING_DEMO = DemoSigningSource(
     "signing-demo",
@@ -214,10 +284,75 @@ SIGNING_DEMO = DemoSigningSource(
 FORM_DEMO = DemoLinkSource(
     name="form-demo",
     link_secrets=("sandbox-link-secret-form-demo-0001", "sandbox-link-secret-form-demo-0000"),
-    providers=BOTH_PROVIDERS,
+    # Cal.com too: its bookings can be read, so the hosted page shows their current time.
+    providers=BOTH_PROVIDERS | {"calcom": ["default"]},
     callback_secret=whsec(b"sandbox-callback-secret-form-demo-0001"),
     quotas=NO_QUOTAS,
+    display_name="Sandbox Demo Studio",
+    brand_colour="#0b6e4f",
 )
+# One per form tool; their mappings read the sample payloads in tests/fixtures/forms/ (docs/forms.md).
+NOVACAL_ONLY = {"novacal": ["default"]}
+TYPEFORM_DEMO = DemoFormSource(
+    kind="typeform",
+    name="typeform-demo",
+    secret="sandbox-typeform-secret-0001",
+    mapping={
+        "booking_id": "form_response.hidden.booking_id",
+        "date": "form_response.answers[?field.ref=='new_date'].date | [0]",
+        "time": "form_response.answers[?field.ref=='new_time'].choice.label | [0]",
+    },
+    constants={"provider": "novacal", "timezone": "Europe/Berlin"},
+    providers=NOVACAL_ONLY,
+)
+TALLY_DEMO = DemoFormSource(
+    kind="tally",
+    name="tally-demo",
+    secret="sandbox-tally-secret-0001",
+    mapping={
+        "booking_id": "data.fields[?label=='booking_id'].value | [0]",
+        "date": "data.fields[?key=='question_date'].value | [0]",
+        "time": "data.fields[?key=='question_time'].value | [0]",
+    },
+    constants={"provider": "novacal", "timezone": "America/New_York"},
+    providers=NOVACAL_ONLY,
+)
+WEBFLOW_DEMO = DemoFormSource(
+    kind="webflow",
+    name="webflow-demo",
+    secret="sandbox-webflow-secret-0001",
+    mapping={
+        "booking_id": 'payload.data."Booking ID"',
+        "date": 'payload.data."New date"',
+        "time": 'payload.data."New time"',
+    },
+    constants={"provider": "novacal", "timezone": "Europe/London"},
+    providers=NOVACAL_ONLY,
+)
+JOTFORM_DEMO = DemoFormSource(
+    kind="jotform",
+    name="jotform-demo",
+    secret="sandbox-jotform-path-token-0001",
+    mapping={
+        "booking_id": "q3_bookingId",
+        "date": "join('-', [q4_newDate.year, q4_newDate.month, q4_newDate.day])",
+        "time": "join(':', [q5_newTime.hourSelect, q5_newTime.minuteSelect])",
+    },
+    constants={"provider": "novacal", "timezone": "Australia/Sydney"},
+    providers=NOVACAL_ONLY,
+)
+FILLOUT_DEMO = DemoFormSource(
+    kind="fillout",
+    name="fillout-demo",
+    secret="sandbox-fillout-path-token-0001",
+    mapping={
+        "booking_id": "submission.urlParameters[?name=='booking_id'].value | [0]",
+        "start": "submission.questions[?name=='New time'].value | [0]",
+    },
+    constants={"provider": "novacal", "timezone": "UTC"},
+    providers=NOVACAL_ONLY,
+)
+FORM_TOOL_DEMOS = (TYPEFORM_DEMO, TALLY_DEMO, WEBFLOW_DEMO, JOTFORM_DEMO, FILLOUT_DEMO)
 # An API-key source with the default quotas but a queued backlog of 2 (tests/integration/test_quotas.py).
 QUOTA_DEMO = DemoSource(
     name="quota-demo",
@@ -225,7 +360,15 @@ QUOTA_DEMO = DemoSource(
     providers=BOTH_PROVIDERS,
     quotas={"queued_backlog": 2},
 )
-DEMO_SOURCES: tuple[AnyDemoSource, ...] = (ZAPIER_DEMO, WEBSITE_DEMO, SIGNING_DEMO, FORM_DEMO, QUOTA_DEMO)
+DEMO_SOURCES: tuple[AnyDemoSource, ...] = (
+    ZAPIER_DEMO,
+    WEBSITE_DEMO,
+    SIGNING_DEMO,
+    FORM_DEMO,
+    *FORM_TOOL_DEMOS,
+    ZAPIER_APP_DEMO,
+    QUOTA_DEMO,
+)
 
 
 def demo_sources(

@@ -4,8 +4,9 @@
 
 It reads the link secret the way the relay does: the sources registry from Secrets Manager (the
 running local stack's, whose endpoint `.local/stack.json` names), parsed and signed by the relay's
-own code. It prints one JSON object: every hidden field the form needs, and `url`, the source's form
-page with those fields as its query. A negative `--expires-in` mints a link that has already expired.
+own code. It prints one JSON object: every hidden field the form needs, `url` (the source's form
+page with those fields as its query) and `hosted_url` (the relay's own page for the link).
+A negative `--expires-in` mints a link that has already expired.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ def mint_link(
     expires_in: int,
     account: str = "default",
     now: float | None = None,
+    api_url: str | None = None,
 ) -> dict[str, str]:
-    """The hidden fields and `url` of a link for one booking: what `relayctl links mint` makes."""
+    """The hidden fields, `url` and (given the relay's `api_url`) `hosted_url` of a link for one
+    booking: what `relayctl links mint` makes."""
     relay_importable()
     from relayctl.errors import ToolError  # noqa: PLC0415 - importable only once the path is set
     from relayctl.links import mint_link as mint  # noqa: PLC0415
@@ -62,6 +65,7 @@ def mint_link(
             expires_in=expires_in,
             account=account,
             now=now,
+            api_url=api_url,
         )
     except ToolError as exc:
         raise SignLinkError(f"sign-link: {exc}") from None
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             booking_id=args.booking,
             expires_in=args.expires_in,
             account=args.account,
+            api_url=info.get("api_url"),
         )
     except SignLinkError as exc:
         print(exc, file=sys.stderr)

@@ -5,9 +5,10 @@ of the worker handler. Used by `make run` and by the tests.
     python -m local.stack            # foreground, Ctrl-C stops everything (PORT overrides 3000)
     python -m local.stack --reset    # `make reset`: delete the local state (DynamoDB data, stack.json)
 
-`make run` keeps the attempt history between runs but starts with no idempotency records: the
-sandbox providers reseed their bookings on every start, so a record from the previous run would
-replay an answer about a booking that is back where it started.
+`make run` keeps the attempt history and the sandboxes' bookings between runs (both under .local/),
+so the relay's history and the providers agree after a restart: a Cal.com uid the history follows is
+still known to its sandbox. It starts with no idempotency records: the delivery queue (moto) is not
+kept, so a record of a queued request from the previous run would wait for a message that is gone.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "sandbox",
 }
 # What `make reset` deletes under the state directory (downloads and tool installs stay).
-STATE_ENTRIES = ("dynamodb-data", "stack.json", "logs")
+STATE_ENTRIES = ("dynamodb-data", "sandboxes", "stack.json", "logs")
+# Under the state dir: one JSON file of bookings per sandbox provider (`make run` only).
+SANDBOX_STATE_DIR = "sandboxes"
 # How long `make reset` waits to see whether a stack described by stack.json still answers.
 RUNNING_PROBE_TIMEOUT_SECONDS = 1.0
 
@@ -89,6 +92,8 @@ class StackRunning(RuntimeError):
 
 # The environment variables that point boto3 (and so relayctl) at the local stack's resources.
 TOOL_ENV_NAMES = (
+    # relayctl refuses callback URLs on loopback unless the stack's own setting allows them.
+    "CALLBACK_ALLOW_HTTP_LOOPBACK",
     "AWS_DEFAULT_REGION",
     "AWS_REGION",
     "AWS_ACCESS_KEY_ID",
@@ -310,7 +315,8 @@ def start_stack(
 ) -> Stack:
     """Start every component; `api_port=None` starts no API emulator (in-process tests).
 
-    `persist` keeps DynamoDB's data under `state_dir` (default STATE_DIR); `forget_idempotency`
+    `persist` keeps DynamoDB's data and the sandboxes' bookings under `state_dir` (default
+    STATE_DIR), so a restart finds both as they were; `forget_idempotency`
     deletes the idempotency records found there before the API starts, keeping the attempts.
     The demo form page starts first: the form source's allowed origin is its address. The worker's
     event source starts when its handler exists (`worker_code_dir`, `worker_handler`: tests' own);
@@ -325,7 +331,8 @@ def start_stack(
         started.append(secrets)
         sandboxes = {}
         for name in PROVIDERS:
-            sandboxes[name] = start_sandbox(name, token=PROVIDER_TOKENS[name])
+            state_file = state_dir / SANDBOX_STATE_DIR / f"{name}.json" if persist else None
+            sandboxes[name] = start_sandbox(name, token=PROVIDER_TOKENS[name], state_file=state_file)
             started.append(sandboxes[name])
         pace_sandboxes(sandboxes)  # pacing: the paced accounts' keys, limited at their rates
         form_page = start_form_page(honeypot=FORM_DEMO.honeypot, port=form_port)
@@ -405,8 +412,21 @@ def curl_examples(info: dict[str, Any], registry: dict[str, Any]) -> str:
     sink = info["callback_sink"]
     exports = "\n".join(f"  export {name}={value}" for name, value in sorted(info["aws"]["env"].items()))
     day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
-    link = mint_link(registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400)
-    posted = " ".join(f"--data-urlencode {name}={value}" for name, value in link.items() if name != "url")
+    link = mint_link(
+        registry, source=form, provider="novacal", booking_id=novacal[1], expires_in=86400, api_url=api
+    )
+    posted = " ".join(
+        f"--data-urlencode {name}={value}"
+        for name, value in link.items()
+        if name not in ("url", "hosted_url")
+    )
+    tally_name, tally = _first(info, "tally")
+    tally_body = (
+        '{"eventId": "%s", "eventType": "FORM_RESPONSE", "data": {"fields": ['
+        f'{{"key": "question_hidden_1", "label": "booking_id", "value": "{novacal[4]}"}}, '
+        f'{{"key": "question_date", "label": "New date", "value": "{day}"}}, '
+        '{"key": "question_time", "label": "New time", "value": "17:00"}]}}'
+    )
     return f"""
 API key -- reschedule an iClosed booking (JSON, as Zapier sends it):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' \\
@@ -432,7 +452,16 @@ Signed link -- the invitee's link to the demo form page of source {form!r} (vali
 Or post the link's fields yourself, as the form does:
   curl -s -X POST {api}/v1/reschedules {posted} \\
     --data-urlencode date={day} --data-urlencode time=16:30 --data-urlencode timezone=Europe/Berlin
+Or open the relay's own hosted page for the same link (the browser's time zone preselected):
+  {link["hosted_url"]}
 Mint another: make sign-link SOURCE={form} PROVIDER=novacal BOOKING={novacal[2]} EXPIRES_IN=3600
+
+Form tool -- a Tally delivery to source {tally_name!r}, signed as Tally signs it (needs openssl; the
+demo sources typeform-demo, webflow-demo, jotform-demo and fillout-demo are in .local/stack.json):
+  body=$(printf '{tally_body}' "tally_demo_$RANDOM$RANDOM")
+  sig=$(printf '%s' "$body" | openssl dgst -sha256 -hmac '{tally["secret"]}' -binary | base64)
+  curl -s -X POST {api}{tally["intake_path"]} -H 'Content-Type: application/json' \\
+    -H "Tally-Signature: $sig" -d "$body"
 
 API key -- reschedule a Cal.com booking (it gets a new uid: the answer's new_booking_id):
   curl -s -X POST {api}/v1/reschedules -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
@@ -530,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     if stack.forgotten_idempotency_records:
         print(
             f"cleared {stack.forgotten_idempotency_records} idempotency record(s) of the previous run "
-            f"(the sandboxes reseeded; attempt history in {TABLE_NAMES['ReschedulesTable']} is kept)",
+            f"(the queue is not kept; attempt history in {TABLE_NAMES['ReschedulesTable']} and the "
+            "sandboxes' bookings are)",
             flush=True,
         )
     stop = threading.Event()

@@ -28,6 +28,7 @@ _OUTPUTS = {
     "SourcesSecretName": "sources_secret",
     "DeliveryQueueUrl": "queue_url",
     "DeadLetterQueueUrl": "dlq_url",
+    "ApiUrl": "api_url",
 }
 
 
@@ -42,6 +43,8 @@ class Target:
     idempotency_table: str | None = None
     queue_url: str | None = None
     dlq_url: str | None = None
+    # The relay's base URL (intake URLs, hosted page links): --api-url, $RELAY_API_URL or the stack's.
+    api_url: str | None = None
 
     @classmethod
     def from_args(cls, args: Any) -> Target:
@@ -53,6 +56,7 @@ class Target:
             idempotency_table=os.environ.get("IDEMPOTENCY_TABLE_NAME"),
             queue_url=args.queue_url or os.environ.get("DELIVERY_QUEUE_URL"),
             dlq_url=args.dlq_url or os.environ.get("DEAD_LETTER_QUEUE_URL"),
+            api_url=getattr(args, "api_url", None) or os.environ.get("RELAY_API_URL"),
         )
         if args.stack:
             target.read_stack(args.stack)

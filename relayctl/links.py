@@ -6,6 +6,7 @@ import argparse
 import os
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from relay.callers.links import LinkLifetimeTooLong, mint
 from relay.callers.registry import SignedLinkSource
@@ -18,6 +19,7 @@ from relayctl.errors import ToolError
 from relayctl.output import emit_json, say
 
 DEFAULT_EXPIRES_IN_SECONDS = 7 * 24 * 3600
+HOSTED_PAGE_PATH = "/v1/pages/reschedule"
 
 
 def mint_link(
@@ -29,9 +31,11 @@ def mint_link(
     expires_in: int,
     account: str = "default",
     now: float | None = None,
+    api_url: str | None = None,
     max_lifetime_days: int = DEFAULT_LINK_MAX_LIFETIME_DAYS,
 ) -> dict[str, str]:
-    """The hidden fields and `url` of a link for one booking, from the registry's raw JSON."""
+    """The hidden fields and `url` of a link for one booking, from the registry's raw JSON; with the
+    relay's `api_url`, also `hosted_url`: the relay's own reschedule page for this link."""
     parsed = registry.check(raw_registry)
     found = parsed.sources.get(source)
     if not isinstance(found, SignedLinkSource):
@@ -45,7 +49,7 @@ def mint_link(
         raise ToolError(f"booking {booking_id!r}: {exc}") from None
     moment = time.time() if now is None else now
     try:
-        return mint(
+        link = mint(
             source,
             found,
             provider=provider,
@@ -57,6 +61,10 @@ def mint_link(
         )
     except LinkLifetimeTooLong as exc:
         raise ToolError(f"--expires-in {expires_in}: {exc}") from None
+    if api_url:
+        fields = {k: v for k, v in link.items() if k != "url"}
+        link["hosted_url"] = f"{api_url.rstrip('/')}{HOSTED_PAGE_PATH}?{urlencode(fields)}"
+    return link
 
 
 def mint_command(target: Target, args: argparse.Namespace) -> int:
@@ -68,6 +76,7 @@ def mint_command(target: Target, args: argparse.Namespace) -> int:
         booking_id=args.booking_id,
         expires_in=args.expires_in,
         account=args.account,
+        api_url=target.api_url,
         max_lifetime_days=args.max_lifetime_days,
     )
     if args.json:
@@ -87,6 +96,7 @@ def register(commands: Any) -> None:
     minting.add_argument("booking_id")
     minting.add_argument("--account", default="default")
     minting.add_argument("--expires-in", type=int, default=DEFAULT_EXPIRES_IN_SECONDS, help="seconds")
+    minting.add_argument("--api-url", help="the relay's ApiUrl: also print hosted_url (or $RELAY_API_URL)")
     minting.add_argument(
         "--max-lifetime-days",
         type=int,

@@ -7,6 +7,9 @@ that does not exist (a 404 problem), and an unauthenticated call (a 401 problem)
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,6 +23,23 @@ from relayctl.output import emit_json, say
 # The whole smoke test must finish well inside 10 s.
 TIMEOUT_SECONDS = 3.0
 PROBLEM_JSON = "application/problem+json"
+# The key never comes from argv: the process list and the shell's history would show it.
+API_KEY_VARIABLE = "RELAY_API_KEY"
+
+
+def _api_key(args: argparse.Namespace) -> str:
+    if args.api_key is not None:
+        raise ToolError(
+            f"smoke: --api-key is not taken (argv shows in ps and shell history); "
+            f"set {API_KEY_VARIABLE} or pipe the key on stdin",
+            2,
+        )
+    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+    if not key:
+        key = getpass.getpass("API key: ") if sys.stdin.isatty() else sys.stdin.readline().strip()
+    if not key:
+        raise ToolError(f"smoke: no API key: set {API_KEY_VARIABLE} or pipe the key on stdin", 2)
+    return key
 
 
 def _check(name: str, response: httpx.Response, status: int, problem: bool) -> str | None:
@@ -32,7 +52,7 @@ def _check(name: str, response: httpx.Response, status: int, problem: bool) -> s
 
 def smoke_command(_target: Any, args: argparse.Namespace) -> int:
     base = args.api_url.rstrip("/")
-    auth = {"authorization": f"Bearer {args.api_key}"}
+    auth = {"authorization": f"Bearer {_api_key(args)}"}
     start = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     body = {"provider": args.provider, "booking_id": args.booking_id, "start": start, "dry_run": True}
     started = time.monotonic()
@@ -77,9 +97,13 @@ def smoke_command(_target: Any, args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    smoke = commands.add_parser("smoke", help="check a deployed API answers as it should (moves nothing)")
+    smoke = commands.add_parser(
+        "smoke",
+        help=f"check a deployed API answers as it should (moves nothing); key: {API_KEY_VARIABLE} or stdin",
+    )
     smoke.add_argument("--api-url", required=True, help="the stack's ApiUrl output")
-    smoke.add_argument("--api-key", required=True, help="an API key of a source (use a test source)")
+    # Refused with a pointer to the right way: the key comes from RELAY_API_KEY or stdin.
+    smoke.add_argument("--api-key", default=None, help=argparse.SUPPRESS)
     smoke.add_argument("--provider", default="iclosed", help="a provider that key may use (default iclosed)")
     smoke.add_argument("--booking-id", default="1001", help="any well-formed booking id (it is not moved)")
     smoke.set_defaults(run=smoke_command, needs_aws=False)

@@ -4,24 +4,41 @@ from __future__ import annotations
 
 import argparse
 import base64
+import getpass
 import hashlib
+import os
 import re
 import secrets
+import sys
 from typing import Any
 
-from relay.callers.registry import MAX_SECRETS_PER_SOURCE, SOURCE_NAME_PATTERN, WEBHOOK_SECRET_PREFIX
-from relay.webhooks.sender import url_allowed
+from relay.callers.registry import (
+    MAX_SECRETS_PER_SOURCE,
+    MIN_FORM_SECRET_LENGTH,
+    SIGNED_FORM_KINDS,
+    SOURCE_NAME_PATTERN,
+    TOKEN_FORM_KINDS,
+    WEBHOOK_SECRET_PREFIX,
+)
+from relay.webhooks.destinations import destination_refusal
 from relayctl import registry
 from relayctl.aws import Target
 from relayctl.errors import ToolError
 from relayctl.output import emit_json, say, table
 
-KINDS = ("api_key", "standard_webhooks", "signed_link")
+FORM_KINDS = (*SIGNED_FORM_KINDS, *TOKEN_FORM_KINDS)
+KINDS = ("api_key", "standard_webhooks", "signed_link", *FORM_KINDS)
 DELIVERY_MODES = ("sync", "async", "auto")
 API_KEY_PREFIX = "rr_live_"
 # 32 random bytes for every generated secret: API keys, signing secrets, link secrets.
 SECRET_BYTES = 32
-_SECRET_FIELD = {"api_key": "api_key_sha256", "standard_webhooks": "secrets", "signed_link": "link_secrets"}
+_SECRET_FIELD = {
+    "api_key": "api_key_sha256",
+    "standard_webhooks": "secrets",
+    "signed_link": "link_secrets",
+    **dict.fromkeys(SIGNED_FORM_KINDS, "signing_secrets"),
+    **dict.fromkeys(TOKEN_FORM_KINDS, "path_token_sha256"),
+}
 
 
 def _new_secret(kind: str) -> tuple[str, str]:
@@ -32,6 +49,11 @@ def _new_secret(kind: str) -> tuple[str, str]:
     if kind == "standard_webhooks":
         value = WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
         return value, value
+    if kind in TOKEN_FORM_KINDS:  # the intake URL's token: shown once, stored as its hash
+        token = secrets.token_urlsafe(SECRET_BYTES)
+        return token, hashlib.sha256(token.encode()).hexdigest()
+    if kind in SIGNED_FORM_KINDS:
+        raise ToolError(f"a {kind} source's secret is the form tool's own: read it with _tool_secret", 2)
     value = secrets.token_urlsafe(SECRET_BYTES)
     return value, value
 
@@ -46,6 +68,58 @@ def _allowed(pairs: list[str]) -> dict[str, list[str]]:
         if account not in providers[provider.lower()]:
             providers[provider.lower()].append(account)
     return providers
+
+
+def _pairs(option: str, pairs: list[str]) -> dict[str, str]:
+    """`--map booking_id=form_response.hidden.booking_id` (repeatable) -> {field: value}; once each."""
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not name or not equals or not value:
+            raise ToolError(f"{option} {pair!r}: use FIELD=VALUE, e.g. booking_id=form_response.hidden.id", 2)
+        if name in found:
+            raise ToolError(f"{option}: {name!r} is given twice", 2)
+        found[name] = value
+    return found
+
+
+def _tool_secret(kind: str) -> str:
+    """The form tool's signing secret, from stdin or a prompt: never argv (shell history, ps)."""
+    if sys.stdin.isatty():
+        value = getpass.getpass(f"{kind} signing secret (as set in {kind}'s webhook settings): ")
+    else:
+        value = sys.stdin.readline()
+    value = value.strip()
+    if len(value) < MIN_FORM_SECRET_LENGTH:
+        raise ToolError(
+            f"give the {kind} webhook's signing secret on stdin or at the prompt "
+            f"(at least {MIN_FORM_SECRET_LENGTH} characters)",
+            2,
+        )
+    return value
+
+
+def _form_entry(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.map:
+        raise ToolError("a form source needs --map FIELD=JMESPATH (repeatable), at least booking_id", 2)
+    return {"mapping": _pairs("--map", args.map), "constants": _pairs("--const", args.const)}
+
+
+def _link_entry(args: argparse.Namespace) -> dict[str, Any]:
+    if not args.origin or not args.form_url:
+        raise ToolError("a signed_link source needs --origin (repeatable) and --form-url", 2)
+    entry: dict[str, Any] = {"origins": args.origin, "form_url": args.form_url}
+    for option in ("success_url", "error_url", "honeypot"):
+        if getattr(args, option):
+            entry[option] = getattr(args, option)
+    return entry
+
+
+def intake_url(api_url: str | None, name: str, token: str | None) -> str | None:
+    if not api_url:
+        return None
+    path = f"/v1/intake/{name}" + (f"/{token}" if token else "")
+    return api_url.rstrip("/") + path
 
 
 def _source(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -81,22 +155,27 @@ def add_source(target: Target, args: argparse.Namespace) -> int:
         raise ToolError(f"{args.name!r} is not a source name: lower case letters, digits, '-' and '_'", 2)
     if not args.allow:
         raise ToolError("say what it may move: --allow PROVIDER:ACCOUNT (repeatable)", 2)
-    shown, stored = _new_secret(args.kind)
+    if args.kind in FORM_KINDS:
+        form = _form_entry(args)  # before reading a secret: a usage error asks for nothing
+    if args.kind in SIGNED_FORM_KINDS:
+        shown = stored = _tool_secret(args.kind)
+    else:
+        shown, stored = _new_secret(args.kind)
     entry: dict[str, Any] = {
         "kind": args.kind,
         _SECRET_FIELD[args.kind]: [stored],
         "providers": _allowed(args.allow),
     }
+    if args.kind in FORM_KINDS:
+        entry |= form
     if args.kind == "signed_link":
-        if not args.origin or not args.form_url:
-            raise ToolError("a signed_link source needs --origin (repeatable) and --form-url", 2)
-        entry["origins"] = args.origin
-        entry["form_url"] = args.form_url
-        for option in ("success_url", "error_url", "honeypot"):
-            if getattr(args, option):
-                entry[option] = getattr(args, option)
+        entry |= _link_entry(args)
     if args.delivery:
         entry["delivery"] = args.delivery
+    if args.subscriptions:
+        if args.kind != "api_key":
+            raise ToolError("--subscriptions is for api_key sources (they subscribe with their key)", 2)
+        entry["subscriptions"] = True
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         sources = raw.setdefault("sources", {})
@@ -108,13 +187,22 @@ def add_source(target: Target, args: argparse.Namespace) -> int:
         return raw
 
     registry.update(target.secretsmanager, target.sources_secret, change)
-    _show_secret(args, args.name, args.kind, shown, "added")
+    if args.kind in FORM_KINDS:
+        _show_intake(args, target.api_url, args.kind, shown if args.kind in TOKEN_FORM_KINDS else None)
+    else:
+        _show_secret(args, args.name, args.kind, shown, "added")
     return 0
 
 
 def rotate_source(target: Target, args: argparse.Namespace) -> int:
-    """Add the next secret in front (new links are signed with it); the old ones keep working."""
+    """Add the next secret in front (new links are signed with it); the old ones keep working.
+
+    A Typeform, Tally or Webflow source's next secret is the tool's own: read once, from stdin or a prompt.
+    """
     kind: dict[str, str] = {}
+    current, _ = registry.read(target.secretsmanager, target.sources_secret)
+    tool_kind = _source(current, args.name).get("kind")
+    tool_secret = _tool_secret(tool_kind) if tool_kind in SIGNED_FORM_KINDS else None
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         source = _source(raw, args.name)
@@ -124,11 +212,22 @@ def rotate_source(target: Target, args: argparse.Namespace) -> int:
             raise ToolError(
                 f"{args.name} has {MAX_SECRETS_PER_SOURCE} secrets already; retire the old ones first"
             )
-        kind["shown"], stored = _new_secret(source["kind"])
+        if source["kind"] in SIGNED_FORM_KINDS:
+            if tool_secret is None:  # its kind changed between the reads
+                raise ToolError(f"{args.name} changed while rotating; try again")
+            kind["shown"] = stored = tool_secret
+        else:
+            kind["shown"], stored = _new_secret(source["kind"])
         source[field] = [stored, *source.get(field, [])]
         return raw
 
     registry.update(target.secretsmanager, target.sources_secret, change)
+    if kind["kind"] in SIGNED_FORM_KINDS:  # the tool's own secret: not echoed back
+        if args.json:
+            emit_json({"name": args.name, "kind": kind["kind"], "rotated": True})
+        else:
+            say(f"{args.name}: rotated; the new and the old secret both verify until 'retire'")
+        return 0
     _show_secret(args, args.name, kind["kind"], kind["shown"], "rotated")
     return 0
 
@@ -168,9 +267,11 @@ def revoke_source(target: Target, args: argparse.Namespace) -> int:
 
 def set_source(target: Target, args: argparse.Namespace) -> int:
     callback_secret: list[str] = []
-    # The relay POSTs only to https (plain http to a loopback host is the local stack's sink).
-    if args.callback_url and not url_allowed(args.callback_url, allow_http_loopback=True):
-        raise ToolError(f"--callback-url {args.callback_url!r}: use an https URL", 2)
+    # The relay's own check, again before each POST; loopback only where the relay's setting allows it.
+    allow_loopback = os.environ.get("CALLBACK_ALLOW_HTTP_LOOPBACK", "").lower() in {"1", "true"}
+    refused = args.callback_url and destination_refusal(args.callback_url, allow_loopback=allow_loopback)
+    if refused:
+        raise ToolError(f"--callback-url refused: {refused}", 2)
 
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         source = _source(raw, args.name)
@@ -178,6 +279,10 @@ def set_source(target: Target, args: argparse.Namespace) -> int:
             source["providers"] = _allowed(args.allow)
         if args.delivery:
             source["delivery"] = args.delivery
+        if args.subscriptions is not None:
+            if source["kind"] != "api_key":
+                raise ToolError("--subscriptions is for api_key sources (they subscribe with their key)", 2)
+            source["subscriptions"] = args.subscriptions
         if args.no_callback:
             source.pop("callback", None)
         elif args.callback_url:
@@ -201,8 +306,23 @@ def set_source(target: Target, args: argparse.Namespace) -> int:
     return 0
 
 
+def _show_intake(args: argparse.Namespace, api_url: str | None, kind: str, token: str | None) -> None:
+    """The URL to paste into the form tool; for unsigned kinds it holds the token: shown once."""
+    url = intake_url(api_url, args.name, token)
+    if args.json:
+        emit_json({"name": args.name, "kind": kind, "intake_url": url, "intake_token": token})
+        return
+    say(f"{args.name}: added ({kind})")
+    if url is None:
+        say("intake URL: <your ApiUrl>" + (f"/v1/intake/{args.name}" + (f"/{token}" if token else "")))
+        say("(pass --api-url or --stack to print the full URL)")
+    else:
+        say(f"intake URL{' (shown once: its token is the secret)' if token else ''}: {url}")
+
+
 def _show_secret(args: argparse.Namespace, name: str, kind: str, shown: str, what: str) -> None:
-    label = {"api_key": "api_key", "standard_webhooks": "signing_secret", "signed_link": "link_secret"}[kind]
+    labels = {"api_key": "api_key", "standard_webhooks": "signing_secret", "signed_link": "link_secret"}
+    label = labels.get(kind, "signing_secret" if kind in SIGNED_FORM_KINDS else "intake_token")
     if args.json:
         emit_json({"name": name, "kind": kind, label: shown})
         return
@@ -229,6 +349,20 @@ def register(commands: Any) -> None:
     add.add_argument("--success-url")
     add.add_argument("--error-url")
     add.add_argument("--honeypot", help="signed_link: a hidden field humans leave empty")
+    add.add_argument(
+        "--subscriptions", action="store_true", help="api_key: may subscribe URLs to its outcome events"
+    )
+    add.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="FIELD=JMESPATH",
+        help="form kinds: a canonical field from the tool's payload (repeatable)",
+    )
+    add.add_argument(
+        "--const", action="append", default=[], metavar="FIELD=VALUE", help="form kinds: a fixed field value"
+    )
+    add.add_argument("--api-url", help="the relay's ApiUrl, for the printed intake URL (or $RELAY_API_URL)")
     add.set_defaults(run=add_source)
 
     rotate = sources.add_parser("rotate", help="add the next secret; the old ones work until 'retire'")
@@ -251,4 +385,10 @@ def register(commands: Any) -> None:
         "--callback-url", help="https URL for outcome callbacks (a signing secret is made once)"
     )
     change.add_argument("--no-callback", action="store_true")
+    change.add_argument(
+        "--subscriptions",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="api_key: may (or may no longer) subscribe URLs to its outcome events",
+    )
     change.set_defaults(run=set_source)

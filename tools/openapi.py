@@ -52,13 +52,14 @@ def document() -> dict[str, Any]:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response  # noqa: PLC0415
 
     import app  # noqa: PLC0415 - after the environment is set
-    from relay.web.schema import request_body  # noqa: PLC0415
+    from relay.web.schema import request_body, subscription_request_body  # noqa: PLC0415
 
     resolver = APIGatewayHttpResolver(enable_validation=False)
     for route in app.app.routes:
         resolver.route(route.rule, route.method, **route.openapi)(_documented(route.handler, Response[str]))
     doc: dict[str, Any] = json.loads(resolver.get_openapi_json_schema(title=TITLE, version=VERSION))
     doc["paths"]["/v1/reschedules"]["post"]["requestBody"] = request_body()
+    doc["paths"]["/v1/subscriptions"]["post"]["requestBody"] = subscription_request_body()
     doc["components"]["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer"},
         "apiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},

@@ -11,37 +11,42 @@ import base64
 import binascii
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from relay import snapstart
+from relay.callers import intake, links
 from relay.callers.admission import Admission, Attempt, admit, identify
-from relay.callers.registry import Caller
+from relay.callers.registry import Caller, SignedLinkSource, authenticate
 from relay.callers.signatures import request_target
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
 from relay.deadline import Deadline
-from relay.errors import RelayError, internal_error, malformed, route_not_found, too_large
-from relay.reschedule import modes
+from relay.errors import RelayError, internal_error, malformed, not_configured, route_not_found, too_large
+from relay.logs import door_logger
+from relay.reschedule import history, modes
 from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
 from relay.reschedule.queries import not_queued
 from relay.settings import get_settings, link_max_lifetime_seconds
 from relay.tracing import door_tracer
-from relay.web import cors, decoding, forms, schema
+from relay.web import cors, decoding, forms, pages, schema
 from relay.web.http import Response, Router
 from relay.web.problems import json_response, problem_response
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from relay.dal.records import RecordStore
     from relay.dal.secrets import Prefetch
+    from relay.reschedule.subscriptions import Subscriptions
 
-logger = Logger()
+logger = door_logger()
 # Patch only what the relay calls: patching every library Tracer knows costs cold start.
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
@@ -122,6 +127,7 @@ def _admit(body: bytes) -> Admission:
     app.state.attempt = attempt
     try:
         # Against the cached registry, or one read again when it does not know the credential.
+        own = _own_origin()
         admission = relay_app.sources.admit(
             lambda registry: admit(
                 registry,
@@ -129,6 +135,7 @@ def _admit(body: bytes) -> Admission:
                 body,
                 now=time.time(),
                 attempt=attempt,
+                own_origin=own,
                 max_link_lifetime_seconds=link_max_lifetime_seconds(settings),
             )
         )
@@ -138,6 +145,16 @@ def _admit(body: bytes) -> Admission:
         raise
     logger.append_keys(source=admission.caller.name)
     return admission
+
+
+def _own_origin() -> str | None:
+    """The relay's own origin as the browser sees it: where its hosted page lives."""
+    headers = app.current.headers
+    host = headers.get("host")
+    if not host:
+        return None
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip().lower()
+    return f"{scheme}://{host.lower()}"
 
 
 def _command(caller: Caller, fields: dict[str, Any]) -> RescheduleCommand:
@@ -222,6 +239,163 @@ def _queued(result: dict[str, Any], *, replayed: bool, asked_async: bool, link: 
     return _finish(json_response(202, body, headers))
 
 
+def _intake(source: str, token: str | None) -> Response:
+    """A form tool's own webhook: verified its way, mapped, then moved like any request (auto delivery)."""
+    body = _raw_body()
+    if len(body) > decoding.MAX_BODY_BYTES:
+        raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
+    attempt = Attempt()
+    app.state.attempt = attempt
+
+    def known(caller: Caller) -> None:
+        attempt.caller = caller
+
+    try:
+        # A source added seconds ago is found by reading the registry again (as for any credential).
+        admission = relay_app.sources.admit(
+            lambda registry: intake.admit(
+                registry,
+                source,
+                token,
+                app.current.headers,
+                body,
+                now=time.time(),
+                on_caller=known,
+            )
+        )
+    except RelayError as error:
+        if attempt.caller is not None:  # verified, then refused (a body or mapping that does not fit)
+            raise service.refuse(attempt.caller.name, error) from None
+        raise
+    caller = admission.caller
+    logger.append_keys(source=caller.name)
+    command = _command(caller, admission.fields)
+    mode = modes.choose(
+        prefer_header=None,
+        source_delivery=caller.delivery,
+        source_kind=caller.kind,
+        queue_available=service.queue_available,
+    )
+    result = service.reschedule(
+        command,
+        source=caller.name,
+        idempotency_key=admission.delivery_id,
+        deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
+        mode=mode,
+        notify=caller.notify,
+        quotas=caller.quotas,
+    )
+    replayed = bool(result.get("replayed"))
+    if result.get("status") == QUEUED:
+        return _queued(result, replayed=replayed, asked_async=False, link=None)
+    metrics.add_metric(name="Replayed" if replayed else "Rescheduled", unit=MetricUnit.Count, value=1)
+    return json_response(200, result, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+@app.post(
+    "/v1/intake/<source>",
+    summary="A signed form tool's own webhook (Typeform, Tally, Webflow), mapped to a reschedule",
+    responses=schema.INTAKE_RESPONSES,
+    operation_id="intakeFormWebhook",
+)
+def intake_signed(source: str) -> Response:
+    return _intake(source, None)
+
+
+@app.post(
+    "/v1/intake/<source>/<token>",
+    summary="An unsigned form tool's own webhook (Jotform, Fillout), its secret token in the path",
+    responses=schema.INTAKE_RESPONSES,
+    operation_id="intakeFormWebhookWithToken",
+)
+def intake_with_token(source: str, token: str) -> Response:
+    return _intake(source, token)
+
+
+def _link_query() -> dict[str, str]:
+    request = app.current
+    return {name: value for name in pages.LINK_QUERY_FIELDS if (value := request.query(name)) is not None}
+
+
+def _brand(name: str, source: SignedLinkSource) -> pages.Brand:
+    return pages.Brand(
+        name=source.display_name or name,
+        colour=source.brand_colour or pages.DEFAULT_BRAND_COLOUR,
+        logo_url=source.logo_url,
+    )
+
+
+def _current_time(link: links.LinkAdmission) -> pages.CurrentTime | None:
+    """The booking's start from its provider, when the relay can read it; the page works without it."""
+    if relay_app.booking_times is None:
+        return None
+    found = relay_app.booking_times.read_booking_start(link.provider, link.account, link.booking_id)
+    return None if found is None else pages.CurrentTime(*found)
+
+
+@app.get(
+    "/v1/pages/reschedule",
+    summary="The hosted reschedule page a signed link opens (HTML)",
+    responses=schema.PAGE_RESPONSES,
+    operation_id="reschedulePage",
+)
+def reschedule_page() -> Response:
+    fields = _link_query()
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    brand = _brand(*named) if named else None
+    try:
+        link = links.verify(
+            registry, fields, now=time.time(), max_lifetime_seconds=link_max_lifetime_seconds(settings)
+        )
+    except RelayError as error:
+        metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
+        return pages.refusal_page(error.status, error.code, brand)
+    assert brand is not None  # noqa: S101 - a verified link names its source
+    # A day's slack: the invitee's today may still be yesterday in UTC.
+    today = (datetime.now(UTC) - timedelta(days=1)).date()
+    # Without script the form is a plain post: the relay then redirects to the source's own pages.
+    targets = tuple(url for url in (link.source.success_url, link.source.error_url) if url)
+    return pages.form_page(
+        fields,
+        brand,
+        honeypot=link.source.honeypot,
+        current=_current_time(link),
+        today=today,
+        form_targets=targets,
+    )
+
+
+@app.get(
+    "/v1/pages/reschedule/result",
+    summary="The hosted page's result: the stored record of one reschedule, for its own link (HTML)",
+    responses=schema.PAGE_RESPONSES,
+    operation_id="rescheduleResultPage",
+)
+def reschedule_result_page() -> Response:
+    fields = _link_query()
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    brand = _brand(*named) if named else None
+    try:
+        # The link's own result stays readable after it expires: the token still names the booking.
+        link = links.verify(
+            registry,
+            fields,
+            now=time.time(),
+            check_expiry=False,
+            max_lifetime_seconds=link_max_lifetime_seconds(settings),
+        )
+        record = relay_app.queries.get_stored(link.caller.name, app.current.query("reschedule_id") or "")
+    except RelayError as error:
+        return pages.refusal_page(error.status, error.code, brand)
+    booked = (record.get("provider"), str(record.get("booking_id")), record.get("account", "default"))
+    if booked != (link.provider, link.booking_id, link.account):  # another booking's record: not this link's
+        return pages.refusal_page(404, "reschedule_not_found", brand)
+    assert brand is not None  # noqa: S101 - a verified link names its source
+    return pages.result_page(record, brand, fields)
+
+
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
     request = app.current
@@ -283,6 +457,89 @@ def list_booking_reschedules(provider: str, booking_id: str) -> Response:
     return json_response(200, page)
 
 
+@app.get(
+    "/v1/reschedules",
+    summary="This source's recent outcomes, newest first",
+    responses=schema.RECENT_RESPONSES,
+    operation_id="listReschedules",
+)
+def list_reschedules() -> Response:
+    caller = _caller()
+    request = app.current
+    answer = history.recent_outcomes(
+        _records(), caller.name, status=request.query("status"), limit=request.query("limit")
+    )
+    metrics.add_metric(name="Lookups", unit=MetricUnit.Count, value=1)
+    return json_response(200, answer)
+
+
+@app.get(
+    "/v1/me",
+    summary="Who is calling, and what it may move",
+    responses=schema.ME_RESPONSES,
+    operation_id="getMe",
+)
+def get_me() -> Response:
+    caller = _caller()
+    return json_response(200, schema.source_profile(caller.name, caller.kind, caller.providers))
+
+
+def _subscriber() -> tuple[str, Subscriptions]:
+    """Subscriptions belong to API-key sources (the registry turns them on per source)."""
+    headers = app.current.headers
+    caller = relay_app.sources.admit(lambda registry: authenticate(registry, headers))
+    logger.append_keys(source=caller.name)
+    if relay_app.subscriptions is None:
+        raise not_configured("subscriptions are not wired.")
+    return caller.name, relay_app.subscriptions
+
+
+def _records() -> RecordStore:
+    if relay_app.records is None:
+        raise not_configured("the reschedules table is not wired.")
+    return relay_app.records
+
+
+@app.post(
+    "/v1/subscriptions",
+    summary="Subscribe a URL to outcome events (REST hook)",
+    responses=schema.SUBSCRIBE_RESPONSES,
+    operation_id="createSubscription",
+)
+def create_subscription() -> Response:
+    source, subscriptions = _subscriber()
+    body = _raw_body()
+    if len(body) > decoding.MAX_BODY_BYTES:
+        raise too_large(f"The body is {len(body)} bytes; the limit is {decoding.MAX_BODY_BYTES}.")
+    created = subscriptions.create(source, body)
+    metrics.add_metric(name="Subscribed", unit=MetricUnit.Count, value=1)
+    return json_response(201, created, {"Location": f"/v1/subscriptions/{created['id']}"})
+
+
+@app.get(
+    "/v1/subscriptions",
+    summary="This source's subscriptions",
+    responses=schema.SUBSCRIPTIONS_RESPONSES,
+    operation_id="listSubscriptions",
+)
+def list_subscriptions() -> Response:
+    source, subscriptions = _subscriber()
+    return json_response(200, subscriptions.listing(source))
+
+
+@app.delete(
+    "/v1/subscriptions/<subscription_id>",
+    summary="Unsubscribe",
+    responses=schema.UNSUBSCRIBE_RESPONSES,
+    operation_id="deleteSubscription",
+)
+def delete_subscription(subscription_id: str) -> Response:
+    source, subscriptions = _subscriber()
+    subscriptions.delete(source, subscription_id)
+    metrics.add_metric(name="Unsubscribed", unit=MetricUnit.Count, value=1)
+    return Response(status_code=204, body="")
+
+
 @app.route("/v1/reschedules", method="OPTIONS", include_in_schema=False)
 def preflight() -> Response:
     metrics.add_metric(name="Preflights", unit=MetricUnit.Count, value=1)
@@ -300,14 +557,17 @@ def _problem(error: RelayError) -> Response:
     page = _to_page(forms.error_location(form_source.error_url if form_source else None, error.code))
     if page is not None:
         return page
-    return _finish(problem_response(error, app.current.request_id))
+    return _finish(problem_response(error, app.current.request_id, settings.problem_docs_url))
 
 
 def handle_relay_error(error: RelayError) -> Response:
     attempt = app.state.attempt
     if attempt is not None and attempt.caller is not None:
         logger.append_keys(source=attempt.caller.name)
-    logger.info("request refused", extra={"status": error.status, "reason": error.code})
+    refused: dict[str, Any] = {"status": error.status, "reason": error.code}
+    if error.log_detail:  # the operator's part (e.g. which secret is missing), never the caller's
+        refused["cause"] = error.log_detail
+    logger.info("request refused", extra=refused)
     metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
     if error.code.startswith("provider_") and error.status >= 500:
         metrics.add_metric(name="ProviderFailures", unit=MetricUnit.Count, value=1)

@@ -13,12 +13,13 @@ import relay.startup  # first: no garbage collection during init (see the module
 # isort: on
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from relay.composition import build_callback_worker
 from relay.dal import clients
+from relay.logs import door_logger
 from relay.reschedule.schedule import Disposition, ReceivedMessage
 from relay.settings import get_settings
 from relay.tracing import door_tracer
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
+logger = door_logger()
 tracer = door_tracer(patch_modules=["botocore", "httpx"])
 metrics = Metrics()
 

@@ -1,5 +1,5 @@
-"""Acuity Scheduling sandbox: `PUT /api/v1/appointments/{id}/reschedule`, per
-docs/providers/acuity.md (the contract it implements).
+"""Acuity Scheduling sandbox: `PUT /api/v1/appointments/{id}/reschedule` and
+`GET /api/v1/appointments/{id}`, per docs/providers/acuity.md (the contract it implements).
 
 HTTP Basic with the numeric user id and the API key (the sandbox's token is `<user id>:<api key>`).
 Deterministic refusals: the seeded canceled appointment (`reschedule_canceled`), the one clients may
@@ -36,6 +36,7 @@ from local.sandbox.bookings import (
     AcuitySeed,
     acuity_seeds,
 )
+from local.sandbox.persistence import dump_fields, restore_fields
 from local.sandbox.timefields import is_iana_zone, parse_iso8601_with_offset, wall_time_to_utc
 
 # The account's scheduling limits (Acuity: "minimum/maximum time before an appointment").
@@ -47,6 +48,7 @@ SLOT_MINUTES = 15
 BUSY_SLOT_UTC = datetime(2031, 6, 2, 15, 0, tzinfo=UTC)
 
 _RESCHEDULE_PATH = re.compile(r"/api/v1/appointments/([^/]+)/reschedule")
+_APPOINTMENT_PATH = re.compile(r"/api/v1/appointments/([^/]+)")
 _POSITIVE_INT = re.compile(r"[1-9]\d{0,17}")
 _ALLOWED_FIELDS = ("datetime", "calendarID", "timezone")
 _CREATED = datetime(2030, 1, 2, 9, 0, tzinfo=UTC)
@@ -173,7 +175,8 @@ class AcuityApi:
         return credentials[0] if credentials else ""
 
     def rate_limited(self, per_minute: int, retry_after: int, reset_at: int) -> ApiResponse:
-        return self.fault(HTTPStatus.TOO_MANY_REQUESTS, retry_after)
+        # Acuity documents the 429 and its error shape, no Retry-After or rate-limit headers.
+        return self.error(429, HTTPStatus.TOO_MANY_REQUESTS.phrase)
 
     def _bad_request(self, code: str, message: str) -> ApiResponse:
         return self.error(400, message, code)
@@ -181,20 +184,23 @@ class AcuityApi:
     # -- routes ----------------------------------------------------------------------------------
 
     def _preflight(self, request: ApiRequest) -> ApiResponse | None:
-        route = _RESCHEDULE_PATH.fullmatch(request.path)
-        if route is None or request.method != "PUT" or _POSITIVE_INT.fullmatch(route.group(1)) is None:
+        pattern = {"PUT": _RESCHEDULE_PATH, "GET": _APPOINTMENT_PATH}.get(request.method)
+        route = pattern.fullmatch(request.path) if pattern is not None else None
+        if route is None or _POSITIVE_INT.fullmatch(route.group(1)) is None:
             return self.error(404, "The requested resource was not found.", "not_found")
         credentials = _basic_credentials(request.headers)
         presented = ":".join(credentials) if credentials else ""
         if not hmac.compare_digest(presented.encode(), self._credentials.encode()):
             return self.error(401, "Invalid credentials: HTTP Basic with your user id and API key.")
-        if not is_json_content_type(request.headers):
+        if request.method == "PUT" and not is_json_content_type(request.headers):
             return self._bad_request("invalid_request", "Content-Type must be application/json.")
         return None
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         if (rejection := self._preflight(request)) is not None:
             return rejection
+        if request.method == "GET":
+            return self._read(int(request.path.split("/")[4]))
         try:
             body = decode_json(request.body)
         except BodyError:
@@ -257,6 +263,13 @@ class AcuityApi:
         broken = next(((code, message) for applies, code, message in rules if applies), None)
         return None if broken is None else self._bad_request(*broken)
 
+    def _read(self, appointment_id: int) -> ApiResponse:
+        with self._lock:
+            appointment = self._appointments.get(appointment_id)
+            if appointment is None:
+                return self.error(404, "Appointment not found.", "not_found")
+            return ApiResponse(200, appointment.to_json())
+
     def _reschedule(self, appointment_id: int, body: dict[str, Any], *, admin: bool) -> ApiResponse:
         with self._lock:
             appointment = self._appointments.get(appointment_id)
@@ -272,6 +285,19 @@ class AcuityApi:
                 appointment.calendar_id = body["calendarID"]
             appointment.timezone = body.get("timezone", appointment.timezone)
             return ApiResponse(200, appointment.to_json())
+
+    # -- persistence (local.sandbox.persistence) -----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {str(key): dump_fields(item) for key, item in self._appointments.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for key, stored in state.items():
+                item = self._appointments.get(int(key))
+                if item is not None:
+                    restore_fields(item, stored)
 
     # -- inspection ------------------------------------------------------------------------------
 

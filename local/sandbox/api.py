@@ -50,6 +50,14 @@ class ProviderApi(Protocol):
 
     def bookings_snapshot(self) -> list[dict[str, Any]]: ...
 
+    def state(self) -> dict[str, Any]:
+        """The bookings as they stand, JSON-ready (local.sandbox.persistence)."""
+        ...
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back what `state` returned (at start, over the seeds)."""
+        ...
+
 
 class BodyError(ValueError):
     """The request body is not a JSON document."""

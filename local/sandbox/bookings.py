@@ -81,6 +81,13 @@ CALCOM_AWAITING_HOST_UID = "sandboxCalAwaitHost001"
 CALCOM_SEATED_UID = "sandboxCalSeated000001"
 CALCOM_SEAT_UIDS = ("sandboxCalSeat00000001", "sandboxCalSeat00000002")
 CALCOM_RECURRING_UID = "sandboxCalRecurring001"
+# Its attendee's email is on the host's block list: Cal.com refuses the booking (403).
+CALCOM_BLOCKED_UID = "sandboxCalBlockedMail01"
+CALCOM_BLOCKED_EMAILS = frozenset({"sandbox-attendee-11@example.test"})
+# Movable bookings kept apart for the unknown-outcome tests (a slow commit, the throttler), so the
+# five plain ones stay fresh for the tests and examples that start from them.
+CALCOM_SLOW_COMMIT_UID = "sandboxCalSlowCommit01"
+CALCOM_THROTTLED_UID = "sandboxCalThrottled001"
 CALCOM_FIRST_ID = 2001
 # Event types by id: (slug, length in minutes); a booking's end is its start plus this length.
 CALCOM_EVENT_TYPES = {11: ("sandbox-30min", 30), 12: ("sandbox-60min", 60), 13: ("sandbox-45min", 45)}
@@ -99,7 +106,7 @@ class CalcomSeed:
 
 
 def calcom_seeds() -> list[CalcomSeed]:
-    slots = [*_SEED_SLOTS, *_SEED_SLOTS]
+    slots = [*_SEED_SLOTS, *_SEED_SLOTS, *_SEED_SLOTS]
     plan: list[tuple[str, int, str, tuple[str, ...], str | None]] = [
         (CALCOM_UIDS[0], 11, "accepted", (), None),
         (CALCOM_UIDS[1], 12, "accepted", (), None),
@@ -111,6 +118,9 @@ def calcom_seeds() -> list[CalcomSeed]:
         (CALCOM_AWAITING_HOST_UID, 11, "awaiting_host", (), None),
         (CALCOM_SEATED_UID, 12, "accepted", CALCOM_SEAT_UIDS, None),
         (CALCOM_RECURRING_UID, 11, "accepted", (), "sandboxCalSeries000001"),
+        (CALCOM_BLOCKED_UID, 11, "accepted", (), None),  # attendee number 11: a blocked email
+        (CALCOM_SLOW_COMMIT_UID, 12, "accepted", (), None),
+        (CALCOM_THROTTLED_UID, 13, "accepted", (), None),
     ]
     return [
         CalcomSeed(

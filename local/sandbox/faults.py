@@ -4,6 +4,9 @@ A fault is set with `POST /_sandbox/faults` and replaces any fault still pending
 forgot to clear one cannot leak it into the next scenario beyond its own `times`.
 `{"drop_connection": true, "after_commit": true}` applies the call first and then hangs up without
 answering: the caller cannot tell whether the booking moved (the unknown outcome made real).
+`{"commit_delay_ms": N}` commits the call only after N ms; meanwhile a move of the same booking
+races it and gets the provider's conflict answer where it has one (Cal.com: raw 409
+`booking_conflict_error`). With a client timeout under N, the caller sees a timeout, then a race.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ MAX_FAULT_DELAY_MS = 60_000
 MAX_FAULT_RETRY_AFTER_SECONDS = 3600
 FAULT_STATUS_RANGE = range(400, 600)
 
-_FAULT_KEYS = frozenset({"status", "times", "retry_after", "delay_ms", "drop_connection", "after_commit"})
+_FAULT_KEYS = frozenset(
+    {"status", "times", "retry_after", "delay_ms", "drop_connection", "after_commit", "commit_delay_ms"}
+)
 
 
 class FaultSpecError(ValueError):
@@ -35,6 +40,7 @@ class Fault:
     delay_ms: int = 0
     drop_connection: bool = False
     after_commit: bool = False  # with drop_connection: apply the call, then hang up
+    commit_delay_ms: int = 0  # apply the call this late; a racing move of the booking meets a conflict
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +74,11 @@ def parse_fault(spec: object) -> Fault:
         raise FaultSpecError("after_commit needs drop_connection: true (it says when to hang up)")
     if after_commit and spec.get("status") is not None:
         raise FaultSpecError("after_commit answers nothing, so it takes no status")
+    commit_delay_ms = _int_in(spec, "commit_delay_ms", range(MAX_FAULT_DELAY_MS + 1), default=0)
+    if commit_delay_ms and (spec.get("status") is not None or (drop_connection and not after_commit)):
+        raise FaultSpecError("commit_delay_ms commits the call, so it takes no status and no plain drop")
     return Fault(
+        commit_delay_ms=commit_delay_ms,
         status=_optional_int_in(spec, "status", FAULT_STATUS_RANGE),
         times=_int_in(spec, "times", range(1, MAX_FAULT_TIMES + 1), default=1),
         retry_after=_optional_int_in(spec, "retry_after", range(MAX_FAULT_RETRY_AFTER_SECONDS + 1)),

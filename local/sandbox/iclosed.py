@@ -19,6 +19,7 @@ from local.sandbox.api import (
     is_json_content_type,
 )
 from local.sandbox.bookings import BOOKING_DURATION_MINUTES, IclosedSeed, iclosed_seeds
+from local.sandbox.persistence import dump_fields, restore_fields
 from local.sandbox.timefields import format_utc_millis, is_iana_zone, parse_local_wall_time, wall_time_to_utc
 
 RESCHEDULE_PATH = "/v1/eventCalls/reschedule"
@@ -224,6 +225,19 @@ class IclosedApi:
             call.notes = body.get("notes", call.notes)
             call.user_id = body.get("userId", call.user_id)
             return ApiResponse(200, {"data": {"eventCall": call.to_json()}})
+
+    # -- persistence (local.sandbox.persistence) -----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {str(key): dump_fields(item) for key, item in self._calls.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for key, stored in state.items():
+                item = self._calls.get(int(key))
+                if item is not None:
+                    restore_fields(item, stored)
 
     # -- inspection ------------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from local.sandbox.api import (
     is_json_content_type,
 )
 from local.sandbox.bookings import BOOKING_DURATION_MINUTES, NovacalSeed, novacal_seeds
+from local.sandbox.persistence import dump_fields, restore_fields
 from local.sandbox.timefields import format_utc, is_iana_zone, parse_rfc3339, wall_time_to_utc
 
 _EVENT_PATH = re.compile(r"/v1/events/([^/]+)")
@@ -214,6 +215,19 @@ class NovacalApi:
             event.time_format = body["time_format"]
             event.form_field_answers.update(body.get("form_field_answers", {}))
             return ApiResponse(200, {"success": True, "data": event.to_json()})
+
+    # -- persistence (local.sandbox.persistence) -----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {str(key): dump_fields(item) for key, item in self._events.items()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for key, stored in state.items():
+                item = self._events.get(str(key))
+                if item is not None:
+                    restore_fields(item, stored)
 
     # -- inspection ------------------------------------------------------------------------------
 

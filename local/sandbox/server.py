@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from local.sandbox.acuity import AcuityApi
@@ -26,9 +27,10 @@ from local.sandbox.api import ApiRequest, ApiResponse, BodyError, ProviderApi, d
 from local.sandbox.calcom import CalcomApi
 from local.sandbox.faults import FaultSpecError, FaultSwitch, parse_fault
 from local.sandbox.iclosed import IclosedApi
-from local.sandbox.limits import LimitSpecError, RateLimiter, parse_limit
+from local.sandbox.limits import Admission, LimitSpecError, RateLimiter, Refusal, parse_limit
 from local.sandbox.novacal import NovacalApi
 from local.sandbox.outage import OutageSpecError, OutageSwitch, parse_outage
+from local.sandbox.persistence import read_state, write_state
 
 _APIS: dict[str, Callable[[str], ProviderApi]] = {
     "iclosed": IclosedApi,
@@ -67,11 +69,14 @@ class _BadFraming(Exception):
 class SandboxState:
     """Call log, request and connection counters, guarded by one lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate_limit_block_seconds: int | None = None) -> None:
         self.lock = threading.Lock()
         self.faults = FaultSwitch()
         self.outage = OutageSwitch()
-        self.limits = RateLimiter()
+        self.limits = RateLimiter(block_seconds=rate_limit_block_seconds)
+        # Paths of moves committing slowly (a `commit_delay_ms` fault): a racing move of the same
+        # booking gets the provider's conflict answer, when it has one (Cal.com's 409).
+        self.committing: set[str] = set()
         self._calls: deque[dict[str, Any]] = deque(maxlen=MAX_LOGGED_CALLS)
         self._requests = 0
         self._connections = 0  # connections that carried provider-API requests since the last reset
@@ -112,9 +117,16 @@ class SandboxState:
 class SandboxHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], api: ProviderApi, *, access_log: bool) -> None:
+    def __init__(
+        self, address: tuple[str, int], api: ProviderApi, *, access_log: bool, state_file: Path | None = None
+    ) -> None:
         self.api = api
-        self.state = SandboxState()
+        # Where the bookings are kept across restarts (None: seeded afresh every start).
+        self.state_file = state_file
+        self._persist_lock = threading.Lock()
+        if state_file is not None and (stored := read_state(state_file)) is not None:
+            api.restore(stored)
+        self.state = SandboxState(getattr(api, "rate_limit_block_seconds", None))
         self.access_log = access_log
         self._open_lock = threading.Lock()
         self._open: set[socket.socket] = set()
@@ -145,6 +157,13 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         for sock in open_sockets:
             with contextlib.suppress(OSError):  # the peer may already have gone
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def persist(self) -> None:
+        """Write the bookings to the state file (after a change the provider committed)."""
+        if self.state_file is None:
+            return
+        with self._persist_lock:
+            write_state(self.state_file, self.api.state())
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client hanging up mid-request is normal in fault tests; anything else is a real bug.
@@ -279,15 +298,45 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             if fault.status is not None:
                 self._send(api.fault(fault.status, fault.retry_after))
                 return
-        refusal = state.limits.admit(api.rate_limit_key(request))
-        if refusal is not None:
-            self._send(api.rate_limited(refusal.per_minute, refusal.retry_after, refusal.reset_at))
+        admission = state.limits.admit(api.rate_limit_key(request))
+        if isinstance(admission, Refusal):
+            self._send(api.rate_limited(admission.per_minute, admission.retry_after, admission.reset_at))
             return
-        response = api.handle(request)
+        response = self._handle(request, fault.commit_delay_ms if fault is not None else 0)
+        if request.method != "GET" and response.status < HTTPStatus.MULTIPLE_CHOICES:
+            self.server.persist()
         if fault is not None and fault.after_commit:
             self._drop_connection()  # the change is applied; the answer never leaves
             return
+        if isinstance(admission, Admission):
+            headers = getattr(api, "rate_limit_headers", None)
+            if headers is not None:
+                extra = headers(admission.per_minute, admission.remaining, admission.reset_in)
+                response = ApiResponse(response.status, response.body, response.headers + extra)
         self._send(response)
+
+    def _handle(self, request: ApiRequest, commit_delay_ms: int) -> ApiResponse:
+        """The provider's answer; a slow commit holds the booking's path while it sleeps, so a racing
+        move of the same booking meets the provider's conflict answer (if it has one)."""
+        api = self.server.api
+        state = self.server.state
+        conflict = getattr(api, "conflict", None)
+        if request.method != "GET" and conflict is not None:
+            with state.lock:
+                racing = request.path in state.committing
+                if not racing and commit_delay_ms:
+                    state.committing.add(request.path)
+            if racing:
+                answer: ApiResponse = conflict()
+                return answer
+        if not commit_delay_ms:
+            return api.handle(request)
+        try:
+            time.sleep(commit_delay_ms / 1000)
+            return api.handle(request)
+        finally:
+            with state.lock:
+                state.committing.discard(request.path)
 
     def _drop_connection(self) -> None:
         """Hang up without a single response byte, as a crashed upstream would."""
@@ -410,15 +459,19 @@ def start_sandbox(
     port: int = 0,
     *,
     access_log: bool = False,
+    state_file: Path | None = None,
 ) -> SandboxProvider:
-    """Start a provider sandbox in a background thread; returns once it is listening."""
+    """Start a provider sandbox in a background thread; returns once it is listening.
+
+    `state_file`: keep the bookings there across restarts (restored now, written after each change).
+    """
     if name not in PROVIDERS:
         raise ValueError(f"unknown sandbox provider {name!r}; expected one of {', '.join(PROVIDERS)}")
     token = DEFAULT_TOKENS[name] if token is None else token
     if not token:
         raise ValueError("a sandbox needs a non-empty bearer token")
     api = _APIS[name](token)
-    server = SandboxHTTPServer((host, port), api, access_log=access_log)  # binds and listens
+    server = SandboxHTTPServer((host, port), api, access_log=access_log, state_file=state_file)
     thread = threading.Thread(
         target=server.serve_forever, args=(STOP_POLL_SECONDS,), name=f"sandbox-{name}", daemon=True
     )

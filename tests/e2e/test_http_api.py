@@ -158,7 +158,12 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
         assert answer.status_code == 200, answer.text
         # Every kind of caller is described with what it needs
         kinds = {name: s["kind"] for name, s in info["sources"].items()}
-        assert set(kinds.values()) == {"api_key", "standard_webhooks", "signed_link"}
+        assert set(kinds.values()) == {
+            "api_key",
+            "standard_webhooks",
+            "signed_link",
+            *("typeform", "tally", "webflow", "jotform", "fillout"),
+        }
         assert info["sources"]["signing-demo"]["secret"].startswith("whsec_")
         form = info["sources"]["form-demo"]
         assert {"link_secret", "origins", "honeypot", "form_url", "success_url", "error_url"} <= set(form)
@@ -171,8 +176,8 @@ def test_make_run_entry_point_writes_stack_json_and_stops_cleanly(tmp_path: Path
             for c in _command_groups(printed)
             if c.startswith(("curl -s -X POST", "body=")) and "/_sink/faults" not in c  # not the sink switch
         ]
-        # iClosed, NovaCal, Cal.com, Acuity, signed, link fields, and the queued one with a callback
-        assert len(commands) == 7, commands
+        # iClosed, NovaCal, Cal.com, Acuity, signed, link fields, Tally, and the queued one with a callback
+        assert len(commands) == 8, commands
         for command in commands:
             if "openssl" in command and shutil.which("openssl") is None:
                 continue  # the example says it needs openssl

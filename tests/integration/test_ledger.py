@@ -240,3 +240,18 @@ def test_an_async_request_finds_a_running_key_busy(ledger: Ledger) -> None:
     assert ledger.answered_by(key.item_id) is None
     with pytest.raises(KeyInProgress):
         ledger.accept_queued(key, {}, _record("queued"), now=time.time(), expires_at=int(time.time()) + TTL)
+
+
+def test_a_release_after_an_unknown_outcome_makes_the_retry_read_first(ledger: Ledger, stack: Stack) -> None:
+    key = _key()
+    claim = _take(ledger, key)
+    assert isinstance(claim, Claim)
+    assert claim.settle_first is False
+
+    ledger.release(claim, _record("failed"), unsettled=True)
+    retry = _take(ledger, key)
+
+    assert isinstance(retry, Claim)
+    assert retry.settle_first is True
+    ledger.release(retry, _record("failed"))  # settled this time: an ordinary release
+    assert _item(stack, key.item_id) is None

@@ -3,6 +3,7 @@ the relay answering through the API emulator: what the tool writes changes what 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -11,17 +12,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from local.seed import SECRETS_PREFIX
+from local.seed import JOTFORM_DEMO, SECRETS_PREFIX, TYPEFORM_DEMO, DemoFormSource
 from local.stack import Stack, start_stack
 from relay.callers import links
 from relay.callers.registry import parse_registry
-from tests.helpers import ZAPIER, future, new_key
+from tests.helpers import FORM, ZAPIER, future, new_key
+from tests.integration.test_form_intake import filled, signed_request
 
 # The relay re-reads secrets this often here, so a change shows without a restart.
 SECRET_CACHE_SECONDS = 1
@@ -204,7 +207,7 @@ def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack
     iclosed = ops_stack.sandboxes["iclosed"]
     httpx.delete(f"{iclosed.url}/_sandbox/calls").raise_for_status()
     started = time.monotonic()
-    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", ZAPIER.api_key)
+    passed = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, stdin=ZAPIER.api_key + "\n")
     assert passed.returncode == 0, passed.stderr
     assert time.monotonic() - started < 10
     assert httpx.get(f"{iclosed.url}/_sandbox/calls").json() == []  # a dry run calls no provider
@@ -212,11 +215,11 @@ def test_smoke_passes_against_a_working_stack_and_moves_nothing(ops_stack: Stack
 
 def test_smoke_fails_with_one_line_when_the_stack_does_not_answer_as_it_should(ops_stack: Stack) -> None:
     assert ops_stack.api is not None
-    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", "sandbox-not-a-key")
+    wrong_key = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, stdin="sandbox-not-a-key\n")
     assert wrong_key.returncode == 1
     assert wrong_key.stderr.count("\n") == 1
     assert "dry_run reschedule: expected 200, got 401" in wrong_key.stderr
-    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", "--api-key", ZAPIER.api_key)
+    nobody = relayctl(ops_stack, "smoke", "--api-url", "http://127.0.0.1:9", stdin=ZAPIER.api_key + "\n")
     assert nobody.returncode == 1
     assert "could not be reached" in nobody.stderr
 
@@ -278,3 +281,210 @@ def test_a_callback_set_by_the_tool_receives_the_sources_outcomes(ops_stack: Sta
         time.sleep(0.2)
     event = Webhook(secret).verify(received[0]["body"], received[0]["headers"])
     assert event["data"]["reschedule_id"] == answer.json()["reschedule_id"]
+
+
+def test_smoke_never_takes_the_key_from_argv_and_reads_it_from_the_environment(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    on_argv = relayctl(ops_stack, "smoke", "--api-url", ops_stack.api.url, "--api-key", ZAPIER.api_key)
+    assert on_argv.returncode == 2
+    assert "RELAY_API_KEY" in on_argv.stderr
+    assert ZAPIER.api_key not in on_argv.stderr + on_argv.stdout
+    env = os.environ | ops_stack.describe()["aws"]["env"] | {"RELAY_API_KEY": ZAPIER.api_key}
+    from_env = subprocess.run(  # noqa: S603 - our own tool, arguments from the test
+        [sys.executable, "-m", "relayctl", "smoke", "--api-url", ops_stack.api.url],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert from_env.returncode == 0, from_env.stderr
+
+
+def test_callback_urls_to_internal_addresses_are_refused_at_registry_write(ops_stack: Stack) -> None:
+    added = relayctl(
+        ops_stack, "sources", "add", "ops-internal", "--kind", "api_key", "--allow", "novacal:default"
+    )
+    assert added.returncode == 0, added.stderr
+    for url in (
+        "https://10.0.0.8/hooks",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::ffff:192.168.1.1]/hooks",
+        "https://100.64.0.9/hooks",
+        "https://user:sandbox-password@hooks.example.test/x",
+    ):
+        refused = relayctl(ops_stack, "sources", "set", "ops-internal", "--callback-url", url)
+        assert refused.returncode == 2, url
+        assert "refused" in refused.stderr
+        assert "sandbox-password" not in refused.stderr
+    assert "callback" not in registry_now(ops_stack)["sources"]["ops-internal"]
+    # The stack's loopback sink is allowed only by its setting: off, it is refused too.
+    assert ops_stack.callback_sink is not None
+    hook = ops_stack.callback_sink.hook_url("ops-internal")
+    env = os.environ | ops_stack.describe()["aws"]["env"] | {"CALLBACK_ALLOW_HTTP_LOOPBACK": "false"}
+    refused_sink = subprocess.run(  # noqa: S603 - our own tool, arguments from the test
+        [sys.executable, "-m", "relayctl", "sources", "set", "ops-internal", "--callback-url", hook],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused_sink.returncode == 2
+    assert "loopback" in refused_sink.stderr
+
+
+def test_event_subscriptions_are_turned_on_and_off_per_api_key_source(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    api = ops_stack.api.url
+    added = relayctl(
+        ops_stack, "--json", "sources", "add", "ops-zap", "--kind", "api_key", "--allow", "novacal:default"
+    )
+    assert added.returncode == 0, added.stderr
+    key = json.loads(added.stdout)["api_key"]
+    headers = {"authorization": f"Bearer {key}"}
+    subscribe = {"url": "https://hooks.example.test/zap"}
+
+    def post() -> httpx.Response:
+        return httpx.post(f"{api}/v1/subscriptions", json=subscribe, headers=headers, timeout=30)
+
+    wait_for_cache()
+    assert post().status_code == 403
+    on = relayctl(ops_stack, "sources", "set", "ops-zap", "--subscriptions")
+    assert on.returncode == 0, on.stderr
+    assert registry_now(ops_stack)["sources"]["ops-zap"]["subscriptions"] is True
+    wait_for_cache()
+    created = post()
+    assert created.status_code == 201, created.text
+    off = relayctl(ops_stack, "sources", "set", "ops-zap", "--no-subscriptions")
+    assert off.returncode == 0, off.stderr
+    assert registry_now(ops_stack)["sources"]["ops-zap"]["subscriptions"] is False
+    wait_for_cache()
+    assert post().status_code == 403
+    # What it has stays its own to delete.
+    sub_id = created.json()["id"]
+    gone = httpx.delete(f"{api}/v1/subscriptions/{sub_id}", headers=headers, timeout=30)
+    assert gone.status_code == 204
+    # Only API-key sources subscribe.
+    refused = relayctl(ops_stack, "sources", "set", "signing-demo", "--subscriptions")
+    assert refused.returncode == 2
+    assert "api_key" in refused.stderr
+
+
+def _form_source_args(name: str, kind: str, source: DemoFormSource, api: str) -> list[str]:
+    maps = [arg for field, expression in source.mapping.items() for arg in ("--map", f"{field}={expression}")]
+    consts = [arg for field, value in source.constants.items() for arg in ("--const", f"{field}={value}")]
+    return [
+        "sources",
+        "add",
+        name,
+        "--kind",
+        kind,
+        "--allow",
+        "novacal:default",
+        *maps,
+        *consts,
+        "--api-url",
+        api,
+    ]
+
+
+def test_a_form_tool_source_added_by_the_tool_moves_a_booking(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    api = ops_stack.api.url
+    secret = "sandbox-ops-typeform-secret-01"
+    # Given a Typeform source made by the tool, its secret given on stdin (never in argv)
+    added = relayctl(
+        ops_stack,
+        *_form_source_args("ops-typeform", "typeform", TYPEFORM_DEMO, api),
+        "--json",
+        stdin=secret + "\n",
+    )
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(added.stdout)
+    assert shown == {
+        "name": "ops-typeform",
+        "kind": "typeform",
+        "intake_url": f"{api}/v1/intake/ops-typeform",
+        "intake_token": None,
+    }
+    entry = registry_now(ops_stack)["sources"]["ops-typeform"]
+    assert entry["mapping"] == TYPEFORM_DEMO.mapping
+    assert entry["signing_secrets"] == [secret]
+    wait_for_cache()
+    # When Typeform delivers a submission signed with that secret
+    source = replace(TYPEFORM_DEMO, name="ops-typeform", secret=secret)
+    booking = ops_stack.sandboxes["novacal"].bookings[1]
+    start = future(days=170, hour=11)
+    body, headers = signed_request(
+        source, filled("typeform", booking=booking, start=start, delivery_id=new_key())
+    )
+    answer = httpx.post(shown["intake_url"], content=body, headers=headers, timeout=30)
+    # Then the booking moves
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["start"].startswith(start[:16])
+
+
+def test_an_unsigned_form_tool_gets_a_url_token_shown_once_and_stored_hashed(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    added = relayctl(
+        ops_stack, *_form_source_args("ops-jotform", "jotform", JOTFORM_DEMO, ops_stack.api.url), "--json"
+    )
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(added.stdout)
+    token = shown["intake_token"]
+    assert shown["intake_url"] == f"{ops_stack.api.url}/v1/intake/ops-jotform/{token}"
+    stored = json.dumps(registry_now(ops_stack))
+    assert token not in stored
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    wait_for_cache()
+    source = replace(JOTFORM_DEMO, name="ops-jotform", secret=token)
+    booking = ops_stack.sandboxes["novacal"].bookings[2]
+    payload = filled("jotform", booking=booking, start=future(days=171, hour=12), delivery_id=new_key())
+    body, headers = signed_request(source, payload)
+    answer = httpx.post(shown["intake_url"], content=body, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_form_mapping_is_validated_before_the_registry_is_written(ops_stack: Stack) -> None:
+    before = registry_now(ops_stack)
+    base = ["sources", "add", "ops-bad-form", "--kind", "fillout", "--allow", "novacal:default"]
+    bad_expression = relayctl(ops_stack, *base, "--map", "booking_id=submission.[[")
+    assert bad_expression.returncode == 1
+    assert "mapping.booking_id" in bad_expression.stderr
+    assert "not a JMESPath expression" in bad_expression.stderr
+    unknown_field = relayctl(ops_stack, *base, "--map", "booking_id=a", "--map", "colour=b")
+    assert unknown_field.returncode == 1
+    assert "not a canonical field" in unknown_field.stderr
+    no_booking = relayctl(ops_stack, *base, "--map", "date=a")
+    assert (no_booking.returncode, "map booking_id" in no_booking.stderr) == (1, True)
+    # A signed kind without its secret on stdin asks for it and stops: nothing is written
+    no_secret = relayctl(
+        ops_stack,
+        "sources",
+        "add",
+        "ops-tally",
+        "--kind",
+        "tally",
+        "--allow",
+        "novacal:default",
+        "--map",
+        "booking_id=a",
+    )
+    assert no_secret.returncode == 2
+    assert "signing secret" in no_secret.stderr
+    assert registry_now(ops_stack) == before
+
+
+def test_a_minted_link_has_its_hosted_page_url(ops_stack: Stack) -> None:
+    assert ops_stack.api is not None
+    booking = ops_stack.sandboxes["novacal"].bookings[3]
+    minted = relayctl(
+        ops_stack, "links", "mint", FORM.name, "novacal", booking, "--api-url", ops_stack.api.url, "--json"
+    )
+    assert minted.returncode == 0, minted.stderr
+    hosted = json.loads(minted.stdout)["hosted_url"]
+    assert hosted.startswith(f"{ops_stack.api.url}/v1/pages/reschedule?source={FORM.name}&provider=novacal")
+    page = httpx.get(hosted, timeout=30)
+    assert page.status_code == 200
+    assert 'id="reschedule"' in page.text

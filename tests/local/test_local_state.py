@@ -1,6 +1,6 @@
 """`make run` across restarts and `make reset`: the quick-start example does what the docs say after
-a restart (no replay from the previous run's idempotency record), the attempt history is kept, and
-reset deletes the local state but never a running stack's."""
+a restart (no replay from the previous run's idempotency record), the attempt history and the
+sandboxes' bookings are kept, and reset deletes the local state but never a running stack's."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def test_after_a_restart_the_quick_start_example_moves_the_booking_again(tmp_pat
         assert before.json()["replayed"] is False
         first_id = before.json()["reschedule_id"]
 
-    # When the stack restarts (the sandbox reseeds the booking) and the same example is sent
+    # When the stack restarts (the sandbox keeps the moved booking) and the same example is sent
     with restarted(tmp_path) as second:
         after = quick_start(second)
 
@@ -74,6 +74,8 @@ def test_after_a_restart_the_quick_start_example_moves_the_booking_again(tmp_pat
 def state_dir_with_everything(tmp_path: Path, api_url: str) -> Path:
     (tmp_path / "dynamodb-data").mkdir()
     (tmp_path / "dynamodb-data" / "shared-local-instance.db").write_bytes(b"sandbox")
+    (tmp_path / "sandboxes").mkdir()
+    (tmp_path / "sandboxes" / "calcom.json").write_text("{}")
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "moto-1.log").write_text("sandbox log\n")
     (tmp_path / "stack.json").write_text(json.dumps({"api_url": api_url, "dynamodb_endpoint": None}))

@@ -57,13 +57,19 @@ def test_sign_link_prints_the_hidden_fields_and_a_ready_link(
     assert done.returncode == 0, done.stderr
     (line,) = done.stdout.splitlines()  # one JSON object, nothing else
     link = json.loads(line)
-    assert set(link) == {"source", "provider", "booking_id", "expires", "token", "url"}
+    assert set(link) == {"source", "provider", "booking_id", "expires", "token", "url", "hosted_url"}
     assert (link["source"], link["provider"], link["booking_id"]) == (FORM.name, "novacal", booking)
     assert stack.form_page is not None
     page = urlsplit(link["url"])
     assert f"{page.scheme}://{page.netloc}{page.path}" == f"{stack.form_page.url}/reschedule"
-    assert dict(parse_qsl(page.query)) == {k: v for k, v in link.items() if k != "url"}
-    answer = post(stack, link, start=future(days=95) + "Z")
+    fields = {k: v for k, v in link.items() if k not in ("url", "hosted_url")}
+    assert dict(parse_qsl(page.query)) == fields
+    # And the relay's own page for the same link
+    assert stack.api is not None
+    hosted = urlsplit(link["hosted_url"])
+    assert f"{hosted.scheme}://{hosted.netloc}{hosted.path}" == f"{stack.api.url}/v1/pages/reschedule"
+    assert dict(parse_qsl(hosted.query)) == fields
+    answer = post(stack, fields, start=future(days=95) + "Z")
     assert answer.status_code == 200, answer.text
     assert len(sandboxes["novacal"].calls()) == 1
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from relay.command import RescheduleCommand
-from relay.dal.ledger import COMPLETED, IN_PROGRESS, ledger_key
+from relay.dal.ledger import COMPLETED, IN_PROGRESS, UNSETTLED, ledger_key
 from relay.errors import not_configured
 from relay.ports import (
     Answered,
@@ -122,6 +122,7 @@ class FakeLedger:
         free = (
             old is None
             or old["expires_at"] < now
+            or old["status"] == UNSETTLED
             or (old["status"] == IN_PROGRESS and old["lock_until"] < now)
         )
         if not free:
@@ -134,13 +135,14 @@ class FakeLedger:
             stale = key.content_keyed and answer.get("status") == "succeeded"
             if not (stale and self.last_moves.get(key.last_move_id) != key.item_id):
                 return Answered(answer)
+        settle_first = old is not None and old["status"] == UNSETTLED
         self.items[key.item_id] = {
             "status": IN_PROGRESS,
             "payload_hash": key.payload_hash,
             "lock_until": now + lock_seconds,
             "expires_at": expires_at,
         }
-        return Claim(key)
+        return Claim(key, settle_first=settle_first)
 
     def accept_queued(
         self,
@@ -194,10 +196,13 @@ class FakeLedger:
         self._answer(claim.key.item_id, answer, expires_at)
         self.records.put(record)
 
-    def release(self, claim: Claim, record: Mapping[str, Any]) -> None:
+    def release(self, claim: Claim, record: Mapping[str, Any], *, unsettled: bool = False) -> None:
         if self.fail_completion:
             raise LedgerUnavailable("ClientError")
-        self.items.pop(claim.key.item_id, None)
+        if unsettled:
+            self.items[claim.key.item_id] |= {"status": UNSETTLED}
+        else:
+            self.items.pop(claim.key.item_id, None)
         self.records.put(record)
 
     def release_quietly(self, claim: Claim) -> None:
@@ -255,6 +260,8 @@ class FakeProviders:
     def __init__(self, *answers: dict[str, Any] | ProviderError) -> None:
         self.answers = list(answers)
         self.calls: list[tuple[str, OutboundRequest, str]] = []
+        # Each call's `settle_first`: whether it was asked to read the booking before sending.
+        self.settle_first: list[bool] = []
 
     def move(
         self,
@@ -263,9 +270,12 @@ class FakeProviders:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        settle_first: bool = False,
     ) -> ProviderReply:
         # Recorded as (provider, the request its adapter builds, the Authorization header's value).
         request = provider.build_request(command)
+        self.settle_first.append(settle_first)
         self.calls.append(
             (provider.name, request, credentials.headers()["Authorization"].removeprefix("Bearer "))
         )

@@ -47,6 +47,7 @@ RUNTIME_SERVICES = {"logs", "xray"}
 TABLE = "IdempotencyTable"
 RECORDS = "ReschedulesTable"
 HISTORY = "ReschedulesTable/index/ByBooking"
+BY_SOURCE = "ReschedulesTable/index/BySource"
 SECRETS = "secret:${SecretsPrefix}/*"
 REGISTRY = "secret:${SecretsPrefix}/sources-??????"
 
@@ -66,10 +67,15 @@ _HTTP_AND_WORKER: dict[tuple[str, str], set[str]] = {
     ("secrets.py", "get_secret_value"): {SECRETS},
     # Outcome events are queued on the callback queue by both doors.
     ("queue.py", "send_message"): {"DeliveryQueue", "CallbackQueue"},
+    # A final outcome reads its source's subscriptions; a 410 (sent in place) deletes one.
+    ("subscriptions.py", "get_item"): {TABLE},
+    ("subscriptions.py", "update_item"): {TABLE},
 }
 USES: dict[str, dict[tuple[str, str], set[str]]] = {
     "RescheduleFunction": _HTTP_AND_WORKER
     | {
+        # GET /v1/reschedules: a source's recent outcomes, by its own index.
+        ("records.py", "query"): {HISTORY, BY_SOURCE},
         # History cursors (the HTTP door's history pages), items in the idempotency table.
         ("cursors.py", "put_item"): {TABLE},
         ("cursors.py", "get_item"): {TABLE},
@@ -95,6 +101,9 @@ USES: dict[str, dict[tuple[str, str], set[str]]] = {
         ("callbacks.py", "get_item"): {TABLE},
         ("callbacks.py", "put_item"): {TABLE},
         ("callbacks.py", "update_item"): {TABLE},
+        # A subscription's target at each attempt; a 410 deletes it.
+        ("subscriptions.py", "get_item"): {TABLE},
+        ("subscriptions.py", "update_item"): {TABLE},
         ("secrets.py", "get_secret_value"): {REGISTRY},
     },
 }
@@ -159,6 +168,8 @@ def _resource_key(resource: Any) -> str:
         text = str(resource["Fn::Sub"])
         if text == "${ReschedulesTable.Arn}/index/ByBooking":
             return HISTORY
+        if text == "${ReschedulesTable.Arn}/index/BySource":
+            return BY_SOURCE
         secret = re.search(r"(secret:.*)$", text)
         if secret:
             return secret.group(1)

@@ -156,31 +156,90 @@ def test_calcom_move_reads_then_posts_with_bearer_and_returns_the_new_uid_trimme
     assert "example.test" not in json.dumps(summary)  # no attendee, host or response data
 
 
-def test_calcom_dropped_move_then_already_rescheduled_is_one_success_and_one_move() -> None:
+def already_rescheduled(old: str, new: str) -> tuple[int, dict[str, Any]]:
+    """Cal.com's 400 for a spent uid, word for word (its bookings service)."""
+    return calcom_error(
+        f"Can't reschedule booking with uid={old} because it has been cancelled and rescheduled already "
+        f"to booking with uid={new}. You probably want to reschedule {new} instead by passing it within "
+        "the request URL."
+    )
+
+
+def moved_away(start: str = "2027-03-10T15:00:00.000Z") -> dict[str, Any]:
+    return booking(OLD, start, status="cancelled", rescheduledToUid=NEW)
+
+
+def test_calcom_lost_answer_is_read_not_resent_one_move_and_the_new_uid() -> None:
     provider = Scripted(
         {
-            READ_OLD: [(200, booking(OLD, "2027-03-10T15:00:00.000Z"))],
-            MOVE_OLD: [
-                "drop",
-                calcom_error(f"Booking with uid={OLD} was already rescheduled to booking with uid={NEW}"),
-            ],
+            READ_OLD: [(200, booking(OLD, "2027-03-10T15:00:00.000Z")), (200, moved_away())],
+            MOVE_OLD: ["drop", (201, booking("sbxcalSecondMove000000", "2027-03-14T15:00:00.000Z"))],
             READ_NEW: [(200, booking(NEW, "2027-03-14T15:00:00.000Z"))],
         }
     )
     reply = provider.client().move(CALCOM, calcom_command(), CAL_KEY)
     assert CALCOM.new_booking_id(reply.body) == NEW
-    assert len(provider.moves()) == 2  # the second POST was refused: only one move happened
-    assert (provider.requests[-1].method, provider.requests[-1].url.path) == READ_NEW
+    assert len(provider.moves()) == 1  # the POST was never sent again: the reads showed the move
+    assert [(r.method, r.url.path) for r in provider.requests[-2:]] == [READ_OLD, READ_NEW]
+
+
+def test_calcom_conflict_409_raw_body_is_settled_by_reading() -> None:
+    provider = Scripted(
+        {
+            READ_OLD: [(200, booking(OLD, "2027-03-10T15:00:00.000Z")), (200, moved_away())],
+            MOVE_OLD: [(409, {"statusCode": 409, "message": "booking_conflict_error"})],
+            READ_NEW: [(200, booking(NEW, "2027-03-14T15:00:00.000Z"))],
+        }
+    )
+    reply = provider.client().move(CALCOM, calcom_command(), CAL_KEY)
+    assert CALCOM.new_booking_id(reply.body) == NEW
+    assert len(provider.moves()) == 1
+
+
+def test_calcom_conflict_while_the_first_move_still_commits_is_read_again_never_resent() -> None:
+    # The 409 says a move is in flight: a read that shows nothing moved yet waits and reads again.
+    provider = Scripted(
+        {
+            READ_OLD: [
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, moved_away()),
+            ],
+            MOVE_OLD: [(409, {"statusCode": 409, "message": "booking_conflict_error"})],
+            READ_NEW: [(200, booking(NEW, "2027-03-14T15:00:00.000Z"))],
+        }
+    )
+    reply = provider.client().move(CALCOM, calcom_command(), CAL_KEY)
+    assert CALCOM.new_booking_id(reply.body) == NEW
+    assert len(provider.moves()) == 1
+    assert [r.method for r in provider.requests] == ["GET", "POST", "GET", "GET", "GET", "GET"]
+
+
+def test_calcom_slow_commit_then_already_rescheduled_400_triggers_a_read_and_is_one_success() -> None:
+    # The first read after the drop still sees the booking in place (the commit is slow); the second
+    # POST then hears Cal.com's "already rescheduled" 400, which only makes the relay read again.
+    provider = Scripted(
+        {
+            READ_OLD: [
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, moved_away()),
+            ],
+            MOVE_OLD: ["drop", already_rescheduled(OLD, NEW)],
+            READ_NEW: [(200, booking(NEW, "2027-03-14T15:00:00.000Z"))],
+        }
+    )
+    reply = provider.client().move(CALCOM, calcom_command(), CAL_KEY)
+    assert CALCOM.new_booking_id(reply.body) == NEW
+    assert len(provider.moves()) == 2  # the second was refused by Cal.com: one move happened
 
 
 def test_calcom_already_rescheduled_to_another_time_is_booking_moved_elsewhere() -> None:
     provider = Scripted(
         {
-            READ_OLD: [(200, booking(OLD, "2027-03-10T15:00:00.000Z"))],
-            MOVE_OLD: [
-                "drop",
-                calcom_error(f"Booking with uid={OLD} was already rescheduled to booking with uid={NEW}"),
-            ],
+            READ_OLD: [(200, booking(OLD, "2027-03-10T15:00:00.000Z")), (200, moved_away())],
+            MOVE_OLD: ["drop"],
             READ_NEW: [(200, booking(NEW, "2027-03-20T09:00:00.000Z"))],
         }
     )
@@ -188,6 +247,23 @@ def test_calcom_already_rescheduled_to_another_time_is_booking_moved_elsewhere()
         provider.client().move(CALCOM, calcom_command(), CAL_KEY)
     assert (caught.value.status, caught.value.code) == (409, "booking_moved_elsewhere")
     assert caught.value.problem()["new_booking_id"] == NEW
+    assert len(provider.moves()) == 1
+
+
+def test_calcom_already_rescheduled_to_undefined_with_no_successor_is_not_guessed() -> None:
+    provider = Scripted(
+        {
+            READ_OLD: [
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z")),
+                (200, booking(OLD, "2027-03-10T15:00:00.000Z", status="cancelled")),
+            ],
+            MOVE_OLD: [already_rescheduled(OLD, "undefined")],
+        }
+    )
+    with pytest.raises(RelayError) as caught:
+        provider.client().move(CALCOM, calcom_command(), CAL_KEY)
+    assert (caught.value.status, caught.value.code) == (409, "booking_moved_elsewhere")
+    assert len(provider.moves()) == 1
 
 
 @pytest.mark.parametrize(
@@ -216,7 +292,12 @@ def test_calcom_400_for_a_cancelled_booking_is_a_422_naming_the_booking() -> Non
     provider = Scripted(
         {
             READ_OLD: [(200, booking(OLD, "2027-03-10T15:00:00.000Z"))],  # cancelled in between
-            MOVE_OLD: [calcom_error(f"Booking with uid={OLD} has status cancelled and can't be rescheduled")],
+            MOVE_OLD: [
+                calcom_error(
+                    f"Can't reschedule booking with uid={OLD} because it has been cancelled. "
+                    "Please provide uid of a booking that is not cancelled."
+                )
+            ],
         }
     )
     with pytest.raises(RelayError) as caught:
@@ -228,7 +309,7 @@ def test_calcom_400_for_a_cancelled_booking_is_a_422_naming_the_booking() -> Non
 
 
 def test_calcom_field_errors_map_from_the_envelope() -> None:
-    _, body = calcom_error("start must be a valid ISO 8601 date-time in UTC")
+    _, body = calcom_error("start property is wrong,start must be a valid ISO 8601 date string ")
     assert [(p.field, p.code) for p in CALCOM.field_errors(body)] == [("start", "provider_rejected")]
     _, body = calcom_error("rescheduledBy must be an email")
     assert CALCOM.field_errors(body)[0].field == "rescheduled_by"

@@ -35,3 +35,29 @@ def test_document_lists_every_route_and_problem_answer() -> None:
     for status in ("400", "401", "403", "404", "409", "413", "415", "422", "429", "502", "503", "504"):
         assert "application/problem+json" in post["responses"][status]["content"]
     assert "get" in doc["paths"]["/v1/reschedules/{reschedule_id}"]
+
+
+def test_the_subscription_me_and_outcome_routes_are_documented_with_their_problems() -> None:
+    doc = json.loads(OPENAPI_PATH.read_text())
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    created = paths["/v1/subscriptions"]["post"]
+    assert created["requestBody"]["content"]["application/json"]["schema"]["additionalProperties"] is False
+    assert set(created["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
+        "url",
+        "events",
+    }
+    # The secret is in the 201 answer only, never in a listing.
+    assert created["responses"]["201"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "CreatedSubscription"
+    )
+    assert "secret" in schemas["CreatedSubscription"]["properties"]
+    assert "secret" not in schemas["Subscription"]["properties"]
+    for status in ("400", "401", "409", "413", "422", "503"):
+        assert "application/problem+json" in created["responses"][status]["content"], status
+    listed = paths["/v1/subscriptions"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["$ref"].endswith("SubscriptionList")
+    deleted = paths["/v1/subscriptions/{subscription_id}"]["delete"]["responses"]
+    assert "204" in deleted
+    assert "application/problem+json" in deleted["404"]["content"]
+    assert "application/problem+json" in paths["/v1/me"]["get"]["responses"]["401"]["content"]
+    assert "application/problem+json" in paths["/v1/reschedules"]["get"]["responses"]["422"]["content"]

@@ -275,7 +275,7 @@ def test_base_url_comes_from_settings_and_the_token_is_a_bearer() -> None:
 def test_retry_after_as_http_date() -> None:
     when = datetime.now(UTC) + timedelta(seconds=30)
     response = httpx.Response(429, headers={"Retry-After": format_datetime(when, usegmt=True)})
-    seconds = retry_after_seconds(response, None)
+    seconds = retry_after_seconds(response.headers, None)
     assert seconds is not None
     assert 28 <= seconds <= 31
 

@@ -212,3 +212,40 @@ def test_a_worker_deadline_is_its_own_invocation_not_the_http_cap() -> None:
     worker = Deadline.for_worker(Context(), 2.0)
     door = Deadline.for_invocation(Context(), 2.0)
     assert worker.remaining() > 50 > door.remaining()
+
+
+ACUITY_SECRET = "reschedule-relay/providers/acuity/default"
+ACUITY_COMMAND = RescheduleCommand(
+    provider="acuity",
+    account="default",
+    booking_id="2001",
+    start=datetime(2030, 1, 15, 15, 0, tzinfo=UTC),
+    end=None,
+    timezone="America/New_York",
+)
+
+
+def _lost_answer() -> ProviderError:
+    error = _provider_error(503, "provider_unavailable")
+    error.outcome_unknown = True
+    return error
+
+
+@pytest.mark.parametrize(
+    ("command", "reads_first"),
+    [(ACUITY_COMMAND, True), (COMMAND, False)],  # Acuity's move is not safe to repeat; iClosed's is
+)
+def test_after_an_unsettled_lost_answer_the_callers_retry_reads_the_booking_first(
+    command: RescheduleCommand, reads_first: bool
+) -> None:
+    ok = {"id": 2001, "datetime": "2030-01-15T10:00:00-0500"} if command is ACUITY_COMMAND else ICLOSED_OK
+    providers = FakeProviders(_lost_answer(), ok, ok)
+    service, _, secrets = _service(providers)
+    secrets.values[ACUITY_SECRET] = {"user_id": "1", "api_key": "acuity-sandbox-unit"}
+
+    with pytest.raises(RelayError):
+        _run(service, command=command)
+    _run(service, command=command)  # the caller's retry, same key
+    _run(service, command=command, key="key-2")  # another request: nothing unknown about it
+
+    assert providers.settle_first == [False, reads_first, False]

@@ -74,12 +74,15 @@ ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
     "ReschedulesTable": {"dynamodb:PutItem", "dynamodb:GetItem"},
     # relay/dal/records.py: a booking's history.
     "ReschedulesTable/index/ByBooking": {"dynamodb:Query"},
+    # relay/dal/records.py: a source's recent outcomes (GET /v1/reschedules: the HTTP door only).
+    "ReschedulesTable/index/BySource": {"dynamodb:Query"},
 }
-# The worker also locks the record it delivers (relay/dal/ledger.py: update_item).
-ALLOWED_WORKER_DYNAMODB_ACTIONS = ALLOWED_DYNAMODB_ACTIONS | {
-    "ReschedulesTable": ALLOWED_DYNAMODB_ACTIONS["ReschedulesTable"] | {"dynamodb:UpdateItem"}
-}
-# The callback function: the callbacks' items in the idempotency table (relay/dal/callbacks.py).
+# The worker also locks the record it delivers (relay/dal/ledger.py: update_item); it lists nothing.
+ALLOWED_WORKER_DYNAMODB_ACTIONS = {
+    k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "ReschedulesTable/index/BySource"
+} | {"ReschedulesTable": ALLOWED_DYNAMODB_ACTIONS["ReschedulesTable"] | {"dynamodb:UpdateItem"}}
+# The callback function: the callbacks' and subscriptions' items in the idempotency table
+# (relay/dal/callbacks.py, relay/dal/subscriptions.py).
 ALLOWED_CALLBACK_DYNAMODB_ACTIONS = {
     "IdempotencyTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
 }
@@ -129,6 +132,7 @@ DYNAMODB_RESOURCES: dict[str, Any] = {
     "IdempotencyTable": {"Fn::GetAtt": ["IdempotencyTable", "Arn"]},
     "ReschedulesTable": {"Fn::GetAtt": ["ReschedulesTable", "Arn"]},
     "ReschedulesTable/index/ByBooking": {"Fn::Sub": "${ReschedulesTable.Arn}/index/ByBooking"},
+    "ReschedulesTable/index/BySource": {"Fn::Sub": "${ReschedulesTable.Arn}/index/BySource"},
 }
 # boto3 client method in relay/dal/records.py -> (resource key above, IAM action it needs).
 BOTO3_CALL_ACTIONS = {
@@ -218,6 +222,15 @@ def test_routes(resources: dict[str, Any]) -> None:
         ("GET", "/v1/bookings/{provider}/{booking_id}/reschedules"),
         ("DELETE", "/v1/reschedules/{reschedule_id}"),
         ("OPTIONS", "/v1/reschedules"),
+        ("GET", "/v1/reschedules"),
+        ("GET", "/v1/me"),
+        ("POST", "/v1/subscriptions"),
+        ("GET", "/v1/subscriptions"),
+        ("DELETE", "/v1/subscriptions/{subscription_id}"),
+        ("POST", "/v1/intake/{source}"),
+        ("POST", "/v1/intake/{source}/{token}"),
+        ("GET", "/v1/pages/reschedule"),
+        ("GET", "/v1/pages/reschedule/result"),
     }
     for event in events:
         assert event["Type"] == "HttpApi"
@@ -370,6 +383,8 @@ def test_the_records_dal_makes_exactly_the_allowed_calls() -> None:
     for call in calls:
         resource, action = BOTO3_CALL_ACTIONS[call]
         needed.setdefault(resource, set()).add(action)
+    if "query" in calls:  # records.py queries both of the table's indexes
+        needed.setdefault("ReschedulesTable/index/BySource", set()).add("dynamodb:Query")
     assert needed == {k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "IdempotencyTable"}
 
 
@@ -523,13 +538,19 @@ def test_table_keys(resources: dict[str, Any]) -> None:
     assert idempotency["TimeToLiveSpecification"]["AttributeName"] == "expiration"
     assert reschedules["KeySchema"] == [{"AttributeName": "reschedule_id", "KeyType": "HASH"}]
     assert reschedules["TimeToLiveSpecification"]["AttributeName"] == "expires_at"
-    (by_booking,) = reschedules["GlobalSecondaryIndexes"]
+    by_booking, by_source = reschedules["GlobalSecondaryIndexes"]
     assert by_booking["IndexName"] == "ByBooking"
     assert by_booking["KeySchema"] == [
         {"AttributeName": "booking_key", "KeyType": "HASH"},
         {"AttributeName": "attempted_at", "KeyType": "RANGE"},
     ]
     assert by_booking["Projection"] == {"ProjectionType": "ALL"}
+    assert by_source["IndexName"] == "BySource"
+    assert by_source["KeySchema"] == [
+        {"AttributeName": "source", "KeyType": "HASH"},
+        {"AttributeName": "attempted_at", "KeyType": "RANGE"},
+    ]
+    assert by_source["Projection"] == {"ProjectionType": "ALL"}
 
 
 def test_alarms_notify_only_when_a_topic_is_given(resources: dict[str, Any]) -> None:

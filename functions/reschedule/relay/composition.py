@@ -15,14 +15,17 @@ from relay.dal.queue import DeliveryQueue
 from relay.dal.quotas import QuotaCounters
 from relay.dal.records import RecordStore
 from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
+from relay.dal.subscriptions import SubscriptionStore
 from relay.providers import PROVIDERS
 from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
+from relay.reschedule.booking_times import BookingTimes
 from relay.reschedule.callbacks import Callbacks
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
 from relay.reschedule.step import AttemptStep
+from relay.reschedule.subscriptions import Subscriptions
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
 
@@ -45,6 +48,11 @@ class Relay:
     deliveries: Deliveries | None = None
     # Outcome callbacks (queued by both doors, sent by the worker); None without a delivery queue.
     callbacks: Callbacks | None = None
+    # The hosted page's "your booking is now on ..." (relay/reschedule/booking_times.py).
+    booking_times: BookingTimes | None = None
+    # The sources' event subscriptions (REST hooks) and their attempts (recent outcomes).
+    subscriptions: Subscriptions | None = None
+    records: RecordStore | None = None
 
 
 def build_adapters(settings: Settings) -> dict[str, Provider]:
@@ -71,23 +79,29 @@ def build(
         cursors=HistoryCursors(dynamodb, settings.idempotency_table_name),
     )
     adapters = build_adapters(settings)
+    subscriptions = build_subscriptions(settings, dynamodb=dynamodb, sources=sources)
     queue = None
     callbacks = None
     if settings.delivery_queue_url and sqs is not None:
         queue = DeliveryQueue(sqs, settings.delivery_queue_url, settings.dead_letter_queue_url)
         # Without a callback queue of their own (a deployment from before it), events share this one.
         callbacks = build_callbacks(
-            settings, dynamodb=dynamodb, sources=sources, queue=callback_queue(settings, sqs) or queue
+            settings,
+            dynamodb=dynamodb,
+            sources=sources,
+            queue=callback_queue(settings, sqs) or queue,
+            subscriptions=subscriptions,
         )
+    # The pacing buckets live in the idempotency table (no table or permission of their own).
+    providers = ProviderClient(
+        settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
+    )
     ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
     step = AttemptStep(
         settings,
         secrets=secrets,
         chain=ledger,
-        # The pacing buckets live in the idempotency table (no table or permission of their own).
-        providers=ProviderClient(
-            settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
-        ),
+        providers=providers,
         adapters=adapters,
     )
     service = RescheduleService(
@@ -105,7 +119,12 @@ def build(
     if queue is not None:
         deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
     queries = Queries(settings, records=records, ledger=ledger)
-    return Relay(settings, service, queries, sources, deliveries, callbacks)
+    booking_times = BookingTimes(
+        secrets_prefix=settings.secrets_prefix, secrets=secrets, providers=providers, adapters=adapters
+    )
+    return Relay(
+        settings, service, queries, sources, deliveries, callbacks, booking_times, subscriptions, records
+    )
 
 
 def sources_reader(
@@ -127,8 +146,24 @@ def callback_queue(settings: Settings, sqs: Callable[[], Any]) -> DeliveryQueue 
     return DeliveryQueue(sqs, settings.callback_queue_url, settings.callback_dead_letter_queue_url)
 
 
+def build_subscriptions(
+    settings: Settings, *, dynamodb: DynamoDBClient, sources: SourcesReader
+) -> Subscriptions:
+    """The sources' event subscriptions; the registry says, at each use, who may have them."""
+    return Subscriptions(
+        SubscriptionStore(dynamodb, settings.idempotency_table_name),
+        settings,
+        enabled=lambda source: sources.current().subscribes(source),
+    )
+
+
 def build_callbacks(
-    settings: Settings, *, dynamodb: DynamoDBClient, sources: SourcesReader, queue: DeliveryQueue
+    settings: Settings,
+    *,
+    dynamodb: DynamoDBClient,
+    sources: SourcesReader,
+    queue: DeliveryQueue,
+    subscriptions: Subscriptions,
 ) -> Callbacks:
     return Callbacks(
         settings,
@@ -137,6 +172,7 @@ def build_callbacks(
         sender=WebhookSender(settings.callback_timeout_seconds),
         # Read at each attempt: a changed registry entry (new URL, rotated secret) applies at once.
         targets=lambda source: sources.current().callback_target(source),
+        subscriptions=subscriptions,
     )
 
 
@@ -152,4 +188,7 @@ def build_callback_worker(
     if queue is None:
         raise RuntimeError("the callback worker needs CALLBACK_QUEUE_URL")
     sources = sources_reader(settings, secretsmanager)
-    return build_callbacks(settings, dynamodb=dynamodb, sources=sources, queue=queue)
+    subscriptions = build_subscriptions(settings, dynamodb=dynamodb, sources=sources)
+    return build_callbacks(
+        settings, dynamodb=dynamodb, sources=sources, queue=queue, subscriptions=subscriptions
+    )

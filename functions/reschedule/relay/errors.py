@@ -5,7 +5,26 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PROBLEM_TYPE_BASE = "https://reschedule-relay.dev/problems/"
+# A problem's `type` is this page of the project's own docs, with the reason code as its fragment
+# (RFC 9457 3.1.1); a deployment that publishes its docs sets PROBLEM_DOCS_URL (relay.settings).
+DEFAULT_PROBLEM_DOCS_URL = "docs/api.md"
+# The longest caller value the relay repeats (in an answer, a record or a log line); longer is cut.
+MAX_ECHO = 64
+# Every detail is the relay's own sentence around at most a few echoes: a backstop bound.
+MAX_DETAIL = 512
+_CUT = "..."
+
+
+def bounded(value: str, limit: int = MAX_ECHO) -> str:
+    """A caller's text as the relay may repeat it: at most `limit` characters, always valid UTF-8."""
+    # Lone surrogates (JSON can carry them) become visible escapes, so the text always encodes.
+    text = value[: limit + 1].encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= limit else text[: limit - len(_CUT)] + _CUT
+
+
+def echo(value: object) -> str:
+    """A caller's value quoted in a detail or message: repr of the bounded text."""
+    return repr(bounded(value if isinstance(value, str) else repr(value)))
 
 
 @dataclass(frozen=True)
@@ -15,6 +34,10 @@ class FieldProblem:
     field: str
     message: str
     code: str = "invalid"
+
+    def __post_init__(self) -> None:
+        # The name may be the caller's own (an unknown field): never repeated whole.
+        object.__setattr__(self, "field", bounded(self.field))
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message, "code": self.code}
@@ -34,13 +57,18 @@ class RelayError(Exception):
     errors: list[FieldProblem] = field(default_factory=list)
     retry_after: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # For the operator's log line only, never the answer or the record (e.g. which secret is missing).
+    log_detail: str | None = None
 
     def __post_init__(self) -> None:
+        self.detail = bounded(self.detail, MAX_DETAIL)
         super().__init__(self.detail)
 
-    def problem(self, instance: str | None = None) -> dict[str, Any]:
+    def problem(
+        self, instance: str | None = None, docs_url: str = DEFAULT_PROBLEM_DOCS_URL
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "type": PROBLEM_TYPE_BASE + self.code,
+            "type": f"{docs_url}#{self.code}",
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
@@ -86,10 +114,15 @@ def unsupported_media_type(detail: str) -> RelayError:
 NOT_CONFIGURED_RETRY_AFTER_SECONDS = 60
 
 
-def not_configured(detail: str) -> RelayError:
-    """503: a secret or setting the relay needs is missing or malformed (`detail` names where, never what)."""
+def not_configured(cause: str) -> RelayError:
+    """503: a secret or setting the relay needs is missing or malformed.
+
+    `cause` (which secret, what is wrong with it) goes to the operator's log line only: a caller
+    learns that the relay is not configured, never a secret's path or the shape it should have.
+    """
     return RelayError(
-        detail=f"The relay is not configured: {detail}",
+        detail="The relay is not configured for this request; its operator has been told what is missing.",
+        log_detail=cause,
         status=503,
         code="not_configured",
         title="Relay not configured",

@@ -10,9 +10,9 @@ import `relay.dal` (an import-linter contract).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from relay.errors import RelayError
 
@@ -55,6 +55,9 @@ class Claim:
     """The key is this request's: run it, then complete or release it."""
 
     key: LedgerKey
+    # An earlier attempt under this key ended with its outcome unknown (a lost answer): the booking
+    # is read before anything is sent again.
+    settle_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class Ledger(Protocol):
     def complete_queued(
         self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
     ) -> None: ...
-    def release(self, claim: Claim, record: Mapping[str, Any]) -> None: ...
+    def release(self, claim: Claim, record: Mapping[str, Any], *, unsettled: bool = False) -> None: ...
     def release_quietly(self, claim: Claim) -> None: ...
     def read_record(self, reschedule_id: str) -> dict[str, Any] | None: ...
     def lock_delivery(self, reschedule_id: str, token: str, *, now: int, until: int) -> None: ...
@@ -217,6 +220,12 @@ class Records(Protocol):
     ) -> HistoryPage: ...
 
 
+class RecentRecords(Protocol):
+    """A source's newest attempts by status (relay.dal.records, its BySource index)."""
+
+    def recent(self, source: str, statuses: tuple[str, ...], *, limit: int) -> list[dict[str, Any]]: ...
+
+
 # -- secrets (relay.dal.secrets) -------------------------------------------------------------------
 
 
@@ -275,3 +284,51 @@ class CallbackState(Protocol):
     def switch_off(self, source: str, fingerprint: str, *, now: int) -> None: ...
     def take_slot(self, source: str, slots: Sequence[int], *, now: int, until: int) -> int | None: ...
     def free_slot(self, source: str, slot: int) -> None: ...
+
+
+# -- event subscriptions (relay.dal.subscriptions) --------------------------------------------------
+
+# A source keeps at most this many subscriptions (each Zap trigger is one); one item stays far below
+# DynamoDB's 400 KB with URLs of up to 2000 characters.
+MAX_SUBSCRIPTIONS_PER_SOURCE = 25
+
+
+class SubscriptionStoreFailed(Exception):
+    """DynamoDB did not answer."""
+
+
+class TooManySubscriptions(Exception):
+    """The source already has MAX_SUBSCRIPTIONS_PER_SOURCE subscriptions."""
+
+
+class SubscriptionItem(TypedDict):
+    """One subscription as stored inside its source's item."""
+
+    url: str
+    events: list[str]
+    secret: str
+    created_at: str
+
+
+def subscription_item(url: str, events: list[str], secret: str, created_at: str) -> SubscriptionItem:
+    return {"url": url, "events": list(events), "secret": secret, "created_at": created_at}
+
+
+@dataclass(frozen=True)
+class StoredSubscription:
+    id: str
+    url: str
+    events: tuple[str, ...]
+    created_at: str
+    secret: str = field(repr=False)  # never in a log line or a traceback
+
+    def public(self) -> dict[str, Any]:
+        """What the source may read back: everything but the secret."""
+        return {"id": self.id, "url": self.url, "events": list(self.events), "created_at": self.created_at}
+
+
+class SubscriptionStore(Protocol):
+    def of_source(self, source: str) -> list[StoredSubscription]: ...
+    def get(self, source: str, sub_id: str) -> StoredSubscription | None: ...
+    def add(self, source: str, sub_id: str, item: SubscriptionItem) -> None: ...
+    def remove(self, source: str, sub_id: str) -> bool: ...

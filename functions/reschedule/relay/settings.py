@@ -14,6 +14,19 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl
 
+from relay.addresses import is_loopback_host
+from relay.errors import DEFAULT_PROBLEM_DOCS_URL
+
+
+def _https_unless_loopback(url: HttpUrl) -> HttpUrl:
+    """A provider's token travels with every call: https, or plain http to this machine (the sandboxes)."""
+    if url.scheme != "https" and not is_loopback_host(url.host or ""):
+        raise ValueError("a provider base URL is https (plain http only to a loopback host)")
+    return url
+
+
+ProviderUrl = Annotated[HttpUrl, AfterValidator(_https_unless_loopback)]
+
 # What the registry settings promise an operator (docs/callers.md): their bounds.
 REGISTRY_REFUSAL_PROMISE_SECONDS = 60
 REGISTRY_NEW_KEY_PROMISE_SECONDS = 15
@@ -38,10 +51,10 @@ class Settings(BaseModel):
     secrets_prefix: str = Field(default="reschedule-relay", pattern=r"^[A-Za-z0-9/_+=.@-]{1,256}$")
     # One base URL per provider: each adapter names its field and production default
     # (relay.providers; tests/unit/test_provider_registry.py holds the two together).
-    iclosed_base_url: HttpUrl = HttpUrl("https://public.api.iclosed.io")
-    novacal_base_url: HttpUrl = HttpUrl("https://api.novacal.io")
-    calcom_base_url: HttpUrl = HttpUrl("https://api.cal.com")
-    acuity_base_url: HttpUrl = HttpUrl("https://acuityscheduling.com")
+    iclosed_base_url: ProviderUrl = HttpUrl("https://public.api.iclosed.io")
+    novacal_base_url: ProviderUrl = HttpUrl("https://api.novacal.io")
+    calcom_base_url: ProviderUrl = HttpUrl("https://api.cal.com")
+    acuity_base_url: ProviderUrl = HttpUrl("https://acuityscheduling.com")
     # Cal.com's `cal-api-version` header: the versions whose reschedule body the adapter sends.
     calcom_api_version: Literal["2024-08-13", "2026-02-25"] = "2024-08-13"
     # NovaCal needs an end: when the caller gives neither end nor duration, the booking lasts this long.
@@ -94,8 +107,12 @@ class Settings(BaseModel):
     # A signed link may expire at most this long after it is minted; a longer one is refused at
     # minting (relayctl links mint) and at use.
     link_max_lifetime_days: int = Field(default=DEFAULT_LINK_MAX_LIFETIME_DAYS, ge=1, le=365)
-    # Plain http callbacks to a loopback host (the local stack's sink); production URLs are https.
+    # Callbacks to a loopback host, plain http included (the local stack's sink); in AWS, off:
+    # every address a callback host resolves to must then be public (relay/webhooks/destinations.py).
     callback_allow_http_loopback: bool = False
+    # ---- answers ----
+    # Where a problem's `type` points: this page of the docs, the reason code as its fragment.
+    problem_docs_url: str = Field(default=DEFAULT_PROBLEM_DOCS_URL, min_length=1, max_length=512)
 
 
 def link_max_lifetime_seconds(settings: Settings) -> int:

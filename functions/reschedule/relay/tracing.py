@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
+
+# X-Ray's httpx patch replaces httpx.Client and AsyncClient with subclasses from its own package.
+_XRAY_PACKAGE = "aws_xray_sdk"
+ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
 
 
 class _NoSegment(BaseSegment):
@@ -67,3 +72,15 @@ def door_tracer(patch_modules: Sequence[str]) -> Tracer:
     # Powertools' own decision (the env var, or not in Lambda), before it picks its provider.
     disabled = bool(Tracer._is_tracer_disabled())
     return Tracer(patch_modules=list(patch_modules), provider=NoTracing() if disabled else None)
+
+
+def untraced(client_class: type[ClientT]) -> type[ClientT]:
+    """The httpx client class beneath X-Ray's instrumentation: a callback URL's path can be a credential.
+
+    With tracing on, `patch_modules=["httpx"]` replaces `httpx.Client` and `httpx.AsyncClient` with
+    subclasses that record each request's URL, path included, in a subsegment (and send a trace
+    header to the receiver). A client of the class returned here is neither recorded nor marked.
+    """
+    while client_class.__module__.startswith(_XRAY_PACKAGE):
+        client_class = client_class.__bases__[0]
+    return client_class

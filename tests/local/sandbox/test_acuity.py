@@ -1,4 +1,5 @@
-"""The Acuity sandbox follows contracts/acuity.md: `PUT /api/v1/appointments/{id}/reschedule`."""
+"""The Acuity sandbox follows docs/providers/acuity.md: `PUT /api/v1/appointments/{id}/reschedule` and
+`GET /api/v1/appointments/{id}`."""
 
 from __future__ import annotations
 
@@ -207,3 +208,24 @@ def test_rate_limit_fault_is_429_in_the_envelope(acuity: SandboxProvider) -> Non
     response = reschedule(acuity, ACUITY_IDS[0], VALID)
     assert_error(response, 429, "too_many_requests")
     assert response.headers["retry-after"] == "3"
+
+
+def test_reading_an_appointment_shows_where_it_is_now(acuity: SandboxProvider) -> None:
+    url = f"{acuity.url}/api/v1/appointments/{ACUITY_IDS[2]}"
+    assert reschedule(acuity, ACUITY_IDS[2], {"datetime": "2031-08-05T10:00:00-0400"}).status_code == 200
+    read = HTTP.get(url, headers=auth(acuity))
+    assert read.status_code == 200
+    assert read.json()["id"] == ACUITY_IDS[2]
+    assert datetime.fromisoformat(read.json()["datetime"]) == datetime(2031, 8, 5, 14, tzinfo=UTC)
+    assert set(read.json()) >= APPOINTMENT_KEYS
+    assert_error(HTTP.get(f"{acuity.url}/api/v1/appointments/999999", headers=auth(acuity)), 404, "not_found")
+    assert HTTP.get(url, headers={"Authorization": basic("20002:wrong")}).status_code == 401
+
+
+def test_a_commit_then_drop_is_seen_by_a_read(acuity: SandboxProvider) -> None:
+    arm_fault(acuity, drop_connection=True, after_commit=True)
+    with pytest.raises(httpx.TransportError):
+        reschedule(acuity, ACUITY_IDS[3], {"datetime": "2031-08-06T10:00:00-0400"})
+    read = HTTP.get(f"{acuity.url}/api/v1/appointments/{ACUITY_IDS[3]}", headers=auth(acuity))
+    # Shown in the appointment's calendar zone (another test may have changed it): the same instant.
+    assert datetime.fromisoformat(read.json()["datetime"]) == datetime(2031, 8, 6, 14, tzinfo=UTC)

@@ -1,7 +1,9 @@
-"""The Cal.com sandbox follows contracts/calcom.md: a move creates a new uid and cancels the old booking."""
+"""The Cal.com sandbox speaks Cal.com's words (docs/providers/calcom.md): a move creates a new uid and
+cancels the old booking; errors, texts, version fallback and throttler are Cal.com's own."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +14,7 @@ import pytest
 from local.sandbox import SandboxProvider, start_sandbox
 from local.sandbox.bookings import (
     CALCOM_AWAITING_HOST_UID,
+    CALCOM_BLOCKED_UID,
     CALCOM_CANCELLED_UID,
     CALCOM_RECURRING_UID,
     CALCOM_REJECTED_UID,
@@ -19,7 +22,7 @@ from local.sandbox.bookings import (
     CALCOM_SEATED_UID,
     CALCOM_UIDS,
 )
-from tests.local.sandbox.helpers import HTTP, MISSING, TOKENS, arm_fault, auth, booking, with_patch
+from tests.local.sandbox.helpers import HTTP, MISSING, TOKENS, arm_fault, auth, booking, snapshot, with_patch
 
 ENVELOPE_KEYS = {"status", "timestamp", "path", "error"}
 NEW_BOOKING_KEYS = {
@@ -45,6 +48,20 @@ def move(provider: SandboxProvider, uid: str, body: dict[str, Any], **headers: s
 
 def read(provider: SandboxProvider, uid: str) -> httpx.Response:
     return HTTP.get(f"{provider.url}/v2/bookings/{uid}", headers=auth(provider))
+
+
+def assert_raw(response: httpx.Response, status: int, message: str) -> None:
+    """An error Cal.com's booking library throws: Nest's raw body, exactly."""
+    assert response.status_code == status, response.text
+    assert response.json() == {"statusCode": status, "message": message}
+
+
+def already_rescheduled(old: str, new: str) -> str:
+    return (
+        f"Can't reschedule booking with uid={old} because it has been cancelled and rescheduled already to "
+        f"booking with uid={new}. You probably want to reschedule {new} instead by passing it within the "
+        "request URL."
+    )
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> str:
@@ -104,12 +121,11 @@ def test_each_move_makes_another_uid_and_the_old_uid_names_the_latest(fresh: San
     assert len({CALCOM_UIDS[0], first["uid"], second["uid"]}) == 3
     assert second["end"] == "2031-09-11T12:30:00.000Z"  # a 30-minute event type
 
-    # A second move sent to a spent uid is refused with the uid it was moved to
+    # A second move sent to a spent uid is refused, in Cal.com's words, naming its direct successor
     again = move(fresh, CALCOM_UIDS[0], {"start": "2031-09-12T12:00:00Z"})
-    message = assert_error(again, 400, BAD_REQUEST)
-    assert first["uid"] in message
+    assert assert_error(again, 400, BAD_REQUEST) == already_rescheduled(CALCOM_UIDS[0], first["uid"])
     message = assert_error(move(fresh, first["uid"], {"start": "2031-09-12T12:00:00Z"}), 400, BAD_REQUEST)
-    assert second["uid"] in message
+    assert message == already_rescheduled(first["uid"], second["uid"])
     assert read(fresh, second["uid"]).json()["data"]["start"] == "2031-09-11T12:00:00.000Z"
 
 
@@ -124,7 +140,7 @@ def test_after_commit_drop_then_retry_sees_already_rescheduled(fresh: SandboxPro
     message = assert_error(retry, 400, BAD_REQUEST)
     new_uid = read(fresh, CALCOM_UIDS[3]).json()["data"]["rescheduledToUid"]
     assert new_uid is not None
-    assert new_uid in message
+    assert message == already_rescheduled(CALCOM_UIDS[3], new_uid)
     moved = read(fresh, new_uid).json()["data"]
     assert moved["start"] == "2031-10-01T09:00:00.000Z"
     assert moved["end"] == "2031-10-01T09:45:00.000Z"  # a 45-minute event type
@@ -137,27 +153,52 @@ def test_pending_booking_stays_pending_unless_the_host_moves_it(fresh: SandboxPr
     assert by_host.json()["data"]["status"] == "accepted"
 
 
+def test_a_cancelled_booking_refuses_a_move_in_cals_words(calcom: SandboxProvider) -> None:
+    before = booking(calcom, CALCOM_CANCELLED_UID)
+    message = assert_error(move(calcom, CALCOM_CANCELLED_UID, NEW_START), 400, BAD_REQUEST)
+    assert message == (
+        f"Can't reschedule booking with uid={CALCOM_CANCELLED_UID} because it has been cancelled. "
+        "Please provide uid of a booking that is not cancelled."
+    )
+    assert booking(calcom, CALCOM_CANCELLED_UID) == before
+
+
 @pytest.mark.parametrize(
-    ("uid", "status"),
-    [
-        (CALCOM_CANCELLED_UID, "cancelled"),
-        (CALCOM_REJECTED_UID, "rejected"),
-        (CALCOM_AWAITING_HOST_UID, "awaiting_host"),
-    ],
+    ("uid", "status"), [(CALCOM_REJECTED_UID, "rejected"), (CALCOM_AWAITING_HOST_UID, "awaiting_host")]
 )
-def test_bookings_that_are_not_accepted_or_pending_refuse_a_move(
+def test_rejected_or_awaiting_host_bookings_are_a_raw_404(
     calcom: SandboxProvider, uid: str, status: str
 ) -> None:
     before = booking(calcom, uid)
     assert before["status"] == status
-    message = assert_error(move(calcom, uid, {"start": "2031-09-10T12:00:00Z"}), 400, BAD_REQUEST)
-    assert status in message
+    assert_raw(move(calcom, uid, NEW_START), 404, "Could not find original booking")
     assert booking(calcom, uid) == before
+
+
+def test_a_blocked_attendee_email_is_a_raw_403(calcom: SandboxProvider) -> None:
+    before = booking(calcom, CALCOM_BLOCKED_UID)
+    assert_raw(
+        move(calcom, CALCOM_BLOCKED_UID, NEW_START), 403, "Cannot use this email to create the booking."
+    )
+    assert booking(calcom, CALCOM_BLOCKED_UID) == before
+
+
+def test_a_taken_slot_and_the_past_are_raw_400s(fresh: SandboxProvider) -> None:
+    taken = move(fresh, CALCOM_UIDS[0], {"start": "2031-06-02T15:00:00Z"})
+    assert_raw(taken, 400, "User either already has booking at this time or is not available")
+    assert_raw(
+        move(fresh, CALCOM_UIDS[0], {"start": "2020-01-01T10:00:00Z"}),
+        400,
+        "Attempting to book a meeting in the past.",
+    )
+    assert booking(fresh, CALCOM_UIDS[0])["status"] == "accepted"
 
 
 def test_seated_booking_moves_one_seat(fresh: SandboxProvider) -> None:
     without_seat = move(fresh, CALCOM_SEATED_UID, {"start": "2031-09-10T12:00:00Z"})
-    assert "seatUid" in assert_error(without_seat, 400, BAD_REQUEST)
+    assert assert_error(without_seat, 400, BAD_REQUEST).startswith(
+        f"Booking with uid={CALCOM_SEATED_UID} is a seated booking which means you have to provide seatUid"
+    )
     with_reason = {"start": "2031-09-10T12:00:00Z", "seatUid": CALCOM_SEAT_UIDS[0], "reschedulingReason": "x"}
     assert_error(move(fresh, CALCOM_SEATED_UID, with_reason), 400, BAD_REQUEST)
     unknown_seat = {"start": "2031-09-10T12:00:00Z", "seatUid": "sandboxCalSeatUnknown1"}
@@ -213,13 +254,23 @@ def test_invalid_bodies_are_400_and_move_nothing(calcom: SandboxProvider, patch:
 
 
 @pytest.mark.parametrize("version", [None, "2024-04-15", "2024-08-14", ""])
-def test_version_header_is_required(calcom: SandboxProvider, version: str | None) -> None:
+def test_a_missing_or_unknown_version_falls_back_to_one_without_the_post_route(
+    calcom: SandboxProvider, version: str | None
+) -> None:
     headers = {"Authorization": f"Bearer {calcom.token}"}
     if version is not None:
         headers["cal-api-version"] = version
-    url = f"{calcom.url}/v2/bookings/{CALCOM_UIDS[4]}/reschedule"
-    response = HTTP.post(url, json={"start": "2031-09-10T12:00:00Z"}, headers=headers)
-    assert "cal-api-version" in assert_error(response, 400, BAD_REQUEST)
+    path = f"/v2/bookings/{CALCOM_UIDS[4]}/reschedule"
+    before = booking(calcom, CALCOM_UIDS[4])
+    response = HTTP.post(calcom.url + path, json={"start": "2031-09-10T12:00:00Z"}, headers=headers)
+    assert assert_error(response, 404, "NotFoundException") == f"Cannot POST {path}"
+    assert booking(calcom, CALCOM_UIDS[4]) == before
+    # and its GET answers the older shape, without Cal.com's envelope
+    older = HTTP.get(f"{calcom.url}/v2/bookings/{CALCOM_UIDS[4]}", headers=headers)
+    assert older.status_code == 200
+    assert "status" in older.json()
+    assert "startTime" in older.json()
+    assert "data" not in older.json()
 
 
 def test_both_documented_versions_are_accepted(fresh: SandboxProvider) -> None:
@@ -230,19 +281,28 @@ def test_both_documented_versions_are_accepted(fresh: SandboxProvider) -> None:
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer wrong", "bearer cal_sandbox_test_key_0002", "cal_sandbox_test_key_0002"]
+    "authorization", ["Bearer wrong", "bearer cal_sandbox_test_key_0002", "cal_sandbox_test_key_0002"]
 )
-def test_bad_credentials_are_401(calcom: SandboxProvider, authorization: str | None) -> None:
-    headers = {"cal-api-version": "2024-08-13"} | ({"Authorization": authorization} if authorization else {})
+def test_bad_credentials_are_401(calcom: SandboxProvider, authorization: str) -> None:
+    headers = {"cal-api-version": "2024-08-13", "Authorization": authorization}
     url = f"{calcom.url}/v2/bookings/{CALCOM_UIDS[4]}/reschedule"
-    assert_error(HTTP.post(url, json=NEW_START, headers=headers), 401, "UnauthorizedException")
+    message = assert_error(HTTP.post(url, json=NEW_START, headers=headers), 401, "UnauthorizedException")
+    assert message == "ApiAuthStrategy - api key - Your api key is not valid"
     read_url = f"{calcom.url}/v2/bookings/{CALCOM_UIDS[4]}"
     assert_error(HTTP.get(read_url, headers=headers), 401, "UnauthorizedException")
 
 
+def test_no_credentials_at_all_is_allowed_by_the_route(calcom: SandboxProvider) -> None:
+    response = HTTP.get(
+        f"{calcom.url}/v2/bookings/{CALCOM_UIDS[4]}", headers={"cal-api-version": "2024-08-13"}
+    )
+    assert response.status_code == 200
+
+
 def test_unknown_uid_is_404(calcom: SandboxProvider) -> None:
-    assert_error(move(calcom, "sandboxCalNoSuchBooking", NEW_START), 404, "NotFoundException")
-    assert_error(read(calcom, "sandboxCalNoSuchBooking"), 404, "NotFoundException")
+    text = "Booking with uid=sandboxCalNoSuchBooking was not found in the database"
+    assert assert_error(move(calcom, "sandboxCalNoSuchBooking", NEW_START), 404, "NotFoundException") == text
+    assert assert_error(read(calcom, "sandboxCalNoSuchBooking"), 404, "NotFoundException") == text
 
 
 @pytest.mark.parametrize(
@@ -259,18 +319,61 @@ def test_other_routes_are_404_in_the_envelope(calcom: SandboxProvider, method: s
     assert_error(response, 404, "NotFoundException")
 
 
-def test_non_json_body_is_400(calcom: SandboxProvider) -> None:
+def test_non_json_or_empty_body_is_body_is_required(calcom: SandboxProvider) -> None:
     headers = auth(calcom) | {"Content-Type": "text/plain"}
     url = f"{calcom.url}/v2/bookings/{CALCOM_UIDS[4]}/reschedule"
     response = HTTP.post(url, content='{"start": "2031-09-10T12:00:00Z"}', headers=headers)
-    assert_error(response, 400, BAD_REQUEST)
+    assert assert_error(response, 400, BAD_REQUEST) == "Body is required"
+    assert assert_error(move(calcom, CALCOM_UIDS[4], {}), 400, BAD_REQUEST) == "Body is required"
 
 
-def test_rate_limit_fault_sends_the_default_throttler_headers(calcom: SandboxProvider) -> None:
-    arm_fault(calcom, status=429)
+def test_validation_texts_name_the_property(calcom: SandboxProvider) -> None:
+    bad_start = move(calcom, CALCOM_UIDS[4], {"start": "2031-09-10"})
+    assert assert_error(bad_start, 400, BAD_REQUEST).startswith("start property is wrong,")
+    unknown = move(calcom, CALCOM_UIDS[4], {"start": "2031-09-10T12:00:00Z", "end": "x"})
+    assert assert_error(unknown, 400, BAD_REQUEST) == "property end should not exist"
+
+
+def test_rate_limit_fault_sends_the_default_throttler_headers_in_seconds(calcom: SandboxProvider) -> None:
+    arm_fault(calcom, status=429, retry_after=42)
     response = move(calcom, CALCOM_UIDS[4], {"start": "2031-09-10T12:00:00Z"})
-    assert_error(response, 429, "ThrottlerException")
+    message = assert_error(response, 429, "ThrottlerException")
+    assert message == "CustomThrottlerGuard - Too many requests. Please try again later."
     assert response.headers["x-ratelimit-limit-default"] == "120"
     assert response.headers["x-ratelimit-remaining-default"] == "0"
-    assert int(response.headers["x-ratelimit-reset-default"]) >= int(time.time())
-    assert "retry-after" not in response.headers  # the contract: do not rely on it
+    assert response.headers["x-ratelimit-reset-default"] == "42"  # seconds remaining, not a time
+    assert "retry-after" not in response.headers
+
+
+def test_throttler_is_a_fixed_window_counting_rejections_then_a_60_s_block(fresh: SandboxProvider) -> None:
+    response = HTTP.post(f"{fresh.url}/_sandbox/limits", json={"per_minute": 3})
+    assert response.status_code == 204
+    answers = [read(fresh, CALCOM_UIDS[4]) for _ in range(5)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+    assert [a.headers["x-ratelimit-remaining-default"] for a in answers] == ["2", "1", "0", "0", "0"]
+    for admitted in answers[:3]:
+        assert 0 < int(admitted.headers["x-ratelimit-reset-default"]) <= 60
+    for refused in answers[3:]:
+        assert "retry-after" not in refused.headers
+        assert 59 <= int(refused.headers["x-ratelimit-reset-default"]) <= 60  # the key's 60 s block
+    assert HTTP.get(f"{fresh.url}/_sandbox/limits").json()["rejected"] == 2
+
+
+def test_a_slow_commit_raced_by_a_retry_is_a_raw_409_and_one_move(fresh: SandboxProvider) -> None:
+    arm_fault(fresh, commit_delay_ms=1500)
+    first: dict[str, httpx.Response] = {}
+    racer = threading.Thread(
+        target=lambda: first.setdefault("answer", move(fresh, CALCOM_UIDS[0], NEW_START))
+    )
+    racer.start()
+    time.sleep(0.3)
+    # While the first is committing, the booking still reads as it was, and a second move collides
+    assert read(fresh, CALCOM_UIDS[0]).json()["data"]["status"] == "accepted"
+    assert_raw(move(fresh, CALCOM_UIDS[0], NEW_START), 409, "booking_conflict_error")
+    racer.join()
+    assert first["answer"].status_code == 201
+    moved = [b for b in snapshot(fresh) if b.get("rescheduledFromUid") == CALCOM_UIDS[0]]
+    assert len(moved) == 1
+    # Once committed, a third move hears "already rescheduled"
+    third = move(fresh, CALCOM_UIDS[0], NEW_START)
+    assert assert_error(third, 400, BAD_REQUEST) == already_rescheduled(CALCOM_UIDS[0], moved[0]["uid"])

@@ -109,6 +109,10 @@ def test_new_fault_replaces_the_pending_one(sandbox: SandboxProvider) -> None:
         '{"after_commit": true}',
         '{"after_commit": "yes", "drop_connection": true}',
         '{"after_commit": true, "drop_connection": true, "status": 500}',
+        '{"commit_delay_ms": -1}',
+        '{"commit_delay_ms": 60001}',
+        '{"commit_delay_ms": 100, "status": 503}',
+        '{"commit_delay_ms": 100, "drop_connection": true}',
     ],
 )
 def test_fault_switch_rejects_junk(sandbox: SandboxProvider, content: str) -> None:

@@ -1,14 +1,13 @@
-"""Per-key rate limits: beyond N calls in a rolling 60 s a key gets its provider's own 429."""
+"""Per-key rate limits: beyond N calls a minute a key gets its provider's own 429 (a rolling window, or
+Cal.com's fixed window with rejected calls counted and a 60 s block)."""
 
 from __future__ import annotations
-
-import time
 
 import httpx
 import pytest
 
 from local.sandbox import SandboxProvider
-from local.sandbox.limits import RATE_WINDOW_SECONDS, Limit, RateLimiter
+from local.sandbox.limits import RATE_WINDOW_SECONDS, Admission, Limit, RateLimiter, Refusal
 from tests.local.sandbox.helpers import (
     HTTP,
     SUCCESS_STATUS,
@@ -52,13 +51,18 @@ def assert_rate_limited(provider: SandboxProvider, response: httpx.Response, per
     elif name == "calcom":
         assert response.headers["x-ratelimit-limit-default"] == str(per_minute)
         assert response.headers["x-ratelimit-remaining-default"] == "0"
-        reset_at = int(response.headers["x-ratelimit-reset-default"])
-        assert time.time() <= reset_at <= time.time() + RATE_WINDOW_SECONDS + 1
-        assert response.json()["error"]["code"] == "ThrottlerException"
+        # Seconds remaining of the key's block (Cal.com), never a Unix time; and no Retry-After.
+        assert 1 <= int(response.headers["x-ratelimit-reset-default"]) <= RATE_WINDOW_SECONDS
+        assert "retry-after" not in response.headers
+        error = response.json()["error"]
+        assert error["code"] == "ThrottlerException"
+        assert error["message"] == "CustomThrottlerGuard - Too many requests. Please try again later."
+    elif name == "acuity":
+        assert "retry-after" not in response.headers  # Acuity documents none
+        assert_provider_error(provider, response, "Too Many Requests")
     else:
         assert 1 <= int(response.headers["retry-after"]) <= RATE_WINDOW_SECONDS
-        message = "Rate limit exceeded" if name == "novacal" else "Too Many Requests"
-        assert_provider_error(provider, response, message)
+        assert_provider_error(provider, response, "Rate limit exceeded")
 
 
 def test_a_key_over_its_limit_gets_the_providers_429(sandbox: SandboxProvider) -> None:
@@ -101,7 +105,11 @@ def test_delete_clears_limits_and_counts(sandbox: SandboxProvider) -> None:
     assert send_valid(sandbox).status_code == 429
     assert control(sandbox, "DELETE", "limits").status_code == 204
     assert send_valid(sandbox).status_code == SUCCESS_STATUS[sandbox.name]
-    assert limits(sandbox) == {"rejected": 0, "per_key": {}, "every_key": None}
+    assert {k: limits(sandbox)[k] for k in ("rejected", "per_key", "every_key")} == {
+        "rejected": 0,
+        "per_key": {},
+        "every_key": None,
+    }
 
 
 def test_acuity_limits_count_by_user_id(acuity: SandboxProvider) -> None:
@@ -124,21 +132,21 @@ def test_window_rolls_over_sixty_seconds() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock)
     limiter.set(Limit(token="k", per_minute=2))
-    assert limiter.admit("k") is None
+    assert isinstance(limiter.admit("k"), Admission)
     clock.now += 30
-    assert limiter.admit("k") is None
+    assert isinstance(limiter.admit("k"), Admission)
 
     # Then a third at t=59 is refused, told to come back when the first call leaves the window
     clock.now += 29
     refusal = limiter.admit("k")
-    assert refusal is not None
+    assert isinstance(refusal, Refusal)
     assert refusal.per_minute == 2
     assert refusal.retry_after == 1
     # and at t=60 the first call has left the window, so one more fits, but not two
     clock.now += 1
-    assert limiter.admit("k") is None
+    assert isinstance(limiter.admit("k"), Admission)
     refusal = limiter.admit("k")
-    assert refusal is not None
+    assert isinstance(refusal, Refusal)
     assert refusal.retry_after == 30  # the t=30 call leaves at t=90
     assert limiter.describe()["rejected"] == 2
 
@@ -147,12 +155,47 @@ def test_refused_calls_do_not_fill_the_window() -> None:
     clock = FakeClock()
     limiter = RateLimiter(clock)
     limiter.set(Limit(token=None, per_minute=1))
-    assert limiter.admit("k") is None
+    assert isinstance(limiter.admit("k"), Admission)
     for _ in range(5):
         clock.now += 10
-        assert limiter.admit("k") is not None
+        assert isinstance(limiter.admit("k"), Refusal)
     clock.now += 10  # t=60: only the admitted call counted, and it has left
-    assert limiter.admit("k") is None
+    assert isinstance(limiter.admit("k"), Admission)
+
+
+def test_fixed_window_counts_rejections_and_blocks_the_key_for_sixty_seconds() -> None:
+    # Cal.com's throttler: a fixed window from the first call, every call counted, a 60 s block.
+    clock = FakeClock()
+    limiter = RateLimiter(clock, block_seconds=60)
+    limiter.set(Limit(token=None, per_minute=2))
+    first = limiter.admit("k")
+    assert first == Admission(per_minute=2, remaining=1, reset_in=60)
+    clock.now += 50
+    assert limiter.admit("k") == Admission(per_minute=2, remaining=0, reset_in=10)
+    clock.now += 5  # t=55: over the limit, so blocked until t=115 (past the window's end at t=60)
+    refusal = limiter.admit("k")
+    assert isinstance(refusal, Refusal)
+    assert refusal.retry_after == 60
+    clock.now += 10  # t=65: a new window would have room, but the key is blocked
+    refusal = limiter.admit("k")
+    assert isinstance(refusal, Refusal)
+    assert refusal.retry_after == 50
+    clock.now += 50  # t=115: the block is over, a fresh window starts
+    assert limiter.admit("k") == Admission(per_minute=2, remaining=1, reset_in=60)
+    assert limiter.describe()["rejected"] == 2
+    assert limiter.describe()["style"] == "fixed_window"
+
+
+def test_fixed_window_does_not_slide() -> None:
+    # Two calls at t=0 and t=59 of a 2/min window, then one at t=60: a new window, admitted.
+    clock = FakeClock()
+    limiter = RateLimiter(clock, block_seconds=60)
+    limiter.set(Limit(token=None, per_minute=2))
+    limiter.admit("k")
+    clock.now += 59
+    assert isinstance(limiter.admit("k"), Admission)
+    clock.now += 1
+    assert isinstance(limiter.admit("k"), Admission)  # a rolling window would refuse this one
 
 
 @pytest.mark.parametrize(
@@ -175,4 +218,8 @@ def test_limit_switch_rejects_junk(sandbox: SandboxProvider, content: str) -> No
     response = HTTP.post(f"{sandbox.url}/_sandbox/limits", content=content)
     assert response.status_code == 400
     assert isinstance(response.json()["error"], str)
-    assert limits(sandbox) == {"rejected": 0, "per_key": {}, "every_key": None}
+    assert {k: limits(sandbox)[k] for k in ("rejected", "per_key", "every_key")} == {
+        "rejected": 0,
+        "per_key": {},
+        "every_key": None,
+    }

@@ -70,8 +70,10 @@ def admit(
     *,
     now: float,
     attempt: Attempt | None = None,
+    own_origin: str | None = None,
     max_link_lifetime_seconds: int = links.DEFAULT_LINK_MAX_LIFETIME_SECONDS,
 ) -> Admission:
+    """`own_origin`: the relay's own scheme://host; its hosted page (GET /v1/pages/reschedule) may post."""
     attempt = attempt or Attempt()
     content_type = headers.get("content-type")
     if signatures.carries_signature(headers):
@@ -95,7 +97,7 @@ def admit(
     link = links.verify(registry, fields, now=now, max_lifetime_seconds=max_link_lifetime_seconds)
     attempt.caller = link.caller
     origin = headers.get("origin")
-    if origin is not None and origin not in link.source.origins:
+    if origin is not None and origin not in link.source.origins and origin != own_origin:
         raise forbidden("This page's origin may not post this source's form.", "origin_not_allowed")
     return Admission(link.caller, link.fields, headers.get("idempotency-key"), link)
 

@@ -144,9 +144,13 @@ def verify(
     fields: dict[str, Any],
     *,
     now: float,
+    check_expiry: bool = True,
     max_lifetime_seconds: int = DEFAULT_LINK_MAX_LIFETIME_SECONDS,
 ) -> LinkAdmission:
-    """Check the link's token against the booking the form would move, then its expiry and lifetime."""
+    """Check the link's token against the booking the form would move, then its expiry and lifetime.
+
+    `check_expiry=False`: reading a result the link's own request made (the hosted result page).
+    """
     named = named_source(registry, fields)
     if named is None:
         raise _invalid("The form's 'source' field does not name a form source of this relay.")
@@ -172,7 +176,7 @@ def verify(
         matched |= hmac.compare_digest(expected, token)
     if not matched:
         raise _invalid("This link is not valid for this booking; use the link from your email, unchanged.")
-    if now >= int(expires):
+    if check_expiry and now >= int(expires):
         raise unauthenticated("This reschedule link has expired; ask for a new one.", "link_expired")
     try:
         check_lifetime(int(expires), now=now, max_lifetime_seconds=max_lifetime_seconds)

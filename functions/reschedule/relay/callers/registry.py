@@ -12,7 +12,19 @@ The registry is one JSON secret, `<prefix>/sources`; each source names its `kind
                        "origins": ["https://www.example.com"], "honeypot": "website",
                        "form_url": "https://www.example.com/reschedule",
                        "success_url": "https://www.example.com/rescheduled",
-                       "error_url": "https://www.example.com/reschedule-failed"}}}
+                       "error_url": "https://www.example.com/reschedule-failed"}},
+      "typeform-demo": {"kind": "typeform", "signing_secrets": ["<the webhook's secret>"],
+                        "providers": {"iclosed": ["default"]},
+                        "mapping": {"booking_id": "form_response.hidden.booking_id", ...},
+                        "constants": {"provider": "iclosed"}},
+      "jotform-demo":  {"kind": "jotform", "path_token_sha256": ["<hex sha-256 of the URL token>"], ...}}
+
+Form tools' own webhooks (relay/callers/intake.py) are the kinds `typeform`, `tally` and `webflow`
+(signed with `signing_secrets`) and `jotform` and `fillout` (which cannot sign: a secret token in
+the intake URL's path, stored as its hash). Their `mapping` takes each canonical field from the
+tool's payload with a JMESPath expression, compiled when the registry is parsed; `constants` fill
+the rest. A signed_link source may name what its hosted page shows: `display_name`, `logo_url`,
+`brand_colour`.
 
 Any source may set its `quotas` (defaults in relay/ports.py `SourceQuotas`, docs/callers.md):
 
@@ -40,10 +52,20 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from relay.errors import RelayError, forbidden, not_configured, unauthenticated
-from relay.fields import CANONICAL_BY_NAME
+from relay.fields import ALIASES, CANONICAL_BY_NAME
 from relay.ports import (
     DEFAULT_MOVES_PER_BOOKING_PER_DAY,
     DEFAULT_QUEUED_BACKLOG,
@@ -53,6 +75,8 @@ from relay.ports import (
 from relay.webhooks.sender import CallbackTarget
 
 if TYPE_CHECKING:
+    from jmespath.parser import ParsedResult
+
     from relay.ports import Secrets
 
 SOURCE_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -67,6 +91,18 @@ MAX_SECRETS_PER_SOURCE = 5
 MAX_ORIGINS_PER_SOURCE = 20
 # Form fields that carry a signed link's proof; the relay removes them before validating the rest.
 LINK_FIELDS = ("source", "expires", "token")
+
+# Form tools' secrets are set or shown in their dashboards; shorter ones are guessable.
+MIN_FORM_SECRET_LENGTH = 16
+MAX_FORM_SECRET_LENGTH = 256
+MAX_MAPPED_FIELDS = len(ALIASES)
+MAX_EXPRESSION_LENGTH = 512
+MAX_CONSTANT_LENGTH = 200
+MAX_DISPLAY_NAME_LENGTH = 80
+SIGNED_FORM_KINDS = ("typeform", "tally", "webflow")
+TOKEN_FORM_KINDS = ("jotform", "fillout")
+# A form cannot ask for a dry run: each submission is meant to move the booking.
+UNMAPPABLE_FIELDS = frozenset({"dry_run"})
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Providers = dict[str, list[Annotated[str, Field(min_length=1)]]]
@@ -111,6 +147,15 @@ def _page_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
         raise ValueError("use an absolute http(s) URL")
+    return value
+
+
+def _https_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
+        raise ValueError("use an absolute https URL without credentials")
     return value
 
 
@@ -188,6 +233,9 @@ class _Source(BaseModel):
 class ApiKeySource(_Source):
     kind: Literal["api_key"]
     api_key_sha256: Annotated[list[Sha256Hex], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+    # May subscribe URLs to its outcome events (POST /v1/subscriptions, e.g. the Zapier app's triggers);
+    # each of its final outcomes then reads its subscriptions (one DynamoDB read), so it is opt-in.
+    subscriptions: bool = False
 
 
 class StandardWebhooksSource(_Source):
@@ -220,6 +268,10 @@ class SignedLinkSource(_Source):
     # Where plain HTML form posts are sent afterwards (303); never a URL from the request.
     success_url: PageUrl | None = None
     error_url: PageUrl | None = None
+    # What the relay's hosted reschedule page shows (GET /v1/pages/reschedule); None: the source's name.
+    display_name: Annotated[str | None, Field(min_length=1, max_length=MAX_DISPLAY_NAME_LENGTH)] = None
+    logo_url: Annotated[str | None, Field(max_length=2000), AfterValidator(_https_url)] = None
+    brand_colour: Annotated[str | None, Field(pattern=r"^#[0-9a-fA-F]{6}$")] = None
 
     @model_validator(mode="after")
     def _honeypot_is_not_a_real_field(self) -> SignedLinkSource:
@@ -228,12 +280,86 @@ class SignedLinkSource(_Source):
         return self
 
 
+def _canonical_name(value: str) -> str:
+    if value not in ALIASES or value in UNMAPPABLE_FIELDS:
+        names = ", ".join(name for name in ALIASES if name not in UNMAPPABLE_FIELDS)
+        raise ValueError(f"{value[:64]!r} is not a canonical field; use one of: {names}")
+    return value
+
+
+def _expression(value: str) -> str:
+    try:
+        jmespath.compile(value)
+    except JMESPathError:
+        raise ValueError(f"{value[:MAX_EXPRESSION_LENGTH]!r} is not a JMESPath expression") from None
+    return value
+
+
+CanonicalName = Annotated[str, AfterValidator(_canonical_name)]
+Expression = Annotated[
+    str, Field(min_length=1, max_length=MAX_EXPRESSION_LENGTH), AfterValidator(_expression)
+]
+FormSecret = Annotated[str, Field(min_length=MIN_FORM_SECRET_LENGTH, max_length=MAX_FORM_SECRET_LENGTH)]
+
+
+class _FormSource(_Source):
+    """A form tool's own webhook: its payload is mapped onto the canonical fields."""
+
+    # Forms are people: a provider's outage is queued, and the tool gets its answer fast.
+    delivery: Literal["sync", "async", "auto"] | None = "auto"
+    # canonical field -> JMESPath expression over the tool's payload
+    mapping: Annotated[dict[CanonicalName, Expression], Field(min_length=1, max_length=MAX_MAPPED_FIELDS)]
+    # canonical field -> a fixed value (provider, account, timezone, ...)
+    constants: Annotated[
+        dict[CanonicalName, Annotated[str, Field(max_length=MAX_CONSTANT_LENGTH)]],
+        Field(max_length=MAX_MAPPED_FIELDS),
+    ] = Field(default_factory=dict)
+    _compiled: dict[str, ParsedResult] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fields_are_mapped_once(self) -> _FormSource:
+        both = sorted(set(self.mapping) & set(self.constants))
+        if both:
+            raise ValueError(f"a field is either mapped or a constant, not both: {', '.join(both)}")
+        if "booking_id" not in self.mapping:
+            raise ValueError("map booking_id: each submission names its own booking")
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Compiled once per parsed registry (the reader parses each fetched value once).
+        self._compiled = {name: jmespath.compile(expression) for name, expression in self.mapping.items()}
+
+    @property
+    def compiled_mapping(self) -> dict[str, ParsedResult]:
+        return self._compiled
+
+
+class SignedFormSource(_FormSource):
+    """Typeform, Tally or Webflow: each delivery is signed with the secret the tool shows or was given."""
+
+    kind: Literal["typeform", "tally", "webflow"]
+    signing_secrets: Annotated[list[FormSecret], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+
+
+class TokenFormSource(_FormSource):
+    """Jotform or Fillout: they do not sign, so the intake URL carries a secret token (stored hashed)."""
+
+    kind: Literal["jotform", "fillout"]
+    path_token_sha256: Annotated[list[Sha256Hex], Field(min_length=1, max_length=MAX_SECRETS_PER_SOURCE)]
+
+
+FormSource = SignedFormSource | TokenFormSource
+AnySource = ApiKeySource | StandardWebhooksSource | SignedLinkSource | SignedFormSource | TokenFormSource
+
 SourceKind = TypeVar("SourceKind", bound=_Source)
 Admitted = TypeVar("Admitted")
 # Refusals a newer registry could turn into an admission (a key, secret or form source just added).
-UNKNOWN_CREDENTIAL_CODES = frozenset({"invalid_api_key", "signature_mismatch", "link_invalid"})
+UNKNOWN_CREDENTIAL_CODES = frozenset(
+    # intake_not_found / token_invalid: a form-tool source (or its rotated token) added seconds ago
+    {"invalid_api_key", "signature_mismatch", "link_invalid", "intake_not_found", "token_invalid"}
+)
 
-Source = Annotated[ApiKeySource | StandardWebhooksSource | SignedLinkSource, Field(discriminator="kind")]
+Source = Annotated[AnySource, Field(discriminator="kind")]
 
 
 class Registry(BaseModel):
@@ -264,16 +390,25 @@ class Registry(BaseModel):
         source = self.sources.get(name)
         return source.callback.target() if source is not None and source.callback is not None else None
 
+    def subscribes(self, name: str) -> bool:
+        """Whether the source `name` may have event subscriptions (and its outcomes go to them)."""
+        source = self.sources.get(name)
+        return isinstance(source, ApiKeySource) and source.subscriptions
+
     def allowed_origin(self, origin: str | None) -> str | None:
         """The request's Origin when a form source allows it (CORS), else None."""
         return origin if origin and origin in self.browser_origins else None
 
 
-def _secrets_of(source: ApiKeySource | StandardWebhooksSource | SignedLinkSource) -> list[str]:
+def _secrets_of(source: AnySource) -> list[str]:
     if isinstance(source, ApiKeySource):
         return list(source.api_key_sha256)
     if isinstance(source, StandardWebhooksSource):
         return [base64.b64encode(key).decode() for key in source.signing_keys()]
+    if isinstance(source, SignedFormSource):
+        return list(source.signing_secrets)
+    if isinstance(source, TokenFormSource):
+        return list(source.path_token_sha256)
     return list(source.link_secrets)
 
 
@@ -287,19 +422,20 @@ class Caller(BaseModel):
     kind: str = "api_key"
     # The source's delivery mode from the registry, None for its kind's default.
     delivery: str | None = None
-    # True when the source has an outcome callback: its final outcomes are queued for it.
+    # True when the source is told its outcomes: it has a registry callback, or event subscriptions
+    # are on for it (relay.reschedule.subscriptions); the callbacks find its receivers.
     notify: bool = False
     # Its quotas, from the registry (the defaults when it sets none).
     quotas: SourceQuotas = SourceQuotas()
 
     @classmethod
-    def of(cls, name: str, source: ApiKeySource | StandardWebhooksSource | SignedLinkSource) -> Caller:
+    def of(cls, name: str, source: AnySource) -> Caller:
         return cls(
             name=name,
             providers=source.providers,
             kind=source.kind,
             delivery=source.delivery,
-            notify=source.callback is not None,
+            notify=source.callback is not None or (isinstance(source, ApiKeySource) and source.subscriptions),
             quotas=source.quotas.values(),
         )
 

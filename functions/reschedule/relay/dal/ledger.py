@@ -60,6 +60,8 @@ ANSWER_ATTR = "data"  # the stored answer, JSON, in the order it was first given
 PAYLOAD_HASH_ATTR = "validation"
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
+# Released after an attempt whose outcome is unknown: free to take, and its taker reads first.
+UNSETTLED = "UNSETTLED"
 KEY_PREFIX = "reschedule"
 
 CHAIN_READ_RETRY_AFTER_SECONDS = 2
@@ -75,7 +77,7 @@ LAST_MOVE_KEY_ATTR = "move_key"
 
 _LOCK_FREE = "(attribute_not_exists(delivery_lock) OR delivery_lock_expires < :now)"
 _TAKE_CONDITION = (
-    "attribute_not_exists(#id) OR #expiry < :now OR "
+    "attribute_not_exists(#id) OR #expiry < :now OR #status = :unsettled OR "
     "(#status = :in_progress AND attribute_exists(#lock) AND #lock < :now_ms)"
 )
 
@@ -98,6 +100,15 @@ def ledger_key(
         last_move_id=last_move_id(source, provider, booking_id),
         content_keyed=content_keyed,
     )
+
+
+def _take_values(now: float) -> dict[str, Any]:
+    return {
+        ":now": {"N": str(int(now))},
+        ":now_ms": {"N": str(int(now * 1000))},
+        ":in_progress": {"S": IN_PROGRESS},
+        ":unsettled": {"S": UNSETTLED},
+    }
 
 
 def _conditional_failure(exc: ClientError) -> bool:
@@ -148,7 +159,7 @@ class Ledger:
             PAYLOAD_HASH_ATTR: {"S": key.payload_hash},
         }
         try:
-            self._client.put_item(
+            taken = self._client.put_item(
                 TableName=self._table,
                 Item=item,
                 ConditionExpression=_TAKE_CONDITION,
@@ -158,11 +169,9 @@ class Ledger:
                     "#status": STATUS_ATTR,
                     "#lock": LOCK_EXPIRY_ATTR,
                 },
-                ExpressionAttributeValues={
-                    ":now": {"N": str(int(now))},
-                    ":now_ms": {"N": str(int(now * 1000))},
-                    ":in_progress": {"S": IN_PROGRESS},
-                },
+                ExpressionAttributeValues=_take_values(now),
+                # The item it replaced (free of charge): an unsettled one makes its taker read first.
+                ReturnValues="ALL_OLD",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -174,7 +183,8 @@ class Ledger:
             return self._existing(key, old, item)
         except BotoCoreError as exc:
             raise LedgerUnavailable(type(exc).__name__) from exc
-        return Claim(key)
+        replaced = taken.get("Attributes", {}).get(STATUS_ATTR, {}).get("S")
+        return Claim(key, settle_first=replaced == UNSETTLED)
 
     def accept_queued(
         self,
@@ -206,11 +216,7 @@ class Ledger:
                     "#status": STATUS_ATTR,
                     "#lock": LOCK_EXPIRY_ATTR,
                 },
-                "ExpressionAttributeValues": {
-                    ":now": {"N": str(int(now))},
-                    ":now_ms": {"N": str(int(now * 1000))},
-                    ":in_progress": {"S": IN_PROGRESS},
-                },
+                "ExpressionAttributeValues": _take_values(now),
             }
         }
         try:
@@ -310,9 +316,14 @@ class Ledger:
             {"Put": self._records.put_request(record)},
         )
 
-    def release(self, claim: Claim, record: Mapping[str, Any]) -> None:
-        """A failure the caller may retry: the key is freed and the attempt recorded, in one transaction."""
-        self._transact(self._delete_key(claim.key.item_id), {"Put": self._records.put_request(record)})
+    def release(self, claim: Claim, record: Mapping[str, Any], *, unsettled: bool = False) -> None:
+        """A failure the caller may retry: the key is freed and the attempt recorded, in one transaction.
+
+        `unsettled`: the attempt's outcome is unknown (a lost answer the provider's read could not
+        settle): the key stays, free, marked so that the caller's retry reads the booking first.
+        """
+        free = self._unsettle(claim.key.item_id) if unsettled else self._delete_key(claim.key.item_id)
+        self._transact(free, {"Put": self._records.put_request(record)})
 
     def release_quietly(self, claim: Claim) -> None:
         """Free a key whose answer could not be stored (best effort: else its lock runs out)."""
@@ -438,6 +449,17 @@ class Ledger:
                     ":completed": {"S": COMPLETED},
                     ":expiry": {"N": str(expires_at)},
                 },
+            }
+        }
+
+    def _unsettle(self, item_id: str) -> TransactWriteItemTypeDef:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {KEY_ATTR: {"S": item_id}},
+                "UpdateExpression": "SET #status = :unsettled REMOVE #lock",
+                "ExpressionAttributeNames": {"#status": STATUS_ATTR, "#lock": LOCK_EXPIRY_ATTR},
+                "ExpressionAttributeValues": {":unsettled": {"S": UNSETTLED}},
             }
         }
 

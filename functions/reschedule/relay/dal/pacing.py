@@ -30,6 +30,7 @@ MAX_TAKE_ROUNDS = 3
 __all__ = ["PaceBucket", "Take", "pace_key", "pacing_unavailable"]
 
 _GRANT = "attribute_not_exists(tat) OR tat <= :now"
+_HOLD = "attribute_not_exists(tat) OR tat < :until"
 _RESERVE = "tat > :now AND tat <= :horizon"
 
 
@@ -98,6 +99,27 @@ class PaceBucket:
                 return Take(None, old.tat, calls)
             busy = old.tat > now_ms  # the bucket changed kind since the guess: the other update fits
         return Take(None, max(old.tat, now_ms + interval_ms), calls)
+
+    def hold(self, key: str, *, until_ms: int) -> None:
+        """No slot before `until_ms` (the provider said it is blocking the account until then)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"id": {"S": key}},
+                UpdateExpression="SET tat = :until, expiration = :exp",
+                ConditionExpression=_HOLD,
+                ExpressionAttributeValues={
+                    ":until": {"N": str(until_ms)},
+                    ":exp": {"N": str(until_ms // 1000 + PACE_ITEM_TTL_SECONDS)},
+                },
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise pacing_unavailable(exc.response.get("Error", {}).get("Code", "error")) from None
+            return  # already held as long or longer
+        except BotoCoreError as exc:
+            raise pacing_unavailable(type(exc).__name__) from None
+        self._seen[key] = until_ms
 
     def _update(
         self,

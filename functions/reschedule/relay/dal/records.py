@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from relay.errors import unavailable
 from relay.ports import BadCursor, HistoryPage, RecordWriteFailed, booking_key
 
 if TYPE_CHECKING:
@@ -18,8 +19,13 @@ if TYPE_CHECKING:
     from relay.dal.cursors import HistoryCursors
 
 HISTORY_INDEX = "ByBooking"
+# A source's attempts by time (GET /v1/reschedules: recent outcomes, e.g. a Zapier trigger's poll).
+SOURCE_INDEX = "BySource"
+# Reading a source's recent outcomes: at most this many queries (filtered by status) fill one page.
+MAX_RECENT_QUERIES_PER_PAGE = 5
 # A page is filtered by source after DynamoDB reads it: this many reads at most fill one page.
 MAX_HISTORY_QUERIES_PER_PAGE = 5
+READ_RETRY_AFTER_SECONDS = 2
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -125,6 +131,37 @@ class RecordStore:
         if start is None or self._cursors is None:
             return HistoryPage(items, None)
         return HistoryPage(items, self._cursors.issue(source, key, start))
+
+    def recent(self, source: str, statuses: tuple[str, ...], *, limit: int) -> list[dict[str, Any]]:
+        """The source's newest attempts whose status is one of `statuses`, newest first."""
+        values: dict[str, Any] = {":s": {"S": source}}
+        values |= {f":st{i}": {"S": status} for i, status in enumerate(statuses)}
+        params: QueryInputTypeDef = {
+            "TableName": self._table,
+            "IndexName": SOURCE_INDEX,
+            "KeyConditionExpression": "#source = :s",
+            "FilterExpression": f"#status IN ({', '.join(f':st{i}' for i in range(len(statuses)))})",
+            "ExpressionAttributeNames": {"#source": "source", "#status": "status"},
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        items: list[dict[str, Any]] = []
+        try:
+            for _ in range(MAX_RECENT_QUERIES_PER_PAGE):
+                params["Limit"] = limit - len(items)
+                answer = self._client.query(**params)
+                items.extend(self.plain(item) for item in answer.get("Items", []))
+                start = answer.get("LastEvaluatedKey")
+                if start is None or len(items) >= limit:
+                    break
+                params["ExclusiveStartKey"] = start
+        except (BotoCoreError, ClientError) as exc:
+            raise unavailable(
+                "The relay's storage is unavailable; try again shortly.",
+                "storage_unavailable",
+                READ_RETRY_AFTER_SECONDS,
+            ) from exc
+        return items[:limit]
 
     @staticmethod
     def plain(item: dict[str, Any]) -> dict[str, Any]:

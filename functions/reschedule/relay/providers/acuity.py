@@ -1,13 +1,16 @@
-"""Acuity Scheduling: PUT /api/v1/appointments/{id}/reschedule (contracts/acuity.md).
+"""Acuity Scheduling: PUT /api/v1/appointments/{id}/reschedule (docs/providers/acuity.md).
 
 HTTP Basic with the account's numeric user id and API key; the new start goes with the offset of
 the booking's time zone at that instant, so Acuity never reads it in the business's own zone.
+After an unknown outcome the appointment is read (`GET /api/v1/appointments/{id}`): at the
+requested `datetime` the move happened (relay.providers.settle).
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import BeforeValidator, Field, SecretStr
@@ -16,6 +19,7 @@ from relay.errors import FieldProblem
 from relay.providers.base import (
     MAX_PROVIDER_MESSAGE,
     BookingIdProblem,
+    BookingState,
     Credentials,
     OutboundRequest,
     Provider,
@@ -25,6 +29,8 @@ from relay.providers.base import (
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
 
+# Longest `datetime` value read (`2027-01-15T10:00:00-0500` is 24 characters).
+MAX_DATETIME_CHARS = 40
 _POSITIVE_INT = re.compile(r"^[1-9][0-9]{0,17}$")
 # Acuity's 400 codes -> the canonical field at fault (booking-level refusals name the booking).
 _FIELD_BY_CODE = {
@@ -83,6 +89,17 @@ def _offset_datetime(command: RescheduleCommand) -> str:
     return command.local(command.start).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+def _parse_datetime(value: Any) -> datetime | None:
+    """Acuity's `datetime` (`2027-01-15T10:00:00-0500`): an instant only when it carries an offset."""
+    if not isinstance(value, str) or len(value) > MAX_DATETIME_CHARS:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 class Acuity(Provider):
     name: ClassVar[str] = "acuity"
     display_name: ClassVar[str] = "Acuity Scheduling"
@@ -94,6 +111,9 @@ class Acuity(Provider):
     production_base_url: ClassVar[str] = "https://acuityscheduling.com"
     credentials: ClassVar[type[AcuityCredentials]] = AcuityCredentials
     delivery_rate_per_minute: ClassVar[int] = 600  # about 10 requests/s per IP
+    has_read: ClassVar[bool] = True
+    # A reschedule to the time the appointment already has is not sent blind: read it first.
+    repeat_is_harmless: ClassVar[bool] = False
 
     @staticmethod
     def normalise_booking_id(raw: str) -> str:
@@ -104,6 +124,20 @@ class Acuity(Provider):
     def build_request(self, command: RescheduleCommand) -> OutboundRequest:
         body = {"datetime": _offset_datetime(command), "timezone": command.timezone}
         return OutboundRequest("PUT", f"/api/v1/appointments/{command.booking_id}/reschedule", body)
+
+    def read_request(self, booking_id: str) -> OutboundRequest:
+        return OutboundRequest("GET", f"/api/v1/appointments/{booking_id}")
+
+    def booking_state(self, booking_id: str, body: Any) -> BookingState:
+        if not isinstance(body, dict) or str(body.get("id")) != booking_id:
+            return BookingState(booking_id, found=False)
+        canceled = body.get("canceled") is True
+        return BookingState(
+            booking_id,
+            active=not canceled,
+            start=_parse_datetime(body.get("datetime")),
+            status="canceled" if canceled else "scheduled",
+        )
 
     def summarise(self, body: Any) -> dict[str, Any]:
         return pick(body, _RESULT_FIELDS)

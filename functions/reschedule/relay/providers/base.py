@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -71,6 +72,47 @@ class BearerKey(Credentials):
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key.get_secret_value().strip()}"}
+
+
+@dataclass(frozen=True)
+class BookingState:
+    """What a structured read of one booking says, in the relay's terms (no personal data).
+
+    `found` False: the provider has no booking with this id. `active` False: cancelled or rejected
+    (it cannot be moved). `rescheduled_to`: the id a move gave it (Cal.com), when it was moved away.
+    """
+
+    booking_id: str
+    found: bool = True
+    active: bool = True
+    start: datetime | None = None
+    status: str | None = None
+    rescheduled_to: str | None = None
+    # Kinds the relay does not move (a Cal.com series or seat): a read that shows them settles nothing.
+    recurring: bool = False
+    seated: bool = False
+
+
+class Settled(StrEnum):
+    """What reading the booking after an unknown outcome shows about the requested move."""
+
+    # The move happened: `new_booking_id` is the booking's id now (the same id where ids do not change).
+    MOVED = "moved"
+    # Nothing moved: the move may be sent again, as the retry policy says.
+    NOT_MOVED = "not_moved"
+    # The booking was moved, but not to the requested start: a move by someone else (send nothing).
+    MOVED_ELSEWHERE = "moved_elsewhere"
+    # One more read is needed: `read_next` is the id to read (Cal.com's successor booking).
+    READ_NEXT = "read_next"
+    # The reads cannot tell (not found, no read, a successor Cal.com could not name): send nothing.
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    outcome: Settled
+    # MOVED, MOVED_ELSEWHERE: the booking's id now. READ_NEXT: the id to read next.
+    booking_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,20 +179,43 @@ class Provider(ABC):
 
     # Whether a move gives the booking a new id (Cal.com): later moves follow the recorded ids.
     booking_id_changes: ClassVar[bool] = False
-    # Whether to read the booking before moving it (read_booking), to refuse what cannot be moved.
+    # Whether to read the booking before moving it (read_request), to refuse what cannot be moved.
     reads_before_move: ClassVar[bool] = False
+    # Whether the provider has a structured booking read (read_request / booking_state / settle).
+    has_read: ClassVar[bool] = False
+    # Whether sending the same move twice leaves the booking as one move does (a PUT to a target
+    # state: iClosed, NovaCal). False (Cal.com's POST creates a booking; Acuity): after an unknown
+    # outcome the move is never sent again before a read settles it.
+    repeat_is_harmless: ClassVar[bool] = True
+    # Whether the provider's 429 blocks the account for its whole wait (Cal.com: refused calls count
+    # and the key is blocked 60 s): the relay then sends nothing for that account until it ends.
+    holds_after_429: ClassVar[bool] = False
+    # Statuses that mean "the relay's stored credentials were refused": read the secret again, once.
+    auth_statuses: ClassVar[frozenset[int]] = frozenset({401, 403})
 
-    def movable(self, body: Any) -> Refusal | None:
+    def movable(self, state: BookingState) -> Refusal | None:
         """Why a read booking cannot be moved by the relay (None: it can)."""
         return None
 
-    def read_booking(self, booking_id: str) -> OutboundRequest | None:
+    def read_request(self, booking_id: str) -> OutboundRequest | None:
         """The request that reads a booking (to settle an unknown outcome); None: the provider has none."""
         return None
 
-    def starts_at(self, body: Any, start: datetime) -> bool:
-        """Whether a read booking (read_booking's answer) starts at `start`."""
-        return False
+    def booking_state(self, booking_id: str, body: Any) -> BookingState:
+        """A 2xx answer to read_request, read; a shape the adapter cannot read is `found=False`."""
+        return BookingState(booking_id, found=False)
+
+    def outcome_unknown(self, status: int, body: Any) -> bool:
+        """Whether this answer leaves open whether the move happened (only a read can tell).
+
+        A 5xx may come from a proxy after the provider committed; a provider adds its own (Cal.com's
+        409 for a move colliding with one in flight, and its "already rescheduled" 400).
+        """
+        return status >= 500
+
+    def rate_limit_reset(self, headers: Mapping[str, str]) -> int | None:
+        """Seconds until the provider takes calls again, from its own rate-limit headers (None: none)."""
+        return None
 
 
 def pick(source: Any, names: tuple[str, ...]) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""iClosed: PUT /v1/eventCalls/reschedule (contracts/iclosed.md)."""
+"""iClosed: PUT /v1/eventCalls/reschedule (docs/providers/iclosed.md).
+
+A reschedule is a PUT to a target state: sent twice it leaves the booking where one does, so an
+unknown outcome is settled by sending it again; there is no read.
+"""
 
 from __future__ import annotations
 
@@ -56,6 +60,8 @@ class IClosed(Provider):
     delivery_rate_per_minute: ClassVar[int] = 1200  # 20 requests/s
     needs_end: ClassVar[bool] = False
     example_booking_id: ClassVar[str] = EXAMPLE_BOOKING_ID
+    has_read: ClassVar[bool] = False
+    repeat_is_harmless: ClassVar[bool] = True
 
     @staticmethod
     def normalise_booking_id(raw: str) -> str:

@@ -1,4 +1,8 @@
-"""NovaCal: PUT /v1/events/{uuid} (contracts/novacal.md)."""
+"""NovaCal: PUT /v1/events/{uuid} (docs/providers/novacal.md).
+
+A reschedule is a PUT to a target state: sent twice it leaves the booking where one does, so an
+unknown outcome is settled by sending it again; there is no read.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +41,8 @@ class NovaCal(Provider):
     delivery_rate_per_minute: ClassVar[int] = 60
     needs_end: ClassVar[bool] = True
     example_booking_id: ClassVar[str] = EXAMPLE_BOOKING_ID
+    has_read: ClassVar[bool] = False
+    repeat_is_harmless: ClassVar[bool] = True
 
     @staticmethod
     def normalise_booking_id(raw: str) -> str:

@@ -35,6 +35,10 @@ class TakeOutcome(Protocol):
 class Bucket(Protocol):
     def take(self, key: str, *, interval_ms: int, now_ms: int, horizon_ms: int) -> TakeOutcome: ...
 
+    def hold(self, key: str, *, until_ms: int) -> None:
+        """No slot before `until_ms`: the provider refused the account until then (its 429)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Pacing:

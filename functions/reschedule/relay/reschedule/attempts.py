@@ -67,6 +67,8 @@ class AttemptRecord(TypedDict, total=False):
     finished_at: str | None
     # The idempotency item this request holds (its hashed key, not the caller's key).
     idempotency_record: str
+    # Set while a queued request's last attempt left the booking's state unknown (not public).
+    outcome_unknown: bool | None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,8 @@ class Delivery:
     last_error: str | None = None
     last_error_detail: str | None = None
     finished_at: datetime | None = None
+    # An attempt's outcome is unknown (a lost answer no read settled): the next one reads first.
+    unsettled: bool = False
 
 
 Outcome = Succeeded | Failed | Spam | Validated | Queued | Cancelled
@@ -227,6 +231,7 @@ def _delivery_fields(delivery: Delivery, *, waiting: bool) -> AttemptRecord:
         last_error_detail=delivery.last_error_detail,
         finished_at=None if waiting else _instant(delivery.finished_at),
         idempotency_record=delivery.idempotency_record,
+        outcome_unknown=True if delivery.unsettled and waiting else None,
     )
 
 

@@ -1,6 +1,6 @@
 """Outcome callbacks: when a source's request reaches its final outcome (`succeeded` or `failed`,
-sync or queued), the relay tells the source's callback URL, through the queue, never in the
-request's path.
+sync or queued), the relay tells the source's callback URL and each of its subscriptions to that
+event (relay.reschedule.subscriptions), through the queue, never in the request's path.
 
 `notify` queues one `CallbackOrder` (one SQS call) on the callback queue, with the exact body every
 attempt sends; the callback function's `send` POSTs it, signed (Standard Webhooks), with the event's
@@ -9,8 +9,9 @@ path: a slow receiver holds a callback worker, never a delivery worker. Each POS
 CALLBACK_TIMEOUT_SECONDS (relay/webhooks/sender.py), and one source's receiver holds at most
 CALLBACK_SOURCE_CONCURRENCY workers at once (a DynamoDB slot each), so it cannot hold the others'. Retries
 follow the Standard Webhooks schedule; a `410 Gone` switches the source's callback off until its
-registry entry changes. The URL and secrets are read from the registry at each attempt (never
-carried in a message), so a rotated secret or a removed callback takes effect at once.
+registry entry changes, and deletes a subscription. The URL and secrets are read from the registry
+(or the subscription) at each attempt (never carried in a message), so a rotated secret, a removed
+callback or a deleted subscription takes effect at once.
 """
 
 from __future__ import annotations
@@ -26,16 +27,18 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from relay.ports import MAX_DELAY_SECONDS, CallbackStoreFailed, QueueUnavailable
+from relay.ports import MAX_DELAY_SECONDS, CallbackStoreFailed, QueueUnavailable, SubscriptionStoreFailed
 from relay.ports import CallbackClaim as Claim
 from relay.reschedule.attempts import public_view
 from relay.reschedule.schedule import Disposition, ReceivedMessage, ceil_seconds, jittered, show_again
+from relay.reschedule.subscriptions import target_of
 from relay.times import utc_now
 from relay.webhooks.sender import Answer, Sent, url_allowed
 
 if TYPE_CHECKING:
-    from relay.ports import CallbackState
+    from relay.ports import CallbackState, StoredSubscription
     from relay.ports import Queue as DeliveryQueue
+    from relay.reschedule.subscriptions import Subscriptions
     from relay.settings import Settings
     from relay.webhooks.sender import CallbackTarget, WebhookSender
 
@@ -71,6 +74,8 @@ class CallbackOrder(BaseModel):
     reschedule_id: str
     # The event's JSON, exactly as every attempt sends (and signs) it.
     body: str
+    # The source's subscription (relay.reschedule.subscriptions) it goes to; None: the registry callback.
+    subscription: str | None = None
     attempts: int = 0
     not_before: datetime | None = None
 
@@ -104,6 +109,7 @@ class Callbacks:
         state: CallbackState,
         sender: WebhookSender,
         targets: Callable[[str], CallbackTarget | None],
+        subscriptions: Subscriptions | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
@@ -111,6 +117,7 @@ class Callbacks:
         self._state = state
         self._sender = sender
         self._targets = targets
+        self._subscriptions = subscriptions
         self._rng = rng or random.Random()  # noqa: S311 - spreading retries, not secrecy
 
     # -- the doors: an outcome became final ----------------------------------------------------------
@@ -121,19 +128,45 @@ class Callbacks:
         if record.get("status") not in FINAL_STATUSES:
             return
         reschedule_id = str(record["reschedule_id"])
-        order = CallbackOrder(
-            webhook_id=f"msg_{reschedule_id}",
-            source=source,
-            reschedule_id=reschedule_id,
-            body=event_body(record, now=utc_now()),
-        )
-        try:
-            self._queue.send(order.model_dump_json())
-        except QueueUnavailable as exc:
-            logger.error(
-                "outcome callback NOT queued",
-                extra={"reschedule_id": reschedule_id, "source": source, "error": exc.sqs_code or exc.code},
+        body = event_body(record, now=utc_now())
+        # One order per receiver: the registry's callback, then each subscription to this event (each
+        # its own webhook-id, so their deliveries are claimed and retried apart).
+        receivers: list[tuple[str, str | None]] = []
+        if self._targets(source) is not None:
+            receivers.append((f"msg_{reschedule_id}", None))
+        for sub in self._subscribed(source, f"reschedule.{record['status']}", reschedule_id):
+            receivers.append((f"msg_{reschedule_id}.{sub.id}", sub.id))
+        orders = [
+            CallbackOrder(
+                webhook_id=webhook_id, source=source, reschedule_id=reschedule_id, body=body, subscription=sub
             )
+            for webhook_id, sub in receivers
+        ]
+        for order in orders:
+            try:
+                self._queue.send(order.model_dump_json())
+            except QueueUnavailable as exc:
+                logger.error(
+                    "outcome callback NOT queued",
+                    extra={
+                        "reschedule_id": reschedule_id,
+                        "source": source,
+                        "error": exc.sqs_code or exc.code,
+                    },
+                )
+
+    def _subscribed(self, source: str, event_type: str, reschedule_id: str) -> list[StoredSubscription]:
+        """The source's subscriptions to this event; none when unreadable (logged, as a lost queue)."""
+        if self._subscriptions is None:
+            return []
+        try:
+            return self._subscriptions.matching(source, event_type)
+        except SubscriptionStoreFailed as exc:
+            logger.error(
+                "subscription events NOT queued: subscriptions unreadable",
+                extra={"reschedule_id": reschedule_id, "source": source, "error": str(exc)},
+            )
+            return []
 
     # -- the worker ----------------------------------------------------------------------------------
 
@@ -154,18 +187,27 @@ class Callbacks:
         if early > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
             return show_again(self._queue, message, message.body, ceil_seconds(early))
         log = {"reschedule_id": order.reschedule_id, "source": order.source, "webhook_id": order.webhook_id}
-        target = self._targets(order.source)
-        if target is None:
-            logger.info("source has no callback any more; event dropped", extra=log)
-            return Disposition.FINISHED
-        if not url_allowed(target.url, allow_http_loopback=self._settings.callback_allow_http_loopback):
-            logger.error("callback URL refused: callbacks go to https URLs; event dropped", extra=log)
-            return Disposition.FINISHED
         try:
+            target = self._target_of(order)
+            if target is None:
+                logger.info("source has no such callback or subscription any more; event dropped", extra=log)
+                return Disposition.FINISHED
+            if not url_allowed(target.url, allow_http_loopback=self._settings.callback_allow_http_loopback):
+                logger.error("callback URL refused: callbacks go to https URLs; event dropped", extra=log)
+                return Disposition.FINISHED
             return self._attempt(order, message, target, log)
-        except CallbackStoreFailed as exc:
+        except (CallbackStoreFailed, SubscriptionStoreFailed) as exc:
             logger.warning("storage failed during a callback", extra=log | {"error": str(exc)})
             return show_again(self._queue, message, message.body, STORAGE_RECHECK_SECONDS)
+
+    def _target_of(self, order: CallbackOrder) -> CallbackTarget | None:
+        """Read at each attempt: a changed registry entry or a deleted subscription applies at once."""
+        if order.subscription is None:
+            return self._targets(order.source)
+        if self._subscriptions is None:
+            return None
+        found = self._subscriptions.find(order.source, order.subscription)
+        return None if found is None else target_of(found)
 
     def _attempt(
         self,
@@ -174,7 +216,7 @@ class Callbacks:
         target: CallbackTarget,
         log: dict[str, Any],
     ) -> Disposition:
-        if self._state.switched_off(order.source) == target.fingerprint:
+        if order.subscription is None and self._state.switched_off(order.source) == target.fingerprint:
             logger.info("callback switched off by a 410 from its endpoint; event dropped", extra=log)
             return Disposition.FINISHED
         now = int(time.time())
@@ -210,6 +252,9 @@ class Callbacks:
             logger.info("outcome callback delivered", extra=log | {"http_status": sent.status})
             return
         self._state.release(order.webhook_id)
+        if sent.answer is Answer.GONE and order.subscription is not None:
+            self._unsubscribe(order, log)
+            return
         if sent.answer is Answer.GONE:
             self._state.switch_off(order.source, target.fingerprint, now=int(time.time()))
             logger.warning(
@@ -236,6 +281,20 @@ class Callbacks:
         logger.info(
             "outcome callback failed; retrying later", extra=log | {"reason": sent.reason, "wait_s": wait}
         )
+
+    def _unsubscribe(self, order: CallbackOrder, log: dict[str, Any]) -> None:
+        """A 410 from a subscription's URL deletes the subscription (REST hooks' unsubscribe)."""
+        if self._subscriptions is None or order.subscription is None:
+            return
+        try:
+            self._subscriptions.unsubscribe(order.source, order.subscription)
+        except SubscriptionStoreFailed as exc:
+            # Its next event meets the 410 again and tries again.
+            logger.warning(
+                "410 Gone, but the subscription could not be deleted", extra=log | {"error": str(exc)}
+            )
+            return
+        logger.warning("subscription URL answered 410 Gone: subscription deleted", extra=log)
 
     def _wait_after(self, attempts: int) -> int:
         return max(1, round(jittered(RETRY_WAITS_SECONDS[attempts - 1], JITTER_FRACTION, self._rng)))

@@ -193,7 +193,10 @@ class Deliveries:
         attempts = delivery.attempts + 1
         try:
             moved = self._step.move(
-                order.command, deadline, pace_wait=self._settings.pace_worker_wait_seconds
+                order.command,
+                deadline,
+                pace_wait=self._settings.pace_worker_wait_seconds,
+                settle_first=delivery.unsettled,
             )
         except RelayError as error:
             if error.code in DEFERRED_CODES:
@@ -206,6 +209,8 @@ class Deliveries:
                 last_error=error.code,
                 last_error_detail=error.detail,
                 finished_at=now,
+                # A lost answer no read settled: the next attempt reads the booking before sending.
+                unsettled=delivery.unsettled or self._step.unsettled(order.command, error),
             )
             if not queueable(error):
                 return self._finish(order, record, progress, token, Failed(error))
@@ -332,6 +337,7 @@ def _delivery_of(order: DeliveryOrder, record: dict[str, Any]) -> Delivery:
         next_attempt_at=_parse(record.get("next_attempt_at")),
         last_error=record.get("last_error"),
         last_error_detail=record.get("last_error_detail"),
+        unsettled=bool(record.get("outcome_unknown")),
     )
 
 

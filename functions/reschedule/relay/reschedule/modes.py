@@ -25,6 +25,12 @@ DEFAULT_MODE_BY_KIND: Mapping[str, Mode] = {
     "api_key": Mode.SYNC,
     "standard_webhooks": Mode.SYNC,
     "signed_link": Mode.AUTO,
+    # Form tools' own webhooks (docs/forms.md): they wait seconds at most and retry on their own.
+    "typeform": Mode.AUTO,
+    "tally": Mode.AUTO,
+    "webflow": Mode.AUTO,
+    "jotform": Mode.AUTO,
+    "fillout": Mode.AUTO,
 }
 
 # Outcomes that a later attempt may well turn into a success: auto mode queues these instead of failing.

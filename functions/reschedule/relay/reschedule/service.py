@@ -143,10 +143,17 @@ class RescheduleService:
             self._count(key, source, command, quotas)
         except RelayError as error:  # over a quota: recorded, and the key freed for a later retry
             error.extra["reschedule_id"] = reschedule_id
-            self._release(taken, self._record(reschedule_id, source, Failed(error), command=command))
+            refused = self._record(reschedule_id, source, Failed(error), command=command)
+            # An unsettled key stays so: the retry must still read the booking first.
+            self._release(taken, refused, unsettled=taken.settle_first)
             raise
         try:
-            moved = self._step.move(command, deadline, pace_wait=self._settings.pace_sync_wait_seconds)
+            moved = self._step.move(
+                command,
+                deadline,
+                pace_wait=self._settings.pace_sync_wait_seconds,
+                settle_first=taken.settle_first,
+            )
         except RelayError as error:
             if mode is Mode.AUTO and self._queue is not None and queueable(error):
                 try:
@@ -166,7 +173,7 @@ class RescheduleService:
             failed = self._record(
                 reschedule_id, source, Failed(error), command=command, attempted_at=attempted_at
             )
-            self._release(taken, failed)
+            self._release(taken, failed, unsettled=self._step.unsettled(command, error))
             self._notify(notify, source, failed)
             raise
         answer = moved.answer(reschedule_id, command)
@@ -262,10 +269,11 @@ class RescheduleService:
             return
         logger.info("reschedule attempt", extra=summary(record))
 
-    def _release(self, claim: Claim, record: AttemptRecord) -> None:
-        """A failure: the key is freed for the caller's retry, with the attempt's record, in one write."""
+    def _release(self, claim: Claim, record: AttemptRecord, *, unsettled: bool = False) -> None:
+        """A failure: the key is freed for the caller's retry, with the attempt's record, in one write
+        (`unsettled`: the outcome is unknown; the retry reads the booking first)."""
         try:
-            self._ledger.release(claim, record)
+            self._ledger.release(claim, record, unsettled=unsettled)
         except LedgerUnavailable as exc:
             # The key stays locked until this invocation's end; the record is written on its own.
             logger.warning("idempotency store unavailable", extra={"error": str(exc)})
@@ -418,6 +426,8 @@ class RescheduleService:
             next_attempt_at=next_attempt_at,
             last_error=last_error.code if last_error else None,
             last_error_detail=last_error.detail if last_error else None,
+            # Auto, after a lost answer no read settled: the worker reads the booking before sending.
+            unsettled=last_error is not None and self._step.unsettled(command, last_error),
         )
         record = attempt_record(
             reschedule_id=order.reschedule_id,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from relay.errors import not_configured
+from relay.errors import RelayError, not_configured
 from relay.ports import pace_key
 from relay.providers.client import ProviderError
 from relay.providers.pacing import Pacing
@@ -41,6 +41,8 @@ class Providers(Protocol):
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        settle_first: bool = False,
     ) -> ProviderReply: ...
 
 
@@ -77,10 +79,17 @@ class AttemptStep:
         """Start reading the account's secret (on a cold cache) while the caller takes its key."""
         self._secrets.prefetch(self.credentials_name(command))
 
-    def move(self, command: RescheduleCommand, deadline: Deadline, *, pace_wait: float) -> Moved:
-        """One attempt: pace, call, and read the answer. `pace_wait`: the door's longest pacing wait."""
+    def move(
+        self, command: RescheduleCommand, deadline: Deadline, *, pace_wait: float, settle_first: bool = False
+    ) -> Moved:
+        """One attempt: pace, call, and read the answer. `pace_wait`: the door's longest pacing wait.
+
+        `settle_first`: an earlier attempt of this request ended with its outcome unknown, so the
+        booking is read before anything is sent (providers whose move is not safe to repeat).
+        After an unknown outcome inside this attempt, the provider client reads before resending.
+        """
         adapter = self._adapters[command.provider]
-        reply = self._call(adapter, self.latest(command), deadline, pace_wait)
+        reply = self._call(adapter, self.latest(command), deadline, pace_wait, settle_first)
         return Moved(
             Succeeded(
                 reply.status,
@@ -104,13 +113,31 @@ class AttemptStep:
             return command
         return command.model_copy(update={"booking_id": latest})
 
+    def unsettled(self, command: RescheduleCommand, error: RelayError) -> bool:
+        """Whether a failed attempt left the booking in an unknown state that a repeat could worsen:
+        its retry must read the booking before sending anything."""
+        adapter = self._adapters[command.provider]
+        return (
+            isinstance(error, ProviderError)
+            and error.outcome_unknown
+            and adapter.has_read
+            and not adapter.repeat_is_harmless
+        )
+
     def _call(
-        self, adapter: Provider, command: RescheduleCommand, deadline: Deadline, pace_wait: float
+        self,
+        adapter: Provider,
+        command: RescheduleCommand,
+        deadline: Deadline,
+        pace_wait: float,
+        settle_first: bool,
     ) -> ProviderReply:
         credentials = self._credentials(command)
         pacing = self._pacing(adapter, command, credentials, pace_wait)
         try:
-            return self._providers.move(adapter, command, credentials, deadline, pacing=pacing)
+            return self._providers.move(
+                adapter, command, credentials, deadline, pacing=pacing, settle_first=settle_first
+            )
         except ProviderError as error:
             if error.code != "provider_auth_failed":
                 raise
@@ -119,7 +146,9 @@ class AttemptStep:
             "provider refused the cached token; reading it again", extra={"provider": adapter.name}
         )
         credentials = self._credentials(command, force_fetch=True)
-        return self._providers.move(adapter, command, credentials, deadline, pacing=pacing)
+        return self._providers.move(
+            adapter, command, credentials, deadline, pacing=pacing, settle_first=settle_first
+        )
 
     def _pacing(
         self, adapter: Provider, command: RescheduleCommand, credentials: Credentials, pace_wait: float

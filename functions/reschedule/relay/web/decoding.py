@@ -13,11 +13,19 @@ from email.message import Message
 from typing import Any
 from urllib.parse import parse_qsl
 
-from relay.errors import FieldProblem, invalid, malformed, too_large, unsupported_media_type
+from relay.errors import FieldProblem, echo, invalid, malformed, too_large, unsupported_media_type
+from relay.web import multipart
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_FIELDS = 100
 MAX_JSON_DEPTH = 4
+# A media type and its parameters (a boundary is at most 70 characters): more is not a real client.
+MAX_CONTENT_TYPE = 256
+
+# Before json.loads: strings out (their brackets are text), then every byte but brackets out.
+_JSON_STRING = re.compile(rb'"[^"]*"')  # after escaped backslashes and quotes are gone: linear
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 JSON = "application/json"
 URLENCODED = "application/x-www-form-urlencoded"
@@ -31,27 +39,32 @@ def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
     """`multipart/form-data; boundary=x` -> ("multipart/form-data", {"boundary": "x"})."""
     if not content_type:
         return "", {}
+    if len(content_type) > MAX_CONTENT_TYPE:
+        raise unsupported_media_type(f"The Content-Type is longer than {MAX_CONTENT_TYPE} characters.")
     message = Message()
     message["content-type"] = content_type
     params = {k.lower(): v for k, v in message.get_params(failobj=[])[1:]}
     return message.get_content_type(), params
 
 
-def decode_body(body: bytes, content_type: str | None) -> dict[str, Any]:
-    """Parse the body by its content type into {name: value} (names as the caller sent them)."""
+def decode_body(body: bytes, content_type: str | None, *, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """Parse the body by its content type into {name: value} (names as the caller sent them).
+
+    `max_depth`: a form tool's own payload (relay/callers/intake.py) nests deeper than a request.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise too_large(f"The body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}.")
     kind, params = media_type(content_type)
     if kind == JSON:
-        return _decode_json(body)
+        return _decode_json(body, max_depth)
     if kind == URLENCODED:
         return _decode_urlencoded(body)
     if kind == MULTIPART:
-        return _decode_multipart(body, content_type or "", params)
+        return _decode_multipart(body, params)
     if _looks_like_json(body):
         raise unsupported_media_type(f"The body looks like JSON: send the header Content-Type: {JSON}.")
     raise unsupported_media_type(
-        f"Content-Type {kind or '(none)'!r} is not accepted; send {JSON}, {URLENCODED} or {MULTIPART}."
+        f"Content-Type {echo(kind or '(none)')} is not accepted; send {JSON}, {URLENCODED} or {MULTIPART}."
     )
 
 
@@ -72,31 +85,74 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise malformed(f"The JSON object has the key {key!r} more than once.", "duplicate_key")
+            raise malformed(f"The JSON object has the key {echo(key)} more than once.", "duplicate_key")
         result[key] = value
     return result
 
 
-def _depth(value: Any, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level)
-    return level
+def _too_deep(max_depth: int) -> Exception:
+    return malformed(f"The JSON body nests deeper than {max_depth} levels.", "invalid_json")
 
 
-def _decode_json(body: bytes) -> dict[str, Any]:
+def _check_nesting(body: bytes, max_depth: int) -> None:
+    """Refuse deep nesting before the parser (recursive) runs: a few passes of C-speed byte work.
+
+    Each pass removes the innermost empty pairs; after `max_depth` passes a body that nests
+    no deeper has no bracket left. (Unbalanced brackets are broken JSON, refused either way.)
+    """
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = _JSON_STRING.sub(b"", unescaped).translate(None, _NOT_BRACKETS)
+    for _ in range(max_depth):
+        brackets = _INNERMOST.sub(b"", brackets)
+    if brackets:
+        opened = brackets.count(b"[") + brackets.count(b"{")
+        if opened * 2 != len(brackets):
+            raise malformed("The body is not valid JSON.", "invalid_json")
+        raise _too_deep(max_depth)
+
+
+def _depth(value: Any) -> int:
+    """Levels as the parser built them (a scalar inside an object is level 2); iterative, no recursion."""
+    deepest, stack = 1, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _check_strings(value: Any) -> None:
+    """JSON escapes can spell lone surrogates (\\ud800): text no store or log can encode."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _decode_json(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
     text = _text(body)
+    _check_nesting(body, max_depth)
     try:
         value = json.loads(text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         raise malformed("The body is not valid JSON.", "invalid_json") from None
     if not isinstance(value, dict):
         raise malformed("The JSON body must be an object.", "invalid_json")
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise malformed(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", "invalid_json")
+    if _depth(value) > max_depth:
+        raise _too_deep(max_depth)
     if len(value) > MAX_FIELDS:
         raise malformed(f"The body has more than {MAX_FIELDS} fields.", "too_many_fields")
+    try:
+        _check_strings(value)
+    except UnicodeEncodeError:
+        raise malformed("The JSON body has a lone surrogate escape (not text).", "invalid_encoding") from None
     return value
 
 
@@ -130,6 +186,8 @@ def _decode_urlencoded(body: bytes) -> dict[str, Any]:
             f"The body looks like JSON but was sent as a form: send the header Content-Type: {JSON}.",
             "invalid_form",
         )
+    if body.count(b"&") >= MAX_FIELDS:  # counted before parsing: one '&' between two fields
+        raise malformed(f"The form has more than {MAX_FIELDS} fields.", "too_many_fields")
     text = _text(body)
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), errors="strict")
@@ -138,37 +196,8 @@ def _decode_urlencoded(body: bytes) -> dict[str, Any]:
     return _collect_form(pairs)
 
 
-def _decode_multipart(body: bytes, content_type: str, params: dict[str, str]) -> dict[str, Any]:
-    if not params.get("boundary"):
-        raise malformed("The multipart Content-Type has no boundary.", "invalid_multipart")
-    # Imported here: email's parser and policies cost cold start, and only multipart bodies need them.
-    from email.parser import BytesParser  # noqa: PLC0415
-    from email.policy import HTTP  # noqa: PLC0415
-
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP).parsebytes(head + body)
-    parts = message.get_payload() if message.is_multipart() else None
-    if message.defects or not isinstance(parts, list) or not parts:
-        raise malformed("The multipart body does not parse.", "invalid_multipart")
-    pairs: list[tuple[str, str]] = []
-    for part in parts:
-        if not isinstance(part, Message):
-            raise malformed("The multipart body does not parse.", "invalid_multipart")
-        if part.defects or part.get_content_disposition() != "form-data":
-            raise malformed("A multipart part is not a form field.", "invalid_multipart")
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str) or not name:
-            raise malformed("A multipart part has no field name.", "invalid_multipart")
-        if part.get_filename() is not None:
-            raise unsupported_media_type(f"File uploads are not accepted (part {name!r}).")
-        if "content-transfer-encoding" in part:
-            # Deprecated for form data by RFC 7578 (4.7); decoding it would accept values in disguise.
-            raise malformed(
-                f"Part {name!r} has a Content-Transfer-Encoding; send form fields as plain text.",
-                "invalid_multipart",
-            )
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            raise malformed("A multipart part does not parse.", "invalid_multipart")
-        pairs.append((name, _text(payload)))
+def _decode_multipart(body: bytes, params: dict[str, str]) -> dict[str, Any]:
+    """Bounded before parsing: the part count, then each part's header block (relay.web.multipart)."""
+    boundary = multipart.boundary_of(params)
+    pairs = [(name, _text(value)) for name, value in multipart.split_parts(body, boundary, MAX_FIELDS)]
     return _collect_form(pairs)

@@ -14,8 +14,9 @@ from relay.fields import ALIASES
 from relay.providers import PROVIDERS
 from relay.reschedule.attempts import QueuedAnswer, RescheduleRecord, RescheduleResult
 from relay.reschedule.dry_run import DryRunResult
-from relay.reschedule.history import RescheduleHistory
+from relay.reschedule.history import RecentOutcomes, RescheduleHistory
 from relay.reschedule.request import RescheduleRequest
+from relay.reschedule.subscriptions import CreatedSubscription, SubscriptionList, SubscriptionRequest
 from relay.web.decoding import JSON, MULTIPART, URLENCODED
 
 
@@ -90,6 +91,39 @@ GET_RESPONSES: dict[int, Any] = {
     **_COMMON,
 }
 
+INTAKE_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "Rescheduled, or the stored answer to a redelivery (`Idempotent-Replayed: true`).",
+        "content": {JSON: {"model": RescheduleResult}},
+    },
+    202: {
+        "description": "Accepted and queued: the provider could not take it now; the relay retries.",
+        "content": {JSON: {"model": QueuedAnswer}},
+    },
+    400: _problem("The body does not parse."),
+    401: _problem("A missing, malformed, wrong or expired signature, or a wrong URL token."),
+    403: _problem("This source may not use the provider or account."),
+    404: _problem("No form intake with this name, or the provider has no such booking."),
+    409: _problem("The same delivery is still being processed (`Retry-After`)."),
+    413: _problem("The body is over 64 KiB."),
+    415: _problem("Unsupported content type, or a file upload."),
+    422: _problem("The mapping found nothing for a field (named with its expression), or invalid fields."),
+    429: _problem("The provider is rate limiting (sync delivery; auto delivery queues it instead)."),
+    502: _problem("The provider failed or refused the relay's token."),
+    504: _problem("The provider did not answer in time (sync delivery)."),
+    500: _COMMON[500],
+    503: _COMMON[503],
+}
+
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+
+PAGE_RESPONSES: dict[int, Any] = {
+    200: {"description": "The page.", "content": _HTML},
+    401: {"description": "The link is not valid or has expired: a page that says so.", "content": _HTML},
+    404: {"description": "No such reschedule for this link: a page that says so.", "content": _HTML},
+    503: _COMMON[503],
+}
+
 HISTORY_RESPONSES: dict[int, Any] = {
     200: {
         "description": "This source's attempts, newest first.",
@@ -109,6 +143,91 @@ DELETE_RESPONSES: dict[int, Any] = {
     409: _problem("Not queued: being delivered now, or already done."),
     **_COMMON,
 }
+
+RECENT_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "This source's newest final outcomes (succeeded, failed), newest first.",
+        "content": {JSON: {"model": RecentOutcomes}},
+    },
+    422: _problem("A status or limit that is not valid."),
+    **_COMMON,
+}
+
+
+class ProviderAccess(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    provider: str
+    display_name: str
+    accounts: list[str]
+
+
+class SourceProfile(BaseModel):
+    """Who is calling: the source's name and kind, and what it may move. Never a secret."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    name: str
+    kind: str
+    providers: list[ProviderAccess]
+
+
+ME_RESPONSES: dict[int, Any] = {
+    200: {"description": "The calling source.", "content": {JSON: {"model": SourceProfile}}},
+    **_COMMON,
+}
+
+
+def source_profile(name: str, kind: str, providers: dict[str, list[str]]) -> dict[str, Any]:
+    """GET /v1/me's answer: each provider the source may use, with its display name and accounts."""
+    return {
+        "name": name,
+        "kind": kind,
+        "providers": [
+            {
+                "provider": provider,
+                "display_name": PROVIDERS[provider].display_name if provider in PROVIDERS else provider,
+                "accounts": sorted(accounts),
+            }
+            for provider, accounts in sorted(providers.items())
+        ],
+    }
+
+
+SUBSCRIBE_RESPONSES: dict[int, Any] = {
+    201: {
+        "description": "Subscribed; `secret` signs its events and is shown only here.",
+        "content": {JSON: {"model": CreatedSubscription}},
+    },
+    400: _problem("The body is not a JSON object."),
+    403: _problem("Event subscriptions are off for this source (the registry's `subscriptions`)."),
+    409: _problem("The source has as many subscriptions as it may have."),
+    413: _problem("The body is over 64 KiB."),
+    422: _problem("A url or events that is not valid, or an unknown field."),
+    **_COMMON,
+}
+
+SUBSCRIPTIONS_RESPONSES: dict[int, Any] = {
+    200: {
+        "description": "This source's subscriptions (never their secrets), oldest first.",
+        "content": {JSON: {"model": SubscriptionList}},
+    },
+    **_COMMON,
+}
+
+UNSUBSCRIBE_RESPONSES: dict[int, Any] = {
+    204: {"description": "Deleted: no more events go to its URL."},
+    404: _problem("No such subscription for this source."),
+    **_COMMON,
+}
+
+
+def subscription_request_body() -> dict[str, Any]:
+    """POST /v1/subscriptions's body (JSON only)."""
+    schema = SubscriptionRequest.model_json_schema()
+    schema["additionalProperties"] = False
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
 
 _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
     "provider": {"type": "string", "enum": sorted(PROVIDERS), "description": "Case-insensitive."},

@@ -8,14 +8,14 @@ body, and gives up when the timeout setting has passed in total (`WebhookSender`
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import httpx
 
+from relay.tracing import untraced
+from relay.webhooks.destinations import destination_refusal
 from relay.webhooks.signing import signature_header
 
 if TYPE_CHECKING:
@@ -54,20 +54,8 @@ class Sent:
 
 
 def url_allowed(url: str, *, allow_http_loopback: bool) -> bool:
-    """https anywhere; plain http only to a loopback host, and only when the setting allows it."""
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        return True
-    return parts.scheme == "http" and allow_http_loopback and _is_loopback(parts.hostname or "")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Checked before each POST: https to public addresses only (relay/webhooks/destinations.py)."""
+    return destination_refusal(url, allow_loopback=allow_http_loopback, refuse_unresolved=False) is None
 
 
 class WebhookSender:
@@ -111,7 +99,7 @@ class WebhookSender:
 
     def _async_client(self) -> httpx.AsyncClient:
         if self._client is None:  # made inside the loop that uses it
-            self._client = httpx.AsyncClient(
+            self._client = untraced(httpx.AsyncClient)(  # X-Ray must not record a callback URL's path
                 # Per-operation bounds too, as a backstop; the total deadline is asyncio.timeout.
                 timeout=httpx.Timeout(self._timeout_seconds),
                 follow_redirects=False,

@@ -124,3 +124,25 @@ def test_the_queued_backlog_is_bounded_and_a_cancel_gives_its_place_back(stack: 
         TableName=TABLE_NAMES["IdempotencyTable"], Key={"id": {"S": backlog_key(source)}}
     )
     assert len(item["Item"]["keys"]["SS"]) == 2
+
+
+def test_an_async_requests_counts_and_its_backlog_place_are_one_write(stack: Stack) -> None:
+    # Given a source whose backlog is full
+    counters = _counters(stack)
+    source = f"async-{uuid.uuid4().hex[:8]}"
+    quotas = SourceQuotas(requests_per_minute=10, queued_backlog=1, moves_per_booking_per_day=None)
+    now = float(int(time.time()) // 60 * 60 + 5)
+    counters.count(
+        source, _item_id(), provider="novacal", booking_id="b", quotas=quotas, now=now, queued=True
+    )
+    # When another async request comes, then the backlog refuses it and nothing of it is counted
+    with pytest.raises(QuotaExceeded) as over:
+        counters.count(
+            source, _item_id(), provider="novacal", booking_id="b", quotas=quotas, now=now, queued=True
+        )
+    assert (over.value.quota, over.value.retry_after) == ("queued_backlog", 60)
+    minute = int(now) // 60
+    item = stack.client("dynamodb").get_item(
+        TableName=TABLE_NAMES["IdempotencyTable"], Key={"id": {"S": f"quota#rate#{source}#{minute}"}}
+    )["Item"]
+    assert len(item["keys"]["SS"]) == 1

@@ -8,6 +8,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from local.sandbox.bookings import CALCOM_APART_UIDS
 from local.stack import TABLE_NAMES, Stack
 from tests.helpers import WEBSITE, Answer, Invoker, Sandbox, future, new_key, stored_record
 from tests.integration.test_callers import post_signed, signed_headers
@@ -82,7 +83,7 @@ def test_refusals_of_a_provider_the_source_may_not_use_leave_the_bookings_chain_
     invoke: Invoker, sandboxes: dict[str, Sandbox], stack: Stack
 ) -> None:
     # Given a Cal.com booking the zapier source moved (Cal.com gave it a new uid)
-    uid = sandboxes["calcom"].bookings[3]
+    uid = CALCOM_APART_UIDS[0]
     first = invoke(
         "POST", "/v1/reschedules", body={"provider": "calcom", "booking_id": uid, "start": _utc_slot(57, 14)},
         headers={"idempotency-key": new_key()},
@@ -118,7 +119,7 @@ def test_refusals_of_a_provider_the_source_may_not_use_leave_the_bookings_chain_
 def test_the_uid_chain_is_an_item_written_with_the_success(
     invoke: Invoker, sandboxes: dict[str, Sandbox], stack: Stack
 ) -> None:
-    uid = sandboxes["calcom"].bookings[4]
+    uid = CALCOM_APART_UIDS[1]
     moved = invoke(
         "POST", "/v1/reschedules", body={"provider": "calcom", "booking_id": uid, "start": _utc_slot(60, 10)},
         headers={"idempotency-key": new_key()},

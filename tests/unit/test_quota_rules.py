@@ -29,19 +29,36 @@ class FakeQuotas:
         self.counted: list[str] = []
 
     def count(
-        self, source: str, item_id: str, *, provider: str, booking_id: str, quotas: SourceQuotas, now: float
+        self,
+        source: str,
+        item_id: str,
+        *,
+        provider: str,
+        booking_id: str,
+        quotas: SourceQuotas,
+        now: float,
+        queued: bool = False,
     ) -> None:
+        """All or nothing, like the real one's transaction."""
         self.counted.append(item_id)
-        rate = self.rate.setdefault(source, set())
-        moves = self.moves.setdefault((source, provider, booking_id), set())
-        if quotas.requests_per_minute is not None and _full(rate, item_id, quotas.requests_per_minute):
-            raise QuotaExceeded("requests_per_minute", 30)
-        if quotas.moves_per_booking_per_day is not None and _full(
-            moves, item_id, quotas.moves_per_booking_per_day
-        ):
-            raise QuotaExceeded("moves_per_booking_per_day", 3600)
-        rate.add(item_id)
-        moves.add(item_id)
+        counters = [
+            ("requests_per_minute", 30, self.rate.setdefault(source, set()), quotas.requests_per_minute),
+            (
+                "moves_per_booking_per_day",
+                3600,
+                self.moves.setdefault((source, provider, booking_id), set()),
+                quotas.moves_per_booking_per_day,
+            ),
+        ]
+        if queued:
+            counters.append(
+                ("queued_backlog", 60, self.backlog.setdefault(source, set()), quotas.queued_backlog)
+            )
+        for quota, retry_after, members, limit in counters:
+            if limit is not None and _full(members, item_id, limit):
+                raise QuotaExceeded(quota, retry_after)
+        for _, _, members, _ in counters:
+            members.add(item_id)
 
     def enter_backlog(self, source: str, item_id: str, *, quotas: SourceQuotas, now: float) -> None:
         members = self.backlog.setdefault(source, set())

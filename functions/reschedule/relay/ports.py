@@ -189,7 +189,15 @@ def quota_member(item_id: str) -> str:
 
 class Quotas(Protocol):
     def count(
-        self, source: str, item_id: str, *, provider: str, booking_id: str, quotas: SourceQuotas, now: float
+        self,
+        source: str,
+        item_id: str,
+        *,
+        provider: str,
+        booking_id: str,
+        quotas: SourceQuotas,
+        now: float,
+        queued: bool = False,
     ) -> None: ...
     def enter_backlog(self, source: str, item_id: str, *, quotas: SourceQuotas, now: float) -> None: ...
     def leave_backlog(self, source: str, item_id: str) -> None: ...

@@ -9,8 +9,8 @@ So a replay never counts against a quota, and a count needs no read.
 - `quota#backlog#<source>`: its requests waiting in the queue; the ledger takes a key out in the
   same transaction that ends its queued state (delivered, undelivered, cancelled).
 
-Rate and moves are one TransactWriteItems (one round trip); its cancellation reasons say which
-quota is full. Every item expires (TTL) after its window.
+Rate, moves and (for an async request) the backlog place are one TransactWriteItems (one round
+trip); its cancellation reasons say which quota is full. Every item expires (TTL) after its window.
 """
 
 from __future__ import annotations
@@ -56,9 +56,18 @@ class QuotaCounters:
         self._table = table_name
 
     def count(
-        self, source: str, item_id: str, *, provider: str, booking_id: str, quotas: SourceQuotas, now: float
+        self,
+        source: str,
+        item_id: str,
+        *,
+        provider: str,
+        booking_id: str,
+        quotas: SourceQuotas,
+        now: float,
+        queued: bool = False,
     ) -> None:
-        """Count a new request (rate) and a new move of its booking (per day); QuotaExceeded if full."""
+        """Count a new request (rate) and a new move of its booking (per day), and with `queued` take
+        its place in the backlog, in one transaction; QuotaExceeded names the first full one."""
         minute = int(now) // MINUTE_SECONDS
         moment = datetime.fromtimestamp(now, tz=UTC)
         next_day = datetime.combine(moment.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
@@ -73,6 +82,11 @@ class QuotaCounters:
             end = int(next_day.timestamp())
             moves = self._add(key, item_id, quotas.moves_per_booking_per_day, end)
             counted.append(("moves_per_booking_per_day", until_tomorrow, moves))
+        if queued and quotas.queued_backlog is not None:
+            backlog = self._add(
+                backlog_key(source), item_id, quotas.queued_backlog, int(now) + BACKLOG_TTL_SECONDS
+            )
+            counted.append(("queued_backlog", BACKLOG_RETRY_AFTER_SECONDS, backlog))
         if not counted:
             return
         try:

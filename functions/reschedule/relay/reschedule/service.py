@@ -129,11 +129,11 @@ class RescheduleService:
         `quotas`: the source's (relay/dal/quotas.py); counted once per key, so a replay never counts."""
         key = self._key(source, command, idempotency_key)
         if mode is Mode.ASYNC:
-            try:
-                self._count(key, source, command, quotas)
+            try:  # counted, and its place in the backlog taken, in one write
+                self._count(key, source, command, quotas, queued=True)
             except RelayError as error:
                 raise self.refuse(source, error, command) from None
-            return self._accept(key, source, command, notify=notify, quotas=quotas)
+            return self._accept(key, source, command, notify=notify)
         self._step.prefetch(command)  # on a cold cache, the account's secret is read meanwhile
         taken = self._take(key, source, command, deadline)
         if isinstance(taken, Answered):
@@ -208,9 +208,16 @@ class RescheduleService:
         )
 
     def _count(
-        self, key: LedgerKey, source: str, command: RescheduleCommand, quotas: SourceQuotas | None
+        self,
+        key: LedgerKey,
+        source: str,
+        command: RescheduleCommand,
+        quotas: SourceQuotas | None,
+        *,
+        queued: bool = False,
     ) -> None:
-        """A new request of this source, and a new move of its booking today: 429 when over a quota."""
+        """A new request of this source, and a new move of its booking today (and with `queued`, a place
+        in its backlog): 429 when over a quota."""
         if self._counters is None or quotas is None:
             return
         try:
@@ -221,6 +228,7 @@ class RescheduleService:
                 booking_id=command.booking_id,
                 quotas=quotas,
                 now=self._clock(),
+                queued=queued,
             )
         except QuotaExceeded as exc:
             raise _over_quota(exc) from None
@@ -288,12 +296,10 @@ class RescheduleService:
         command: RescheduleCommand,
         *,
         notify: bool,
-        quotas: SourceQuotas | None,
     ) -> dict[str, Any]:
         """Async: send the order, then take the key straight to its 202 with the queued record (two
-        round trips in all). A key that was not free keeps its answer; the order just sent then has
-        no record, and the worker drops it."""
-        self._enter_backlog(key, source, command, quotas)
+        round trips in all, and one for the quotas). A key that was not free keeps its answer; the
+        order just sent then has no record, and the worker drops it (and its backlog place is freed)."""
         reschedule_id, queued_at = self._new_id(), utc_now()
         try:
             order = self._send(
@@ -359,17 +365,6 @@ class RescheduleService:
             raise self.refuse(source, _key_refusal(exc), command) from None
         logger.info("reschedule queued", extra=summary(record))
         return answer
-
-    def _enter_backlog(
-        self, key: LedgerKey, source: str, command: RescheduleCommand, quotas: SourceQuotas | None
-    ) -> None:
-        """A place in the source's queued backlog (the ledger gives it back when the request ends)."""
-        if self._counters is None or quotas is None:
-            return
-        try:
-            self._counters.enter_backlog(source, key.item_id, quotas=quotas, now=self._clock())
-        except QuotaExceeded as exc:
-            raise self.refuse(source, _over_quota(exc), command) from None
 
     def _leave_backlog(self, key: LedgerKey, source: str) -> None:
         if self._counters is not None:

@@ -92,3 +92,58 @@ def test_an_order_that_overtook_its_record_is_delivered_in_the_same_invocation(
     assert (record["status"], record["attempts"]) == ("succeeded", "1")
     moves = [c for c in httpx.get(f"{iclosed}/_sandbox/calls").json() if c["method"] != "GET"]
     assert len(moves) == 1
+
+
+def test_a_queued_orders_personal_fields_stay_out_of_the_queue_and_reach_the_provider(ostack: Stack) -> None:
+    from relay.composition import build  # noqa: PLC0415 - relay is importable once conftest set the path
+    from relay.dal.clients import new_client  # noqa: PLC0415
+    from relay.deadline import Deadline  # noqa: PLC0415
+    from relay.reschedule.modes import Mode  # noqa: PLC0415
+    from relay.reschedule.normalise import command_from  # noqa: PLC0415
+    from relay.reschedule.schedule import Disposition, ReceivedMessage  # noqa: PLC0415
+    from relay.settings import settings_from  # noqa: PLC0415
+
+    sqs = new_client("sqs", endpoint_url=ostack.secrets.endpoint, **OPTIONS)
+    dynamodb = new_client("dynamodb", endpoint_url=ostack.dynamodb.endpoint, **OPTIONS)
+    queue_url = sqs.create_queue(QueueName=f"personal-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    settings = settings_from(ostack.env | {"DELIVERY_QUEUE_URL": queue_url})
+    relay = build(
+        settings,
+        dynamodb=dynamodb,
+        secretsmanager=new_client("secretsmanager", endpoint_url=ostack.secrets.endpoint, **OPTIONS),
+        sqs=lambda: sqs,
+    )
+    note, reason = "sandbox-note-call-me-after-five", "sandbox-reason-travel"
+    body = {
+        "provider": "iclosed",
+        "booking_id": 1001,
+        "start": future(days=62),
+        "timezone": "UTC",
+        "notes": note,
+        "reason": reason,
+    }
+    command = command_from(body, allowed_providers=["iclosed"], settings=settings)
+    answer = relay.service.reschedule(
+        command, source=ZAPIER.name, idempotency_key=new_key(), deadline=Deadline.within(10), mode=Mode.ASYNC
+    )
+    (message,) = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=2)["Messages"]
+    assert note not in message["Body"]
+    assert reason not in message["Body"]
+
+    iclosed = ostack.sandboxes["iclosed"].url
+    httpx.delete(f"{iclosed}/_sandbox/calls").raise_for_status()
+    assert relay.deliveries is not None
+    outcome = relay.deliveries.deliver(
+        ReceivedMessage(message["Body"], message["ReceiptHandle"], 1), Deadline.within(25)
+    )
+
+    assert outcome is Disposition.FINISHED
+    assert stored_record(ostack, answer["reschedule_id"])["status"] == "succeeded"
+    (move,) = [c for c in httpx.get(f"{iclosed}/_sandbox/calls").json() if c["method"] != "GET"]
+    assert (move["body"]["notes"], move["body"]["rescheduleReason"]) == (note, reason)
+    # Delivered: the ledger no longer holds them either.
+    item_id = stored_record(ostack, answer["reschedule_id"])["idempotency_record"]
+    key_item = dynamodb.get_item(TableName=TABLE_NAMES["IdempotencyTable"], Key={"id": {"S": item_id}})[
+        "Item"
+    ]
+    assert "personal" not in key_item

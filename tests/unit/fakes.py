@@ -152,12 +152,17 @@ class FakeLedger:
         *,
         now: float,
         expires_at: int,
+        personal: Mapping[str, Any] | None = None,
     ) -> Claim | Answered | None:
         taken = self.take(key, now=now, lock_seconds=0, expires_at=expires_at)
         if isinstance(taken, Answered):
             return taken
-        self.complete_queued(taken, answer, record, expires_at=expires_at)
+        self.complete_queued(taken, answer, record, expires_at=expires_at, personal=personal)
         return None
+
+    def personal(self, item_id: str) -> dict[str, Any] | None:
+        found = self.items.get(item_id, {}).get("personal")
+        return dict(found) if found else None
 
     def answered_by(self, item_id: str) -> str | None:
         item = self.items.get(item_id)
@@ -170,6 +175,7 @@ class FakeLedger:
         if self.fail_completion:
             raise LedgerUnavailable("ClientError")
         self.items[item_id] |= {"status": COMPLETED, "answer": json.dumps(answer), "expires_at": expires_at}
+        self.items[item_id].pop("personal", None)
 
     def complete(
         self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
@@ -191,9 +197,17 @@ class FakeLedger:
         return latest if latest != booking_id else None
 
     def complete_queued(
-        self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
+        self,
+        claim: Claim,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        expires_at: int,
+        personal: Mapping[str, Any] | None = None,
     ) -> None:
         self._answer(claim.key.item_id, answer, expires_at)
+        if personal:
+            self.items[claim.key.item_id]["personal"] = dict(personal)
         self.records.put(record)
 
     def release(self, claim: Claim, record: Mapping[str, Any], *, unsettled: bool = False) -> None:

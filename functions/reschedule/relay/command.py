@@ -11,6 +11,10 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+# What a person wrote or who they are: carried to the provider, never in a queue message (the
+# ledger keeps them beside a queued request's key until it ends; docs/security.md).
+PERSONAL_FIELDS = frozenset({"reason", "notes", "rescheduled_by", "answers"})
+
 
 class RescheduleCommand(BaseModel):
     """The provider chosen, the booking id canonical, and the times as UTC instants (so arithmetic and
@@ -37,6 +41,13 @@ class RescheduleCommand(BaseModel):
     def local(self, instant: datetime) -> datetime:
         """The instant as wall time in the booking's zone."""
         return instant.astimezone(ZoneInfo(self.timezone))
+
+    def personal(self) -> dict[str, Any]:
+        """The personal fields this command carries (only those set)."""
+        return self.model_dump(mode="json", include=set(PERSONAL_FIELDS), exclude_none=True)
+
+    def without_personal(self) -> RescheduleCommand:
+        return self.model_copy(update=dict.fromkeys(PERSONAL_FIELDS))
 
     def key_material(self) -> dict[str, Any]:
         """What makes two commands the same reschedule when the caller sends no idempotency key."""

@@ -58,6 +58,8 @@ LOCK_EXPIRY_ATTR = "in_progress_expiration"  # epoch milliseconds
 STATUS_ATTR = "status"
 ANSWER_ATTR = "data"  # the stored answer, JSON, in the order it was first given
 PAYLOAD_HASH_ATTR = "validation"
+# A queued request's personal fields (JSON), kept with its key instead of in the queue message.
+PERSONAL_ATTR = "personal"
 IN_PROGRESS = "INPROGRESS"
 COMPLETED = "COMPLETED"
 # Released after an attempt whose outcome is unknown: free to take, and its taker reads first.
@@ -194,10 +196,12 @@ class Ledger:
         *,
         now: float,
         expires_at: int,
+        personal: Mapping[str, Any] | None = None,
     ) -> Claim | Answered | None:
         """Take a free key straight to its 202 answer with the queued record: one transaction, the
         order already sent. None: accepted. Else the key was not free: what it holds (Answered), or a
-        stale content-keyed success taken over (Claim: complete it as queued). Raises as `take`."""
+        stale content-keyed success taken over (Claim: complete it as queued). Raises as `take`.
+        `personal`: the command's personal fields, kept here (not in the queue) until the request ends."""
         item = {
             KEY_ATTR: {"S": key.item_id},
             EXPIRY_ATTR: {"N": str(expires_at)},
@@ -205,6 +209,8 @@ class Ledger:
             ANSWER_ATTR: {"S": json.dumps(answer, separators=(",", ":"))},
             PAYLOAD_HASH_ATTR: {"S": key.payload_hash},
         }
+        if personal:
+            item[PERSONAL_ATTR] = {"S": json.dumps(personal, separators=(",", ":"))}
         put: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self._table,
@@ -232,6 +238,7 @@ class Ledger:
                 LOCK_EXPIRY_ATTR: {"N": str(int((now + TAKE_OVER_LOCK_SECONDS) * 1000))},
             }
             del taken[ANSWER_ATTR]
+            taken.pop(PERSONAL_ATTR, None)
             return self._existing(key, old, taken)
         return None
 
@@ -308,13 +315,28 @@ class Ledger:
         )
 
     def complete_queued(
-        self, claim: Claim, answer: Mapping[str, Any], record: Mapping[str, Any], *, expires_at: int
+        self,
+        claim: Claim,
+        answer: Mapping[str, Any],
+        record: Mapping[str, Any],
+        *,
+        expires_at: int,
+        personal: Mapping[str, Any] | None = None,
     ) -> None:
         """Accepted for the queue: the 202 answers repeats until the worker replaces it."""
         self._transact(
-            self._answer_update(claim.key.item_id, answer, expires_at),
+            self._answer_update(claim.key.item_id, answer, expires_at, personal=personal),
             {"Put": self._records.put_request(record)},
         )
+
+    def personal(self, item_id: str) -> dict[str, Any] | None:
+        """A queued request's personal fields (None: it had none, or it has ended)."""
+        item = self._read(item_id)
+        raw = item.get(PERSONAL_ATTR, {}).get("S") if item is not None else None
+        if raw is None:
+            return None
+        fields = json.loads(raw)
+        return fields if isinstance(fields, dict) else None
 
     def release(self, claim: Claim, record: Mapping[str, Any], *, unsettled: bool = False) -> None:
         """A failure the caller may retry: the key is freed and the attempt recorded, in one transaction.
@@ -430,25 +452,40 @@ class Ledger:
     # -- the item shapes ----------------------------------------------------------------------------
 
     def _answer_update(
-        self, item_id: str, answer: Mapping[str, Any], expires_at: int
+        self,
+        item_id: str,
+        answer: Mapping[str, Any],
+        expires_at: int,
+        *,
+        personal: Mapping[str, Any] | None = None,
     ) -> TransactWriteItemTypeDef:
+        """The key's answer; a queued one keeps the personal fields, any other answer drops them."""
+        names = {
+            "#data": ANSWER_ATTR,
+            "#status": STATUS_ATTR,
+            "#expiry": EXPIRY_ATTR,
+            "#lock": LOCK_EXPIRY_ATTR,
+            "#personal": PERSONAL_ATTR,
+        }
+        values = {
+            # Not key-sorted: a replay is the first answer, field for field and in order.
+            ":data": {"S": json.dumps(answer, separators=(",", ":"))},
+            ":completed": {"S": COMPLETED},
+            ":expiry": {"N": str(expires_at)},
+        }
+        expression = "SET #data = :data, #status = :completed, #expiry = :expiry"
+        if personal:
+            values[":personal"] = {"S": json.dumps(personal, separators=(",", ":"))}
+            expression += ", #personal = :personal REMOVE #lock"
+        else:
+            expression += " REMOVE #lock, #personal"
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {KEY_ATTR: {"S": item_id}},
-                "UpdateExpression": "SET #data = :data, #status = :completed, #expiry = :expiry REMOVE #lock",
-                "ExpressionAttributeNames": {
-                    "#data": ANSWER_ATTR,
-                    "#status": STATUS_ATTR,
-                    "#expiry": EXPIRY_ATTR,
-                    "#lock": LOCK_EXPIRY_ATTR,
-                },
-                "ExpressionAttributeValues": {
-                    # Not key-sorted: a replay is the first answer, field for field and in order.
-                    ":data": {"S": json.dumps(answer, separators=(",", ":"))},
-                    ":completed": {"S": COMPLETED},
-                    ":expiry": {"N": str(expires_at)},
-                },
+                "UpdateExpression": expression,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
+from relay.command import PERSONAL_FIELDS
 from relay.errors import RelayError
 from relay.ports import MAX_DELAY_SECONDS, LedgerUnavailable, LockNotHeld
 from relay.reschedule.attempts import (
@@ -44,6 +45,7 @@ from relay.reschedule.schedule import (
 from relay.times import utc_now
 
 if TYPE_CHECKING:
+    from relay.command import RescheduleCommand
     from relay.deadline import Deadline
     from relay.ports import Ledger, Queue
     from relay.reschedule.callbacks import Callbacks
@@ -191,9 +193,10 @@ class Deliveries:
         deadline: Deadline,
     ) -> Disposition:
         attempts = delivery.attempts + 1
+        command = self._command(order)
         try:
             moved = self._step.move(
-                order.command,
+                command,
                 deadline,
                 pace_wait=self._settings.pace_worker_wait_seconds,
                 settle_first=delivery.unsettled,
@@ -251,6 +254,13 @@ class Deliveries:
         logger.info("reschedule delivered", extra=summary(final))
         self._notify(order, final)
         return Disposition.FINISHED
+
+    def _command(self, order: DeliveryOrder) -> RescheduleCommand:
+        """The order's command with its personal fields, which the ledger keeps beside its key."""
+        if not order.personal:
+            return order.command
+        personal = self._ledger.personal(order.idempotency_record) or {}
+        return order.command.model_copy(update={k: v for k, v in personal.items() if k in PERSONAL_FIELDS})
 
     def _defer(  # noqa: PLR0917 - the same state every step of an attempt carries
         self,

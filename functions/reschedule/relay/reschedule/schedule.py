@@ -65,7 +65,9 @@ class DeliveryOrder(BaseModel):
     mode: Literal["async", "auto"]
     idempotency_record: str
     queued_at: datetime
+    # Without its personal fields (reason, notes, who, answers): the ledger holds those (`personal`).
     command: RescheduleCommand
+    personal: bool = False
     # The source has an outcome callback: the final outcome is queued for it (relay.reschedule.callbacks).
     notify: bool = False
 

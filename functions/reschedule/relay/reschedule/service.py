@@ -306,9 +306,12 @@ class RescheduleService:
                 key, source, command, reschedule_id, queued_at, Mode.ASYNC, notify=notify, wait=0
             )
             answer, record, expires_at = self._queued(order, command, attempts=0, wait=0, last_error=None)
-            taken = self._ledger.accept_queued(key, answer, record, now=self._clock(), expires_at=expires_at)
+            personal = command.personal()
+            taken = self._ledger.accept_queued(
+                key, answer, record, now=self._clock(), expires_at=expires_at, personal=personal
+            )
             if isinstance(taken, Claim):  # a stale content-keyed success, taken over: queue this one
-                self._ledger.complete_queued(taken, answer, record, expires_at=expires_at)
+                self._ledger.complete_queued(taken, answer, record, expires_at=expires_at, personal=personal)
         except (KeyInProgress, KeyReused, LedgerUnavailable) as exc:
             self._leave_backlog(key, source)
             raise self.refuse(source, _key_refusal(exc), command) from None
@@ -357,7 +360,9 @@ class RescheduleService:
             order, command, attempts=attempts, wait=wait, last_error=error
         )
         try:
-            self._ledger.complete_queued(claim, answer, record, expires_at=expires_at)
+            self._ledger.complete_queued(
+                claim, answer, record, expires_at=expires_at, personal=command.personal()
+            )
         except LedgerUnavailable as exc:
             # Sent, but not stored as accepted: the worker drops a message without its record.
             self._ledger.release_quietly(claim)
@@ -391,7 +396,9 @@ class RescheduleService:
             mode=mode.value,  # type: ignore[arg-type]
             idempotency_record=key.item_id,
             queued_at=queued_at,
-            command=command,
+            # The personal fields stay out of the queue: the ledger keeps them with the key.
+            command=command.without_personal(),
+            personal=bool(command.personal()),
             notify=notify,
         )
         try:

@@ -10,7 +10,11 @@ import os
 import re
 import secrets
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from relay.callers.registry import (
     MAX_SECRETS_PER_SOURCE,
@@ -20,9 +24,14 @@ from relay.callers.registry import (
     TOKEN_FORM_KINDS,
     WEBHOOK_SECRET_PREFIX,
 )
+from relay.dal.ledger import Ledger
+from relay.dal.records import SOURCE_INDEX, RecordStore
+from relay.ports import LedgerUnavailable, LockNotHeld, Stopping
+from relay.reschedule.stops import SOURCE_REVOKED, ended_record, stop_outcome
+from relay.settings import Settings
 from relay.webhooks.destinations import destination_refusal
 from relayctl import registry
-from relayctl.aws import Target
+from relayctl.aws import Target, unavailable
 from relayctl.errors import ToolError
 from relayctl.output import emit_json, say, table
 
@@ -251,6 +260,12 @@ def retire_source(target: Target, args: argparse.Namespace) -> int:
     return 0
 
 
+# A queued request is at most this old (the longest DELIVERY_MAX_AGE_SECONDS, and its last attempt):
+# older attempts of the source are not read. A page of its attempts holds at most this many.
+QUEUED_LOOKBACK_SECONDS = 7 * 24 * 3600 + 3600
+QUEUED_PAGE = 100
+
+
 def revoke_source(target: Target, args: argparse.Namespace) -> int:
     def change(raw: dict[str, Any]) -> dict[str, Any]:
         _source(raw, args.name)
@@ -258,11 +273,70 @@ def revoke_source(target: Target, args: argparse.Namespace) -> int:
         return raw
 
     registry.update(target.secretsmanager, target.sources_secret, change)
+    stopped = _stop_queued(target, args.name)
     if args.json:
-        emit_json({"name": args.name, "revoked": True})
+        emit_json({"name": args.name, "revoked": True, "queued_stopped": stopped})
+        return 0
+    say(f"{args.name}: revoked; its calls are refused once the relay's secret cache refreshes")
+    if stopped is None:
+        say("queued moves not checked (no tables: pass --table/--stack); the worker refuses them at delivery")
     else:
-        say(f"{args.name}: revoked; its calls are refused once the relay's secret cache refreshes")
+        say(f"stopped {stopped} queued move(s): they end failed (source_revoked) and are never delivered")
     return 0
+
+
+def _stop_queued(target: Target, name: str) -> int | None:
+    """End the source's queued moves `failed` (source_revoked); one whose provider call is under
+    way gets the stop noted (the worker ends it). None when the tables are not known."""
+    idempotency_table = target.idempotency_table or os.environ.get("IDEMPOTENCY_TABLE_NAME")
+    if not target.reschedules_table or not idempotency_table:
+        return None
+    records = RecordStore(target.dynamodb, target.reschedules_table)
+    ledger = Ledger(target.dynamodb, idempotency_table, records)
+    retention = int(
+        os.environ.get("RECORD_RETENTION_DAYS", Settings.model_fields["record_retention_days"].default)
+    )
+    since = (datetime.now(UTC) - timedelta(seconds=QUEUED_LOOKBACK_SECONDS)).isoformat(
+        timespec="milliseconds"
+    )
+    stopped = 0
+    start: Any = None
+    try:
+        while True:
+            page = target.dynamodb.query(
+                TableName=target.reschedules_table,
+                IndexName=SOURCE_INDEX,
+                KeyConditionExpression="#source = :s AND attempted_at >= :since",
+                FilterExpression="#status = :queued",
+                ExpressionAttributeNames={"#source": "source", "#status": "status"},
+                ExpressionAttributeValues={
+                    ":s": {"S": name},
+                    ":since": {"S": since},
+                    ":queued": {"S": "queued"},
+                },
+                Limit=QUEUED_PAGE,
+                **({"ExclusiveStartKey": start} if start else {}),
+            )
+            for item in page.get("Items", []):
+                stopped += _stop(ledger, RecordStore.plain(item), retention)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return stopped
+    except (BotoCoreError, ClientError, LedgerUnavailable) as exc:
+        raise unavailable(f"stopping {name}'s queued moves (stopped {stopped} so far)", exc) from None
+
+
+def _stop(ledger: Ledger, stored: dict[str, Any], retention_days: int) -> int:
+    if stored.get("status") != "queued":
+        return 0
+    record = ended_record(stored, stop_outcome(SOURCE_REVOKED), retention_days=retention_days)
+    try:
+        ledger.cancel(record, item_id=str(stored.get("idempotency_record", "")), now=int(time.time()))
+    except Stopping:
+        return 1  # a call is under way: the worker ends it (succeeded only if that call moved it)
+    except LockNotHeld:
+        return 0  # it ended meanwhile
+    return 1
 
 
 def set_source(target: Target, args: argparse.Namespace) -> int:

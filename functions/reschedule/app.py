@@ -419,7 +419,11 @@ def cancel_reschedule(reschedule_id: str) -> Response:
     caller = _caller()
     if relay_app.deliveries is None:  # nothing is ever queued without a queue
         raise not_queued(relay_app.queries.get(caller.name, reschedule_id).get("status"))
-    cancelled = relay_app.queries.cancel(caller.name, reschedule_id)
+    deadline = Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds)
+    cancelled = relay_app.queries.cancel(caller.name, reschedule_id, deadline)
+    if cancelled.get("status") == QUEUED:  # a provider call was under way and has not ended yet
+        metrics.add_metric(name="CancelsPending", unit=MetricUnit.Count, value=1)
+        return json_response(202, cancelled)
     metrics.add_metric(name="Cancelled", unit=MetricUnit.Count, value=1)
     return json_response(200, cancelled)
 

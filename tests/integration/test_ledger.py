@@ -13,7 +13,7 @@ import pytest
 from local.stack import TABLE_NAMES, Stack
 from relay.dal.ledger import Ledger, ledger_key
 from relay.dal.records import RecordStore
-from relay.ports import Answered, Claim, KeyInProgress, KeyReused, LedgerKey, LockNotHeld
+from relay.ports import Answered, Claim, KeyInProgress, KeyReused, LedgerKey, LockNotHeld, Stopping
 
 TTL = 3600
 LOCK = 30.0
@@ -157,7 +157,7 @@ def test_an_explicit_key_stays_a_replay_after_other_moves(ledger: Ledger) -> Non
     assert isinstance(_take(ledger, first), Answered)
 
 
-def test_a_queued_request_is_delivered_under_its_lock_and_cancel_refuses_while_locked(
+def test_a_queued_request_is_delivered_under_its_lock_and_a_cancel_during_its_call_comes_too_late(
     ledger: Ledger, stack: Stack
 ) -> None:
     key = _key()
@@ -171,8 +171,16 @@ def test_a_queued_request_is_delivered_under_its_lock_and_cancel_refuses_while_l
     ledger.lock_delivery(queued["reschedule_id"], "token-1", now=now, until=now + 60)
     with pytest.raises(LockNotHeld):  # another copy of the message
         ledger.lock_delivery(queued["reschedule_id"], "token-2", now=now, until=now + 60)
-    with pytest.raises(LockNotHeld):  # a cancel while the delivery holds it
-        ledger.cancel({**queued, "status": "cancelled"}, item_id=key.item_id, now=now)
+    with pytest.raises(LockNotHeld):  # another delivery may not send
+        ledger.guard_send(queued["reschedule_id"], "token-2")
+    ledger.guard_send(queued["reschedule_id"], "token-1")  # the call is under way
+    with pytest.raises(Stopping):  # a cancel now: noted, not final
+        ledger.cancel(
+            {**queued, "status": "cancelled", "reason": "cancelled_by_source"}, item_id=key.item_id, now=now
+        )
+    assert ledger.read_record(queued["reschedule_id"])["stop_requested"] == "cancelled_by_source"  # type: ignore[index]
+    with pytest.raises(LockNotHeld):  # no further call (a retry) starts
+        ledger.guard_send(queued["reschedule_id"], "token-1")
 
     done = {**queued, "status": "succeeded"}
     ledger.delivered(
@@ -184,6 +192,26 @@ def test_a_queued_request_is_delivered_under_its_lock_and_cancel_refuses_while_l
     last_move = _item(stack, key.last_move_id)
     assert last_move is not None
     assert last_move["move_key"]["S"] == key.item_id
+
+
+def test_a_cancel_while_a_delivery_holds_the_lock_but_sends_nothing_ends_it_and_no_call_starts(
+    ledger: Ledger,
+) -> None:
+    key = _key()
+    claim = _take(ledger, key)
+    assert isinstance(claim, Claim)
+    queued = _record("queued", idempotency_record=key.item_id)
+    ledger.complete_queued(claim, {"status": "queued"}, queued, expires_at=int(time.time()) + TTL)
+    now = int(time.time())
+    ledger.lock_delivery(queued["reschedule_id"], "token-1", now=now, until=now + 60)
+
+    ledger.cancel({**queued, "status": "cancelled"}, item_id=key.item_id, now=now)
+
+    assert ledger.read_record(queued["reschedule_id"])["status"] == "cancelled"  # type: ignore[index]
+    with pytest.raises(LockNotHeld):  # the delivery's guard refuses its call
+        ledger.guard_send(queued["reschedule_id"], "token-1")
+    with pytest.raises(LockNotHeld):  # and its progress cannot bring it back
+        ledger.progress(queued, "token-1")
 
 
 def test_a_cancel_frees_the_key_of_a_queued_request_no_delivery_holds(ledger: Ledger, stack: Stack) -> None:
@@ -240,6 +268,22 @@ def test_an_async_request_finds_a_running_key_busy(ledger: Ledger) -> None:
     assert ledger.answered_by(key.item_id) is None
     with pytest.raises(KeyInProgress):
         ledger.accept_queued(key, {}, _record("queued"), now=time.time(), expires_at=int(time.time()) + TTL)
+
+
+def test_a_delivery_that_died_mid_call_leaves_no_mark_on_the_next_ones_lock(ledger: Ledger) -> None:
+    key = _key()
+    claim = _take(ledger, key)
+    assert isinstance(claim, Claim)
+    queued = _record("queued", idempotency_record=key.item_id)
+    ledger.complete_queued(claim, {"status": "queued"}, queued, expires_at=int(time.time()) + TTL)
+    now = int(time.time())
+    # Given a delivery that marked its call and died (its lock ran out)
+    ledger.lock_delivery(queued["reschedule_id"], "token-1", now=now, until=now + 1)
+    ledger.guard_send(queued["reschedule_id"], "token-1")
+    # When the next delivery locks it, a cancel before its call is final at once
+    ledger.lock_delivery(queued["reschedule_id"], "token-2", now=now + 2, until=now + 60)
+    ledger.cancel({**queued, "status": "cancelled"}, item_id=key.item_id, now=now + 2)
+    assert ledger.read_record(queued["reschedule_id"])["status"] == "cancelled"  # type: ignore[index]
 
 
 def test_a_release_after_an_unknown_outcome_makes_the_retry_read_first(ledger: Ledger, stack: Stack) -> None:

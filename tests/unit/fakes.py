@@ -18,6 +18,7 @@ from relay.errors import not_configured
 from relay.ports import (
     Answered,
     BadCursor,
+    CircuitView,
     Claim,
     HistoryPage,
     KeyInProgress,
@@ -26,6 +27,7 @@ from relay.ports import (
     LedgerUnavailable,
     LockNotHeld,
     RecordWriteFailed,
+    Stopping,
     chain_key,
 )
 from relay.providers.base import Credentials, OutboundRequest, Provider
@@ -33,7 +35,8 @@ from relay.providers.client import ProviderError, ProviderReply
 
 if TYPE_CHECKING:
     from relay.deadline import Deadline
-    from relay.ports import BookingChain, Ledger, Records, Secrets
+    from relay.ports import BookingChain, Circuits, Ledger, Records, Secrets
+    from relay.providers.client import SendPolicy
     from relay.providers.pacing import Pacing
     from relay.reschedule.step import Providers
 
@@ -234,6 +237,7 @@ class FakeLedger:
         ):
             raise LockNotHeld
         record |= {"delivery_lock": token, "delivery_lock_expires": until}
+        record.pop("sending", None)
 
     def _locked(self, record: Mapping[str, Any], token: str) -> None:
         if self.records.items.get(str(record["reschedule_id"]), {}).get("delivery_lock") != token:
@@ -241,6 +245,8 @@ class FakeLedger:
         self.records.items[str(record["reschedule_id"])] = {k: v for k, v in record.items() if v is not None}
 
     def progress(self, record: Mapping[str, Any], token: str) -> None:
+        if "stop_requested" in self.records.items.get(str(record["reschedule_id"]), {}):
+            raise LockNotHeld
         self._locked(record, token)
 
     def delivered(
@@ -262,10 +268,57 @@ class FakeLedger:
 
     def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None:
         stored = self.records.items.get(str(record["reschedule_id"]), {})
-        if stored.get("status") != "queued" or stored.get("delivery_lock_expires", 0) >= now:
+        if stored.get("status") != "queued":
             raise LockNotHeld
+        if "sending" in stored and stored.get("delivery_lock_expires", 0) >= now:
+            stored["stop_requested"] = record.get("reason") or "cancelled_by_source"
+            raise Stopping
         self.records.items[str(record["reschedule_id"])] = {k: v for k, v in record.items() if v is not None}
         self.items.pop(item_id, None)
+
+    def guard_send(self, reschedule_id: str, token: str) -> None:
+        stored = self.records.items.get(reschedule_id, {})
+        if (
+            stored.get("delivery_lock") != token
+            or stored.get("status") != "queued"
+            or "stop_requested" in stored
+        ):
+            raise LockNotHeld
+        stored["sending"] = token
+
+
+class FakeCircuits:
+    """CircuitStore's port: the circuits by key, with the probe lease's condition."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, CircuitView] = {}
+        self.leases: dict[str, str] = {}
+
+    def read(self, key: str) -> CircuitView | None:
+        return self.items.get(key)
+
+    def take_probe(self, key: str, token: str, *, now: int, until: int) -> CircuitView | None:
+        view = self.items.get(key)
+        if view is None or not view.open or view.next_probe_at > now or view.probe_until >= now:
+            return view or CircuitView(False, 0, 0, 0)
+        self.items[key] = CircuitView(True, view.next_probe_at, until, view.failures)
+        self.leases[key] = token
+        return None
+
+    def trip(self, key: str, *, now: int, next_probe_at: int) -> None:
+        failures = self.items[key].failures if key in self.items else 0
+        self.items[key] = CircuitView(True, next_probe_at, 0, failures + 1)
+        self.leases.pop(key, None)
+
+    def close(self, key: str) -> None:
+        self.items.pop(key, None)
+        self.leases.pop(key, None)
+
+    def release_probe(self, key: str, token: str) -> None:
+        if self.leases.get(key) == token:
+            view = self.items[key]
+            self.items[key] = CircuitView(view.open, view.next_probe_at, 0, view.failures)
+            del self.leases[key]
 
 
 class FakeProviders:
@@ -274,6 +327,11 @@ class FakeProviders:
     def __init__(self, *answers: dict[str, Any] | ProviderError) -> None:
         self.answers = list(answers)
         self.calls: list[tuple[str, OutboundRequest, str]] = []
+        # The tries each call was allowed (the policy's max_tries; 3 without one).
+        self.tries: list[int] = []
+        # Run before the policy's guard (as while pacing), and after it (while the call is under way).
+        self.before_call: list[Any] = []
+        self.during_call: list[Any] = []
         # Each call's `settle_first`: whether it was asked to read the booking before sending.
         self.settle_first: list[bool] = []
 
@@ -285,8 +343,16 @@ class FakeProviders:
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
         *,
+        policy: SendPolicy | None = None,
         settle_first: bool = False,
     ) -> ProviderReply:
+        for hook in self.before_call:
+            hook()
+        if policy is not None and policy.before_each is not None:
+            policy.before_each()
+        for hook in self.during_call:
+            hook()
+        self.tries.append(policy.max_tries if policy is not None else 3)
         # Recorded as (provider, the request its adapter builds, the Authorization header's value).
         request = provider.build_request(command)
         self.settle_first.append(settle_first)
@@ -305,3 +371,4 @@ _CHAIN: type[BookingChain] = FakeLedger
 _RECORDS: type[Records] = FakeRecords
 _SECRETS: type[Secrets] = FakeSecrets
 _PROVIDERS: type[Providers] = FakeProviders
+_CIRCUITS: type[Circuits] = FakeCircuits

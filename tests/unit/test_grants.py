@@ -64,6 +64,9 @@ _HTTP_AND_WORKER: dict[tuple[str, str], set[str]] = {
     ("ledger.py", "transact:Delete"): {TABLE},
     ("ledger.py", "transact:Put"): {TABLE, RECORDS},
     ("pacing.py", "update_item"): {TABLE},
+    # A cancel that finds a provider call under way notes the stop on the attempt record (the HTTP
+    # door); the worker's lock, guard and progress (below).
+    ("ledger.py", "update_item"): {RECORDS},
     ("secrets.py", "get_secret_value"): {SECRETS},
     # Outcome events are queued on the callback queue by both doors.
     ("queue.py", "send_message"): {"DeliveryQueue", "CallbackQueue"},
@@ -87,9 +90,11 @@ USES: dict[str, dict[tuple[str, str], set[str]]] = {
     | {
         ("queue.py", "send_message"): {"DeliveryQueue", "DeliveryDeadLetterQueue", "CallbackQueue"},
         ("queue.py", "change_message_visibility"): {"DeliveryQueue"},
-        # The ledger's per-delivery lock and progress, on the attempt record.
-        ("ledger.py", "update_item"): {RECORDS},
         ("ledger.py", "put_item"): {TABLE, RECORDS},
+        # The circuit per provider account (only queued deliveries consult it).
+        ("circuits.py", "get_item"): {TABLE},
+        ("circuits.py", "update_item"): {TABLE},
+        ("circuits.py", "delete_item"): {TABLE},
         # The worker's cancel and the callbacks it still sends in place for an old deployment.
         ("callbacks.py", "get_item"): {TABLE},
         ("callbacks.py", "put_item"): {TABLE},

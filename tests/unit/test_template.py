@@ -14,6 +14,7 @@ import yaml
 from local.queues import queue_attributes, queue_properties
 from local.tables import TTL_ATTRIBUTE_KEY, table_definitions
 from local.template import function_environment, function_timeout_seconds, load_template
+from relay.settings import Settings
 
 EXPECTED_ENVIRONMENT = {
     "POWERTOOLS_SERVICE_NAME",
@@ -32,6 +33,7 @@ EXPECTED_ENVIRONMENT = {
     "DELIVERY_QUEUE_URL",
     "DEAD_LETTER_QUEUE_URL",
     "DELIVERY_MAX_AGE_SECONDS",
+    "DELIVERY_MIN_LEAD_SECONDS",
     "CALLBACK_QUEUE_URL",
 }
 # The callback function's environment: the registry, the callbacks' state and its own queues.
@@ -70,8 +72,9 @@ ALLOWED_DYNAMODB_ACTIONS: dict[str, set[str]] = {
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
     },
-    # relay/dal/records.py: conditional put of each attempt, get by id.
-    "ReschedulesTable": {"dynamodb:PutItem", "dynamodb:GetItem"},
+    # relay/dal/records.py: conditional put of each attempt, get by id; relay/dal/ledger.py: a
+    # cancel notes its stop on a record with a provider call under way.
+    "ReschedulesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"},
     # relay/dal/records.py: a booking's history.
     "ReschedulesTable/index/ByBooking": {"dynamodb:Query"},
     # relay/dal/records.py: a source's recent outcomes (GET /v1/reschedules: the HTTP door only).
@@ -385,7 +388,10 @@ def test_the_records_dal_makes_exactly_the_allowed_calls() -> None:
         needed.setdefault(resource, set()).add(action)
     if "query" in calls:  # records.py queries both of the table's indexes
         needed.setdefault("ReschedulesTable/index/BySource", set()).add("dynamodb:Query")
-    assert needed == {k: v for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "IdempotencyTable"}
+    expected = {k: set(v) for k, v in ALLOWED_DYNAMODB_ACTIONS.items() if k != "IdempotencyTable"}
+    # The ledger's update of a record (a cancel's stop note; tests/unit/test_grants.py ties it).
+    expected["ReschedulesTable"] -= {"dynamodb:UpdateItem"}
+    assert needed == expected
 
 
 def test_secrets_access_is_get_value_under_the_prefix(
@@ -709,6 +715,11 @@ def test_both_functions_know_the_queues_and_the_maximum_age(template: dict[str, 
     assert environment["DELIVERY_QUEUE_URL"] == {"Ref": "DeliveryQueue"}  # Ref of a queue is its URL
     assert environment["DEAD_LETTER_QUEUE_URL"] == {"Ref": "DeliveryDeadLetterQueue"}
     assert environment["DELIVERY_MAX_AGE_SECONDS"] == {"Ref": "DeliveryMaxAgeSeconds"}
+    assert environment["DELIVERY_MIN_LEAD_SECONDS"] == {"Ref": "DeliveryMinLeadSeconds"}
+    assert (
+        template["Parameters"]["DeliveryMinLeadSeconds"]["Default"]
+        == Settings.model_fields["delivery_min_lead_seconds"].default
+    )
     assert max_age["Type"] == "Number"
     assert max_age["Default"] == 86400
 

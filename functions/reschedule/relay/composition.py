@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.callers.registry import SourcesReader
 from relay.dal.callbacks import CallbackState
+from relay.dal.circuits import CircuitStore
 from relay.dal.cursors import HistoryCursors
 from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
@@ -21,10 +22,12 @@ from relay.providers.base import Provider
 from relay.providers.client import ProviderClient
 from relay.reschedule.booking_times import BookingTimes
 from relay.reschedule.callbacks import Callbacks
+from relay.reschedule.circuit import PROBE_LEASE_MARGIN_SECONDS, Breaker
 from relay.reschedule.delivery import Deliveries
 from relay.reschedule.queries import Queries
 from relay.reschedule.service import RescheduleService
 from relay.reschedule.step import AttemptStep
+from relay.reschedule.stops import ACCOUNT_NOT_ALLOWED, SOURCE_REVOKED
 from relay.reschedule.subscriptions import Subscriptions
 from relay.settings import Settings
 from relay.webhooks.sender import WebhookSender
@@ -97,12 +100,23 @@ def build(
         settings, adapters, bucket=PaceBucket(dynamodb, settings.idempotency_table_name)
     )
     ledger = Ledger(dynamodb, settings.idempotency_table_name, records)
+    # The circuits, like the pacing buckets, live in the idempotency table; only deliveries use them.
+    breaker = Breaker(
+        CircuitStore(dynamodb, settings.idempotency_table_name),
+        probe_interval_seconds=settings.circuit_probe_interval_seconds,
+        probe_lease_seconds=int(
+            settings.provider_connect_timeout_seconds
+            + settings.provider_read_timeout_seconds
+            + PROBE_LEASE_MARGIN_SECONDS
+        ),
+    )
     step = AttemptStep(
         settings,
         secrets=secrets,
         chain=ledger,
         providers=providers,
         adapters=adapters,
+        breaker=breaker,
     )
     service = RescheduleService(
         settings,
@@ -117,7 +131,14 @@ def build(
     )
     deliveries = None
     if queue is not None:
-        deliveries = Deliveries(settings, step=step, ledger=ledger, queue=queue, callbacks=callbacks)
+        deliveries = Deliveries(
+            settings,
+            step=step,
+            ledger=ledger,
+            queue=queue,
+            callbacks=callbacks,
+            authorised=delivery_authorisation(sources),
+        )
     queries = Queries(settings, records=records, ledger=ledger)
     booking_times = BookingTimes(
         secrets_prefix=settings.secrets_prefix, secrets=secrets, providers=providers, adapters=adapters
@@ -125,6 +146,21 @@ def build(
     return Relay(
         settings, service, queries, sources, deliveries, callbacks, booking_times, subscriptions, records
     )
+
+
+def delivery_authorisation(sources: SourcesReader) -> Callable[[str, str, str], str | None]:
+    """Queued work is re-authorised at delivery against the current registry (its own freshness):
+    the reason code a source may no longer make this move, or None."""
+
+    def refusal(source: str, provider: str, account: str) -> str | None:
+        entry = sources.current().sources.get(source)
+        if entry is None:
+            return SOURCE_REVOKED
+        if account not in entry.providers.get(provider, []):
+            return ACCOUNT_NOT_ALLOWED
+        return None
+
+    return refusal
 
 
 def sources_reader(

@@ -36,6 +36,11 @@ def pace_key(provider: str, account: str) -> str:
     return f"pace#{provider}#{account}"
 
 
+def circuit_key(provider: str, account: str) -> str:
+    """The circuit of one provider account."""
+    return f"circuit#{provider}#{account}"
+
+
 # -- the ledger (relay.dal.ledger) ----------------------------------------------------------------
 
 
@@ -81,6 +86,11 @@ class LedgerUnavailable(Exception):
 
 class LockNotHeld(Exception):
     """A delivery's condition failed: another delivery holds it, or the record moved on."""
+
+
+class Stopping(Exception):
+    """A stop (cancel, revocation) was asked for while a provider call is under way: the record stays
+    queued with the stop noted; the delivery holding it ends it (`succeeded` if the call moved it)."""
 
 
 class Ledger(Protocol):
@@ -137,6 +147,32 @@ class Ledger(Protocol):
     ) -> None: ...
     def undelivered(self, record: Mapping[str, Any], token: str, *, item_id: str) -> None: ...
     def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None: ...
+    def guard_send(self, reschedule_id: str, token: str) -> None: ...
+
+
+# -- circuits per provider account (relay.dal.circuits) ---------------------------------------------
+
+
+class CircuitUnavailable(Exception):
+    """DynamoDB did not answer the circuit's item."""
+
+
+@dataclass(frozen=True)
+class CircuitView:
+    """An account's circuit as stored (no item: closed, never failed)."""
+
+    open: bool
+    next_probe_at: int  # epoch seconds: when the next probe may start
+    probe_until: int  # epoch seconds: when the running probe's lease ends (0: none)
+    failures: int
+
+
+class Circuits(Protocol):
+    def read(self, key: str) -> CircuitView | None: ...
+    def take_probe(self, key: str, token: str, *, now: int, until: int) -> CircuitView | None: ...
+    def trip(self, key: str, *, now: int, next_probe_at: int) -> None: ...
+    def close(self, key: str) -> None: ...
+    def release_probe(self, key: str, token: str) -> None: ...
 
 
 class BookingChain(Protocol):

@@ -86,6 +86,13 @@ class Settings(BaseModel):
     delivery_max_age_seconds: int = Field(default=86400, ge=10, le=7 * 24 * 3600)
     # The retry schedule's first wait; the later ones are multiples of it (5 s -> 15 s, 1 min, ... 1 h).
     delivery_base_delay_seconds: int = Field(default=5, ge=1, le=60)
+    # A queued move is never delivered later than this before its new start (the slot is too near
+    # to move to): it fails `start_passed`; an async or auto request already inside it is refused.
+    delivery_min_lead_seconds: int = Field(default=900, ge=0, le=7 * 24 * 3600)
+    # ---- the circuit per provider account (relay/reschedule/circuit.py) ----
+    # While an account's provider keeps failing, one queued attempt probes it this often; the rest
+    # of its backlog waits. Each probe is one provider call.
+    circuit_probe_interval_seconds: int = Field(default=10, ge=1, le=300)
     # ---- pacing ----
     # Longest a sync (or auto) request waits for its account's pacing slot before 429 (auto: queued).
     pace_sync_wait_seconds: float = Field(default=2.0, ge=0, le=10)

@@ -14,8 +14,11 @@ without its record; a success also writes the booking's last move (which content
 check: A -> B -> A moves the booking back) and, when the provider gave the booking a new id
 (Cal.com), the chain item `chain#<provider>#<booking id>` -> that new id, which the attempt step
 follows (`latest_booking_id`) instead of scanning the booking's shared history. A queued request's
-worker holds a per-delivery lock on its attempt record (`delivery_lock`); a cancel refuses
-atomically while a delivery holds it.
+worker holds a per-delivery lock on its attempt record (`delivery_lock`) and marks it `sending` right
+before each provider call (a conditional write that fails once the record was cancelled or a stop
+asked for). A cancel ends a queued record at once unless a call is under way; then it notes the stop
+(`stop_requested`) and the delivery ends the record: `succeeded` if that call moved the booking,
+else cancelled. Every end of a queued record gives its place in the source's backlog back.
 
 The item keeps the attribute names and key hashing of the Powertools idempotency utility the relay
 used before, so items already in a deployed table stay readable (docs/deploying.md).
@@ -42,6 +45,7 @@ from relay.ports import (
     LedgerKey,
     LedgerUnavailable,
     LockNotHeld,
+    Stopping,
     backlog_key,
     chain_key,
     quota_member,
@@ -78,6 +82,14 @@ LAST_MOVE_PREFIX = "last-move"
 LAST_MOVE_KEY_ATTR = "move_key"
 
 _LOCK_FREE = "(attribute_not_exists(delivery_lock) OR delivery_lock_expires < :now)"
+# A provider call may be under way: the delivery holding the lock marked the record before sending.
+_NOT_SENDING = (
+    "(attribute_not_exists(sending) OR attribute_not_exists(delivery_lock) OR delivery_lock_expires < :now)"
+)
+_SENDING = "(attribute_exists(sending) AND delivery_lock_expires >= :now)"
+# The attributes the delivery protocol adds to a queued record (never in an answer).
+SENDING_ATTR = "sending"
+STOP_ATTR = "stop_requested"
 _TAKE_CONDITION = (
     "attribute_not_exists(#id) OR #expiry < :now OR #status = :unsettled OR "
     "(#status = :in_progress AND attribute_exists(#lock) AND #lock < :now_ms)"
@@ -368,7 +380,10 @@ class Ledger:
             self._client.update_item,
             TableName=self._records.table_name,
             Key={"reschedule_id": {"S": reschedule_id}},
-            UpdateExpression="SET delivery_lock = :token, delivery_lock_expires = :until",
+            # A `sending` mark left by a delivery that died mid-call is not this one's.
+            UpdateExpression=(
+                f"SET delivery_lock = :token, delivery_lock_expires = :until REMOVE {SENDING_ATTR}"
+            ),
             ConditionExpression=f"#status = :queued AND {_LOCK_FREE}",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
@@ -380,8 +395,11 @@ class Ledger:
         )
 
     def progress(self, record: Mapping[str, Any], token: str) -> None:
-        """Replace the locked record with its next state (still queued); the lock goes with it."""
-        self._write(self._client.put_item, **self._locked_put(record, token))
+        """Replace the locked record with its next state (still queued); the lock goes with it.
+        LockNotHeld too when a stop was asked for meanwhile (the delivery then ends it)."""
+        put = self._locked_put(record, token)
+        put["ConditionExpression"] += f" AND attribute_not_exists({STOP_ATTR})"
+        self._write(self._client.put_item, **put)
 
     def delivered(
         self,
@@ -415,16 +433,60 @@ class Ledger:
         )
 
     def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None:
-        """Cancel a queued record no delivery holds; LockNotHeld when it is being delivered or done."""
+        """End a queued record with `record` (cancelled, or failed by a revocation), its key released.
+
+        No provider call under way: done, and none will start (each send is guarded). A call under way
+        (`sending` under a live lock): the stop is noted on the record and Stopping is raised; the
+        delivery holding it ends it. LockNotHeld: it is no longer queued.
+        """
         put = self._records.put_request(record)
-        put["ConditionExpression"] = f"#status = :queued AND {_LOCK_FREE}"
+        put["ConditionExpression"] = f"#status = :queued AND {_NOT_SENDING}"
         put["ExpressionAttributeNames"] = {"#status": "status"}
         put["ExpressionAttributeValues"] = {":queued": {"S": "queued"}, ":now": {"N": str(now)}}
-        self._transact(
-            self._delete_key(item_id),
-            {"Put": put},
-            self._backlog_leave(record, item_id),
-            conditional=LockNotHeld,
+        for last_round in (False, True):
+            try:
+                self._transact(
+                    self._delete_key(item_id),
+                    {"Put": put},
+                    self._backlog_leave(record, item_id),
+                    conditional=LockNotHeld,
+                )
+                return
+            except LockNotHeld:
+                pass
+            try:
+                self._write(
+                    self._client.update_item,
+                    TableName=self._records.table_name,
+                    Key={"reschedule_id": {"S": str(record.get("reschedule_id"))}},
+                    UpdateExpression=f"SET {STOP_ATTR} = :reason",
+                    ConditionExpression=f"#status = :queued AND {_SENDING}",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":reason": {"S": str(record.get("reason") or "cancelled_by_source")},
+                        ":queued": {"S": "queued"},
+                        ":now": {"N": str(now)},
+                    },
+                )
+            except LockNotHeld:
+                if last_round:  # neither queued and idle nor sending: it is done
+                    raise
+                continue  # the send ended between the two writes: end it now
+            raise Stopping
+
+    def guard_send(self, reschedule_id: str, token: str) -> None:
+        """Right before a provider call: mark the record as sending, only while this delivery holds it,
+        it is still queued, and no stop was asked for. LockNotHeld: no call may start."""
+        self._write(
+            self._client.update_item,
+            TableName=self._records.table_name,
+            Key={"reschedule_id": {"S": reschedule_id}},
+            UpdateExpression=f"SET {SENDING_ATTR} = :token",
+            ConditionExpression=(
+                f"delivery_lock = :token AND #status = :queued AND attribute_not_exists({STOP_ATTR})"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":token": {"S": token}, ":queued": {"S": "queued"}},
         )
 
     # -- the booking's id chain (Cal.com) -----------------------------------------------------------

@@ -57,6 +57,18 @@ USER_AGENT = "reschedule-relay/0.1"
 
 
 @dataclass(frozen=True)
+class SendPolicy:
+    """How one attempt may call: a guard run right before each call starts (it raises to stop the
+    attempt: a cancelled queued request), and how many tries it may make (a circuit's probe: one)."""
+
+    before_each: Callable[[], None] | None = None
+    max_tries: int = MAX_ATTEMPTS
+
+
+DEFAULT_POLICY = SendPolicy()
+
+
+@dataclass(frozen=True)
 class ProviderReply:
     status: int
     body: Any
@@ -184,6 +196,7 @@ class ProviderClient:
         pacing: Pacing | None = None,
         *,
         settle_first: bool = False,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply:
         """Move the booking: refuse what the provider's booking says cannot move, then send the move.
 
@@ -197,32 +210,39 @@ class ProviderClient:
         retry budget lasts, anything else answers the error. The happy path costs no extra call.
         """
         deadline = deadline or self._default_deadline()
+        policy = policy or DEFAULT_POLICY
         if settle_first and provider.has_read and not provider.repeat_is_harmless:
-            settled = self._settle_before_sending(provider, command, credentials, deadline, pacing)
+            settled = self._settle_before_sending(
+                provider, command, credentials, deadline, pacing, policy=policy
+            )
             if settled is not None:
                 return settled
         if provider.reads_before_move:
-            read = self.read_booking(provider, command.booking_id, credentials, deadline, pacing)
+            read = self.read_booking(
+                provider, command.booking_id, credentials, deadline, pacing, policy=policy
+            )
             if not read.state.found:
                 raise _not_found(provider.name, 404, 0)
             refusal = provider.movable(read.state)
             if refusal is not None and refusal.moved_to is None:
                 raise _refused(refusal, None, 0, provider.name)
             if refusal is not None and refusal.moved_to is not None:
-                return self._moved_already(provider, command, credentials, deadline, pacing)
+                return self._moved_already(provider, command, credentials, deadline, pacing, policy=policy)
         request = provider.build_request(command)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self.send(provider, request, credentials, deadline, pacing=pacing)
+                return self.send(provider, request, credentials, deadline, pacing=pacing, policy=policy)
             except ProviderError as error:
                 if not error.outcome_unknown or provider.repeat_is_harmless or not provider.has_read:
                     raise
-                reply = self._settle_or_raise(provider, command, credentials, deadline, pacing, error=error)
+                reply = self._settle_or_raise(
+                    provider, command, credentials, deadline, pacing, error=error, policy=policy
+                )
                 if reply is not None:
                     return reply
-                if attempt >= MAX_ATTEMPTS:
+                if attempt >= policy.max_tries:
                     raise error.final() from None
                 wait = self._backoff(attempt, error.wait_at_least)
                 if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
@@ -238,6 +258,7 @@ class ProviderClient:
         pacing: Pacing | None,
         *,
         error: ProviderError,
+        policy: SendPolicy,
     ) -> ProviderReply | None:
         """Read until the unknown outcome is settled: the success reply, None (not moved: send again),
         or raise. After a conflict (a move still in flight) "not moved" is read again, never resent,
@@ -245,7 +266,7 @@ class ProviderClient:
         reads = 0
         while True:
             reads += 1
-            settled = self.settle_by_reading(provider, command, credentials, deadline, pacing)
+            settled = self.settle_by_reading(provider, command, credentials, deadline, pacing, policy=policy)
             outcome = settled.settlement.outcome
             if outcome is Settled.MOVED and settled.reply is not None:
                 return settled.reply
@@ -267,10 +288,12 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline,
         pacing: Pacing | None,
+        *,
+        policy: SendPolicy,
     ) -> ProviderReply | None:
         """The read an earlier unknown outcome calls for: the move's success, None (not moved: send
         it), or raise when the read cannot tell (nothing is sent blind)."""
-        settled = self.settle_by_reading(provider, command, credentials, deadline, pacing)
+        settled = self.settle_by_reading(provider, command, credentials, deadline, pacing, policy=policy)
         outcome = settled.settlement.outcome
         if outcome is Settled.MOVED and settled.reply is not None:
             return settled.reply
@@ -295,9 +318,11 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline,
         pacing: Pacing | None,
+        *,
+        policy: SendPolicy,
     ) -> ProviderReply:
         """The booking was moved already (Cal.com's spent uid): this move's success only at its start."""
-        settled = self.settle_by_reading(provider, command, credentials, deadline, pacing)
+        settled = self.settle_by_reading(provider, command, credentials, deadline, pacing, policy=policy)
         if settled.settlement.outcome is Settled.MOVED and settled.reply is not None:
             return settled.reply
         raise booking_moved_elsewhere(provider.name, settled.settlement.booking_id or "unknown")
@@ -309,6 +334,8 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> BookingRead:
         """Read one booking (same client, timeouts, pacing and retries as a move: a read is safe to
         repeat). A 404 is `found=False`; other failures raise ProviderError as a move's would."""
@@ -316,7 +343,7 @@ class ProviderClient:
         if request is None:
             raise ValueError(f"{provider.name} has no booking read")
         try:
-            reply = self.send(provider, request, credentials, deadline, pacing=pacing)
+            reply = self.send(provider, request, credentials, deadline, pacing=pacing, policy=policy)
         except ProviderError as error:
             if error.provider_status == 404 and error.code == "booking_not_found":
                 return BookingRead(BookingState(booking_id, found=False), None)
@@ -330,15 +357,19 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> SettledRead:
         """Read what an unknown outcome left (`command.booking_id`, then its successor when the
         provider gives a moved booking a new id) and settle it. `reply` is the read of the booking
         as it now stands at the requested start (MOVED), usable as the move's success reply."""
-        first = self.read_booking(provider, command.booking_id, credentials, deadline, pacing)
+        first = self.read_booking(provider, command.booking_id, credentials, deadline, pacing, policy=policy)
         settlement = settle(provider, command, first.state)
         if settlement.outcome is not Settled.READ_NEXT or settlement.booking_id is None:
             return SettledRead(settlement, first.reply if settlement.outcome is Settled.MOVED else None)
-        second = self.read_booking(provider, settlement.booking_id, credentials, deadline, pacing)
+        second = self.read_booking(
+            provider, settlement.booking_id, credentials, deadline, pacing, policy=policy
+        )
         settlement = settle(provider, command, first.state, second.state)
         return SettledRead(settlement, second.reply if settlement.outcome is Settled.MOVED else None)
 
@@ -349,23 +380,27 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply:
-        """Send one request, retrying what is safe to retry inside the deadline.
+        """Send one request, retrying what is safe to retry inside the deadline (at most the policy's
+        tries, each guarded by it).
 
         A move whose outcome is unknown is sent again only when the provider says a repeat is
         harmless (a PUT to a target state); otherwise the error goes up, to be settled by a read.
         """
         deadline = deadline or self._default_deadline()
+        policy = policy or DEFAULT_POLICY
         repeatable = request.method == "GET" or provider.repeat_is_harmless
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self.send_once(provider, request, credentials, deadline, pacing)
+                return self.send_once(provider, request, credentials, deadline, pacing, policy=policy)
             except ProviderError as error:
                 if error.outcome_unknown and not repeatable:
                     raise  # only a read may tell whether to send it again
-                if not error.retryable or attempt >= MAX_ATTEMPTS:
+                if not error.retryable or attempt >= policy.max_tries:
                     raise error.final() from None
                 wait = self._backoff(attempt, error.wait_at_least)
                 if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
@@ -379,6 +414,8 @@ class ProviderClient:
         credentials: Credentials,
         deadline: Deadline | None = None,
         pacing: Pacing | None = None,
+        *,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply:
         """Exactly one call (after taking the account's pacing token): no retry of any kind.
 
@@ -391,6 +428,8 @@ class ProviderClient:
         if held_until > self._clock():
             raise paced(provider.name, held_until - self._clock())
         self._pace(provider, pacing, deadline)
+        if policy is not None and policy.before_each is not None:
+            policy.before_each()  # after the pacing wait: nothing stands between it and the call
         try:
             return self._send_once(provider, request, credentials, deadline)
         except ProviderError as error:

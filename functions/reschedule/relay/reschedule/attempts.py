@@ -304,6 +304,11 @@ class RescheduleRecord(BaseModel):
     finished_at: str | None = Field(
         default=None, description="When a queued request reached its final state."
     )
+    stop_requested: str | None = Field(
+        default=None,
+        description="A stop asked for while a provider call was under way (`cancelled_by_source`, "
+        "`source_revoked`): no further call starts; that call's outcome decides the final state.",
+    )
 
 
 _PUBLIC_FIELDS = tuple(RescheduleRecord.model_fields)

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from relay.command import PERSONAL_FIELDS
 from relay.errors import RelayError
-from relay.ports import MAX_DELAY_SECONDS, LedgerUnavailable, LockNotHeld
+from relay.ports import MAX_DELAY_SECONDS, CircuitUnavailable, LedgerUnavailable, LockNotHeld
 from relay.reschedule.attempts import (
     QUEUED,
     AttemptRecord,
@@ -33,6 +33,7 @@ from relay.reschedule.attempts import (
     attempt_record,
     summary,
 )
+from relay.reschedule.circuit import Turn
 from relay.reschedule.modes import DEFERRED_CODES, queueable
 from relay.reschedule.schedule import (
     DeliveryOrder,
@@ -42,6 +43,15 @@ from relay.reschedule.schedule import (
     retry_wait,
     show_again,
 )
+from relay.reschedule.stops import (
+    DELIVERY_STOPPED,
+    START_PASSED,
+    last_moment,
+    not_authorised,
+    start_passed,
+    stop_outcome,
+    stopped,
+)
 from relay.times import utc_now
 
 if TYPE_CHECKING:
@@ -49,6 +59,7 @@ if TYPE_CHECKING:
     from relay.deadline import Deadline
     from relay.ports import Ledger, Queue
     from relay.reschedule.callbacks import Callbacks
+    from relay.reschedule.circuit import Admission
     from relay.reschedule.step import AttemptStep
     from relay.settings import Settings
 
@@ -70,6 +81,10 @@ STORAGE_RECHECK_SECONDS = 5
 # A message that comes back this early for its next attempt is delivered anyway (clock and rounding slack).
 EARLY_TOLERANCE_SECONDS = 1
 
+# Is this source still allowed this provider account? None: yes; else the reason code it is not
+# (`source_revoked`, `account_not_allowed`). Composition reads the current sources registry.
+Authorisation = Callable[[str, str, str], "str | None"]
+
 
 def max_age_error(settings: Settings, last_error: str | None) -> RelayError:
     return RelayError(
@@ -90,6 +105,7 @@ class Deliveries:
         ledger: Ledger,
         queue: Queue,
         callbacks: Callbacks | None = None,
+        authorised: Authorisation | None = None,
         new_token: Any = lambda: str(uuid.uuid4()),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -98,6 +114,7 @@ class Deliveries:
         self._ledger = ledger
         self._queue = queue
         self._callbacks = callbacks
+        self._authorised = authorised
         self._new_token = new_token
         self._sleep = sleep
 
@@ -113,7 +130,7 @@ class Deliveries:
             return Disposition.FINISHED
         try:
             return self._deliver(order, message, deadline)
-        except LedgerUnavailable as exc:
+        except (LedgerUnavailable, CircuitUnavailable) as exc:
             logger.warning(
                 "storage failed during a delivery",
                 extra={"reschedule_id": order.reschedule_id, "error": str(exc)},
@@ -124,23 +141,68 @@ class Deliveries:
         """Not started in this invocation (too little time left): visible again at once for the next."""
         self._queue.change_visibility(message.receipt_handle, 0)
 
-    def _deliver(self, order: DeliveryOrder, message: ReceivedMessage, deadline: Deadline) -> Disposition:
+    # Each early return is one reason a message is not attempted now.
+    def _deliver(  # noqa: PLR0911
+        self, order: DeliveryOrder, message: ReceivedMessage, deadline: Deadline
+    ) -> Disposition:
         record = self._read(order)
         now = utc_now()
         not_yet = self._not_ready(order, message, record, now)
         if not_yet is not None or record is None:
             return not_yet or Disposition.FINISHED
         token = self._new_token()
+        try:
+            ending = self._ending(order, now)
+        except RelayError as exc:  # the sources registry could not be read: look again shortly
+            logger.warning(
+                "delivery could not re-authorise its source",
+                extra={"reschedule_id": order.reschedule_id, "reason": exc.code},
+            )
+            return self._wait(order, message, STORAGE_RECHECK_SECONDS)
+        admission = None
+        if ending is None:
+            admission = self._step.admit(order.command, token)
+            if admission is not None and admission.turn is Turn.HELD:
+                # The account's provider is down and another delivery probes it: no call, no write.
+                logger.info(
+                    "delivery held by the account's circuit",
+                    extra={"reschedule_id": order.reschedule_id, "wait_s": admission.wait_seconds},
+                )
+                return self._wait(order, message, self._capped(order, admission.wait_seconds))
         remaining = deadline.invocation_remaining()
         until = int(now.timestamp()) + int(remaining if remaining is not None else MAX_DELAY_SECONDS) + 1
         try:
             self._ledger.lock_delivery(order.reschedule_id, token, now=int(now.timestamp()), until=until)
         except LockNotHeld:  # another copy of the message took it, or the source cancelled meanwhile
+            self._step.release(admission)
             return self._wait(order, message, LOCK_RECHECK_MARGIN_SECONDS + 1)
         delivery = _delivery_of(order, record)
-        if now - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
+        if ending is not None and ending.code == "delivery_max_age":
             return self._give_up(order, record, delivery, token, message)
-        return self._attempt(order, record, delivery, token=token, message=message, deadline=deadline)
+        if ending is not None:
+            return self._finish(order, record, replace(delivery, finished_at=now), token, Failed(ending))
+        return self._attempt(
+            order, record, delivery, token=token, message=message, deadline=deadline, admission=admission
+        )
+
+    def _ending(self, order: DeliveryOrder, now: datetime) -> RelayError | None:
+        """Why this queued move must end now without a call: its source may no longer make it, its
+        start is too near, or it is past its maximum age. None: deliver it."""
+        command = order.command
+        if self._authorised is not None:
+            reason = self._authorised(order.source, command.provider, command.account)
+            if reason is not None:
+                return not_authorised(reason)
+        if now >= last_moment(command, self._settings):
+            return start_passed(self._settings)
+        if now - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
+            return max_age_error(self._settings, None)
+        return None
+
+    def _capped(self, order: DeliveryOrder, seconds: int) -> int:
+        """A wait that ends no later than just past the move's last moment (then it ends `start_passed`)."""
+        until_last = ceil_seconds(last_moment(order.command, self._settings) - utc_now()) + 1
+        return max(1, min(seconds, until_last))
 
     def _read(self, order: DeliveryOrder) -> dict[str, Any] | None:
         """The order's record; a young order's missing record is read again (the door writes it last)."""
@@ -191,6 +253,7 @@ class Deliveries:
         token: str,
         message: ReceivedMessage,
         deadline: Deadline,
+        admission: Admission | None = None,
     ) -> Disposition:
         attempts = delivery.attempts + 1
         command = self._command(order)
@@ -200,49 +263,21 @@ class Deliveries:
                 deadline,
                 pace_wait=self._settings.pace_worker_wait_seconds,
                 settle_first=delivery.unsettled,
+                admission=admission,
+                guard=self._guard(order, token),
             )
         except RelayError as error:
-            if error.code in DEFERRED_CODES:
-                return self._defer(order, record, delivery, token, message, error)
-            now = utc_now()
-            progress = replace(
-                delivery,
-                attempts=attempts,
-                next_attempt_at=None,
-                last_error=error.code,
-                last_error_detail=error.detail,
-                finished_at=now,
-                # A lost answer no read settled: the next attempt reads the booking before sending.
-                unsettled=delivery.unsettled or self._step.unsettled(order.command, error),
-            )
-            if not queueable(error):
-                return self._finish(order, record, progress, token, Failed(error))
-            wait = retry_wait(
-                attempts,
-                self._settings.delivery_base_delay_seconds,
-                at_least=getattr(error, "wait_at_least", None) or error.retry_after,
-            )
-            next_at = now + timedelta(seconds=wait)
-            if next_at - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
-                return self._give_up(order, record, progress, token, message)
-            waiting = replace(progress, next_attempt_at=next_at, finished_at=None)
-            self._ledger.progress(self._rebuild(order, record, Queued(), waiting), token)
-            logger.info(
-                "delivery attempt failed; retrying later",
-                extra={
-                    "reschedule_id": order.reschedule_id,
-                    "attempts": attempts,
-                    "reason": error.code,
-                    "wait_s": wait,
-                },
-            )
-            return self._wait(order, message, wait)
+            try:
+                return self._failed_attempt(order, record, delivery, token, message, error)
+            except LockNotHeld:  # a stop (cancel, revocation) came while the call was under way
+                return self._stopped(order, delivery, token, message)
         answer = moved.answer(order.reschedule_id, order.command)
         done = replace(delivery, attempts=attempts, next_attempt_at=None, finished_at=utc_now())
         final = self._rebuild(order, record, moved.outcome, done)
         expires_at = int(utc_now().timestamp()) + self._settings.idempotency_ttl_seconds
         for tries_left in (1, 0):
             try:
+                # A stop asked for while the call was under way comes too late: the booking moved.
                 self._ledger.delivered(
                     final, token, item_id=delivery.idempotency_record, answer=answer, expires_at=expires_at
                 )
@@ -253,6 +288,98 @@ class Deliveries:
                     raise
         logger.info("reschedule delivered", extra=summary(final))
         self._notify(order, final)
+        return Disposition.FINISHED
+
+    def _guard(self, order: DeliveryOrder, token: str) -> Callable[[], None]:
+        """Run right before each provider call: the move's last moment, then one conditional write
+        (still queued, still this delivery's, no stop asked for) that marks the call as under way."""
+
+        def guard() -> None:
+            if utc_now() >= last_moment(order.command, self._settings):
+                raise start_passed(self._settings)
+            try:
+                self._ledger.guard_send(order.reschedule_id, token)
+            except LockNotHeld:
+                raise stopped() from None
+
+        return guard
+
+    def _failed_attempt(  # noqa: PLR0917 - the same state every step of an attempt carries
+        self,
+        order: DeliveryOrder,
+        record: dict[str, Any],
+        delivery: Delivery,
+        token: str,
+        message: ReceivedMessage,
+        error: RelayError,
+    ) -> Disposition:
+        if error.code == DELIVERY_STOPPED:
+            return self._stopped(order, delivery, token, message)
+        if error.code in DEFERRED_CODES:
+            return self._defer(order, record, delivery, token, message, error)
+        now = utc_now()
+        if error.code == START_PASSED:  # no call went out: no attempt is counted
+            return self._finish(order, record, replace(delivery, finished_at=now), token, Failed(error))
+        attempts = delivery.attempts + 1
+        progress = replace(
+            delivery,
+            attempts=attempts,
+            next_attempt_at=None,
+            last_error=error.code,
+            last_error_detail=error.detail,
+            finished_at=now,
+            # A lost answer no read settled: the next attempt reads the booking before sending.
+            unsettled=delivery.unsettled or self._step.unsettled(order.command, error),
+        )
+        if not queueable(error):
+            return self._finish(order, record, progress, token, Failed(error))
+        wait = retry_wait(
+            attempts,
+            self._settings.delivery_base_delay_seconds,
+            at_least=getattr(error, "wait_at_least", None) or error.retry_after,
+        )
+        # The account's circuit is open now: this move waits for the next probe, not its own schedule.
+        hold = self._step.hold_after(error)
+        wait = self._capped(order, wait if hold is None else min(wait, hold))
+        next_at = now + timedelta(seconds=wait)
+        if next_at - order.queued_at > timedelta(seconds=self._settings.delivery_max_age_seconds):
+            return self._give_up(order, record, progress, token, message)
+        waiting = replace(progress, next_attempt_at=next_at, finished_at=None)
+        self._ledger.progress(self._rebuild(order, record, Queued(), waiting), token)
+        logger.info(
+            "delivery attempt failed; retrying later",
+            extra={
+                "reschedule_id": order.reschedule_id,
+                "attempts": attempts,
+                "reason": error.code,
+                "wait_s": wait,
+            },
+        )
+        return self._wait(order, message, wait)
+
+    def _stopped(
+        self, order: DeliveryOrder, delivery: Delivery, token: str, message: ReceivedMessage
+    ) -> Disposition:
+        """The record was cancelled, or a stop was asked for while a call was under way: end it as
+        asked (cancelled, or failed by a revocation), unless it is over already."""
+        record = self._ledger.read_record(order.reschedule_id)
+        if record is None or record.get("status") != QUEUED:
+            logger.info(
+                "delivery stopped: the request was cancelled", extra={"reschedule_id": order.reschedule_id}
+            )
+            return Disposition.FINISHED
+        reason = record.get("stop_requested")
+        if not reason or record.get("delivery_lock") != token:  # another delivery holds it now
+            return self._wait(order, message, LOCK_RECHECK_MARGIN_SECONDS + 1)
+        outcome = stop_outcome(str(reason))
+        final = self._rebuild(order, record, outcome, replace(delivery, finished_at=utc_now()))
+        try:
+            self._ledger.undelivered(final, token, item_id=delivery.idempotency_record)
+        except LockNotHeld:
+            return Disposition.FINISHED
+        logger.info("delivery stopped as asked", extra=summary(final))
+        if isinstance(outcome, Failed):
+            self._notify(order, final)
         return Disposition.FINISHED
 
     def _command(self, order: DeliveryOrder) -> RescheduleCommand:

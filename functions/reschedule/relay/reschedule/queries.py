@@ -3,34 +3,52 @@ history, and `DELETE /v1/reschedules/{id}` (a queued request, cancelled in the l
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
 from relay.errors import RelayError, conflict, not_found, unavailable
-from relay.ports import LedgerUnavailable, LockNotHeld
+from relay.ports import LedgerUnavailable, LockNotHeld, Stopping
 from relay.reschedule.attempts import (
     QUEUED,
     AttemptRecord,
     Cancelled,
-    Delivery,
-    attempt_record,
     public_view,
     summary,
 )
 from relay.reschedule.history import booking_history
+from relay.reschedule.stops import ended_record
 from relay.times import utc_now
 
 if TYPE_CHECKING:
+    from relay.deadline import Deadline
     from relay.ports import Ledger, Records
     from relay.settings import Settings
 
 logger = Logger(child=True)
 
-# What a cancelled record keeps of the queued one (the command itself is only in the queue).
-_KEPT_ON_CANCEL = ("provider", "account", "booking_id", "booking_key", "start", "end", "timezone")
+# A cancel that comes while a provider call is under way waits this long at most for that call's
+# outcome (a provider answers within its read timeout), reading the record this often.
+CANCEL_SETTLE_SECONDS = 12.0
+CANCEL_SETTLE_POLL_SECONDS = 0.25
+# Kept back from the request's deadline to answer after the wait.
+CANCEL_ANSWER_MARGIN_SECONDS = 1.0
+_FINAL = ("succeeded", "failed", "cancelled")
+
+
+def cancel_too_late(reschedule_id: str) -> RelayError:
+    """The cancel came while a provider call was under way, and that call moved the booking."""
+    error = conflict(
+        "Too late to cancel: a provider call already under way when the cancel came moved the "
+        "booking; the reschedule succeeded.",
+        "cancel_too_late",
+    )
+    error.extra["reschedule_id"] = reschedule_id
+    return error
 
 
 def not_queued(status: object) -> RelayError:
@@ -39,10 +57,18 @@ def not_queued(status: object) -> RelayError:
 
 
 class Queries:
-    def __init__(self, settings: Settings, *, records: Records, ledger: Ledger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        records: Records,
+        ledger: Ledger,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._settings = settings
         self._records = records
         self._ledger = ledger
+        self._sleep = sleep
 
     def get(self, source: str, reschedule_id: str) -> dict[str, Any]:
         return public_view(self.get_stored(source, reschedule_id))
@@ -59,47 +85,64 @@ class Queries:
     ) -> dict[str, Any]:
         return booking_history(self._records, source, provider, booking_id, limit=limit, cursor=cursor)
 
-    def cancel(self, source: str, reschedule_id: str) -> dict[str, Any]:
-        """Cancel a queued request of this source: `cancelled`, its key released, never delivered."""
+    def cancel(self, source: str, reschedule_id: str, deadline: Deadline | None = None) -> dict[str, Any]:
+        """Cancel a queued request of this source: `cancelled`, its key released, never delivered.
+
+        Accepted at any moment before a provider call has succeeded. No call is under way: cancelled
+        now, and no call starts after (each is guarded). A call is under way: the stop is noted (no
+        further call starts) and its outcome awaited: cancelled, or `cancel_too_late` (409) when it
+        moved the booking; still running at the end of the wait: the record, `queued` with
+        `stop_requested` (the caller answers 202).
+        """
         record = self.get_stored(source, reschedule_id)
         if record.get("status") != QUEUED:
             raise not_queued(record.get("status"))
-        now = utc_now()
-        item_id = str(record.get("idempotency_record", ""))
-        delivery = Delivery(
-            mode=record.get("delivery", "async"),
-            queued_at=_parse(record.get("queued_at")) or now,
-            idempotency_record=item_id,
-            attempts=int(record.get("attempts") or 0),
-            last_error=record.get("last_error"),
-            last_error_detail=record.get("last_error_detail"),
-            finished_at=now,
-        )
-        cancelled: AttemptRecord = attempt_record(
-            reschedule_id=reschedule_id,
-            source=source,
-            attempted_at=_parse(record.get("attempted_at")) or now,
-            retention_days=self._settings.record_retention_days,
-            outcome=Cancelled(),
-            delivery=delivery,
-        )
-        for field in _KEPT_ON_CANCEL:
-            if field in record:
-                cancelled[field] = record[field]  # type: ignore[literal-required]
+        cancelled = self._cancelled(source, reschedule_id, record)
         try:
-            self._ledger.cancel(cancelled, item_id=item_id, now=int(now.timestamp()))
+            item_id = str(cancelled.get("idempotency_record", ""))
+            self._ledger.cancel(cancelled, item_id=item_id, now=int(utc_now().timestamp()))
         except LedgerUnavailable:
             raise unavailable(
                 "The relay's storage is unavailable; try again shortly.", "storage_unavailable", 2
             ) from None
-        except LockNotHeld:
-            raise conflict(
-                "This reschedule is being delivered now; it can no longer be cancelled.",
-                "delivering",
-                retry_after=1,
-            ) from None
+        except LockNotHeld:  # it stopped being queued since it was read
+            return self._final(reschedule_id, self.get_stored(source, reschedule_id))
+        except Stopping:
+            logger.info("cancel noted while a provider call is under way", extra=summary(cancelled))
+            return self._settle(source, reschedule_id, deadline)
         logger.info("reschedule cancelled", extra=summary(cancelled))
         return public_view(dict(cancelled))
+
+    def _cancelled(self, source: str, reschedule_id: str, record: dict[str, Any]) -> AttemptRecord:
+        return ended_record(
+            record | {"reschedule_id": reschedule_id, "source": source},
+            Cancelled(),
+            retention_days=self._settings.record_retention_days,
+        )
+
+    def _settle(self, source: str, reschedule_id: str, deadline: Deadline | None) -> dict[str, Any]:
+        """Wait (bounded) for the call under way to end, and answer with what it left."""
+        wait = CANCEL_SETTLE_SECONDS
+        if deadline is not None:
+            wait = min(wait, deadline.remaining() - CANCEL_ANSWER_MARGIN_SECONDS)
+        ends = time.monotonic() + wait
+        record = self.get_stored(source, reschedule_id)
+        while record.get("status") not in _FINAL and time.monotonic() < ends:
+            self._sleep(CANCEL_SETTLE_POLL_SECONDS)
+            record = self.get_stored(source, reschedule_id)
+        if record.get("status") in _FINAL:
+            return self._final(reschedule_id, record)
+        return public_view(record)
+
+    @staticmethod
+    def _final(reschedule_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The answer once the record is over: cancelled (200), or why the cancel did not take."""
+        status = record.get("status")
+        if status == "cancelled":
+            return public_view(record)
+        if status == "succeeded":
+            raise cancel_too_late(reschedule_id)
+        raise not_queued(status)
 
 
 def _looks_like_id(value: str) -> bool:

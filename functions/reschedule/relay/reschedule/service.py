@@ -60,6 +60,7 @@ from relay.reschedule.attempts import (
 from relay.reschedule.dry_run import dry_run_answer
 from relay.reschedule.modes import DEFERRED_CODES, Mode, queueable
 from relay.reschedule.schedule import QUEUED_KEY_MARGIN_SECONDS, DeliveryOrder, retry_wait
+from relay.reschedule.stops import inside_lead, last_moment
 from relay.times import utc_now
 
 if TYPE_CHECKING:
@@ -127,6 +128,9 @@ class RescheduleService:
         """Run once per key; every attempt is recorded. `notify`: queue the final outcome's callback.
 
         `quotas`: the source's (relay/dal/quotas.py); counted once per key, so a replay never counts."""
+        if mode is not Mode.SYNC and utc_now() >= last_moment(command, self._settings):
+            # Queued, it could not arrive before the slot's lead: refused before anything is queued.
+            raise self.refuse(source, inside_lead(self._settings), command)
         key = self._key(source, command, idempotency_key)
         if mode is Mode.ASYNC:
             try:  # counted, and its place in the backlog taken, in one write

@@ -7,7 +7,7 @@ neither imports the other. A step either returns `Moved` or raises the RelayErro
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -16,9 +16,10 @@ from pydantic import ValidationError
 
 from relay.errors import RelayError, not_configured
 from relay.ports import pace_key
-from relay.providers.client import ProviderError
+from relay.providers.client import ProviderError, SendPolicy
 from relay.providers.pacing import Pacing
 from relay.reschedule.attempts import Succeeded, result_of
+from relay.reschedule.circuit import PROBE_TRIES, Admission, Turn, counts
 
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from relay.ports import BookingChain, Secrets
     from relay.providers.base import Credentials, Provider
     from relay.providers.client import ProviderReply
+    from relay.reschedule.circuit import Breaker
     from relay.settings import Settings
 
 logger = Logger(child=True)
@@ -43,6 +45,7 @@ class Providers(Protocol):
         pacing: Pacing | None = None,
         *,
         settle_first: bool = False,
+        policy: SendPolicy | None = None,
     ) -> ProviderReply: ...
 
 
@@ -65,12 +68,14 @@ class AttemptStep:
         chain: BookingChain,
         providers: Providers,
         adapters: Mapping[str, Provider],
+        breaker: Breaker | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets
         self._chain = chain
         self._providers = providers
         self._adapters = adapters
+        self._breaker = breaker
 
     def credentials_name(self, command: RescheduleCommand) -> str:
         return f"{self._settings.secrets_prefix}/providers/{command.provider}/{command.account}"
@@ -79,17 +84,58 @@ class AttemptStep:
         """Start reading the account's secret (on a cold cache) while the caller takes its key."""
         self._secrets.prefetch(self.credentials_name(command))
 
+    def admit(self, command: RescheduleCommand, token: str) -> Admission | None:
+        """The account's circuit for a queued delivery: call as usual, probe, or wait (None: no circuit)."""
+        if self._breaker is None:
+            return None
+        return self._breaker.admit(command.provider, command.account, token)
+
+    def release(self, admission: Admission | None) -> None:
+        """An admission not used (the delivery did not start): its probe lease is given back."""
+        if self._breaker is not None and admission is not None:
+            self._breaker.settled(admission, None, called=False)
+
+    def hold_after(self, error: RelayError) -> int | None:
+        """After a failed queued attempt: the wait until the account's next probe when this failure
+        counts for its circuit (it is open now), else None (the retry schedule applies)."""
+        if self._breaker is None or not counts(error):
+            return None
+        return self._breaker.reopen_wait()
+
     def move(
-        self, command: RescheduleCommand, deadline: Deadline, *, pace_wait: float, settle_first: bool = False
+        self,
+        command: RescheduleCommand,
+        deadline: Deadline,
+        *,
+        pace_wait: float,
+        settle_first: bool = False,
+        admission: Admission | None = None,
+        guard: Callable[[], None] | None = None,
     ) -> Moved:
         """One attempt: pace, call, and read the answer. `pace_wait`: the door's longest pacing wait.
 
         `settle_first`: an earlier attempt of this request ended with its outcome unknown, so the
         booking is read before anything is sent (providers whose move is not safe to repeat).
         After an unknown outcome inside this attempt, the provider client reads before resending.
+        A queued delivery passes its circuit `admission` (a probe makes one try; the outcome opens or
+        closes the circuit) and its `guard`, run right before each provider call starts.
         """
         adapter = self._adapters[command.provider]
-        reply = self._call(adapter, self.latest(command), deadline, pace_wait, settle_first)
+        probing = admission is not None and admission.turn is Turn.PROBE
+        policy = None
+        if guard is not None or probing:
+            policy = SendPolicy(before_each=guard, **({"max_tries": PROBE_TRIES} if probing else {}))
+        try:
+            reply = self._call(
+                adapter, self.latest(command), deadline, pace_wait, settle_first, policy=policy
+            )
+        except RelayError as error:
+            if self._breaker is not None and admission is not None:
+                # Only a ProviderError comes from a call; pacing, the guard or a secret stopped the others.
+                self._breaker.settled(admission, error, called=isinstance(error, ProviderError))
+            raise
+        if self._breaker is not None and admission is not None:
+            self._breaker.settled(admission, None, called=True)
         return Moved(
             Succeeded(
                 reply.status,
@@ -131,12 +177,20 @@ class AttemptStep:
         deadline: Deadline,
         pace_wait: float,
         settle_first: bool,
+        *,
+        policy: SendPolicy | None,
     ) -> ProviderReply:
         credentials = self._credentials(command)
         pacing = self._pacing(adapter, command, credentials, pace_wait)
         try:
             return self._providers.move(
-                adapter, command, credentials, deadline, pacing=pacing, settle_first=settle_first
+                adapter,
+                command,
+                credentials,
+                deadline,
+                pacing=pacing,
+                settle_first=settle_first,
+                policy=policy,
             )
         except ProviderError as error:
             if error.code != "provider_auth_failed":
@@ -147,7 +201,7 @@ class AttemptStep:
         )
         credentials = self._credentials(command, force_fetch=True)
         return self._providers.move(
-            adapter, command, credentials, deadline, pacing=pacing, settle_first=settle_first
+            adapter, command, credentials, deadline, pacing=pacing, settle_first=settle_first, policy=policy
         )
 
     def _pacing(

@@ -136,11 +136,21 @@ HISTORY_RESPONSES: dict[int, Any] = {
 
 DELETE_RESPONSES: dict[int, Any] = {
     200: {
-        "description": "Cancelled: never delivered, its key released.",
+        "description": "Cancelled: never delivered, its key released. Accepted at any moment before "
+        "a provider call has succeeded; no provider call starts after this answer.",
+        "content": {JSON: {"model": RescheduleRecord}},
+    },
+    202: {
+        "description": "A provider call was under way and had not ended within the wait: no further "
+        "call starts; the record (`queued`, `stop_requested`) ends `cancelled`, or `succeeded` if that "
+        "call moved the booking (the cancel then came too late). Follow it with GET.",
         "content": {JSON: {"model": RescheduleRecord}},
     },
     404: _problem("No such reschedule for this source."),
-    409: _problem("Not queued: being delivered now, or already done."),
+    409: _problem(
+        "`cancel_too_late`: a provider call under way when the cancel came moved the booking (the "
+        "record says `succeeded`); `not_queued`: already done."
+    ),
     **_COMMON,
 }
 

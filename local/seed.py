@@ -48,11 +48,14 @@ class _Callbacks:
     callback_secret: str | None = None
     # Set when the stack knows where its callback sink listens (`with_callback_sink`).
     callback_url: str | None = None
+    # The source's `quotas` in the registry; None: the relay's defaults (docs/callers.md "Quotas").
+    quotas: Mapping[str, int | None] | None = None
 
     def _callback_entry(self) -> dict[str, Any]:
+        quotas = {} if self.quotas is None else {"quotas": dict(self.quotas)}
         if self.callback_secret is None or self.callback_url is None:
-            return {}
-        return {"callback": {"url": self.callback_url, "secrets": [self.callback_secret]}}
+            return quotas
+        return quotas | {"callback": {"url": self.callback_url, "secrets": [self.callback_secret]}}
 
     def _callback_info(self) -> dict[str, Any]:
         if self.callback_secret is None or self.callback_url is None:
@@ -98,9 +101,12 @@ class DemoSigningSource:
     name: str
     secrets: tuple[str, ...]
     providers: dict[str, list[str]] = field(default_factory=dict)
+    # The source's `quotas` in the registry; None: the relay's defaults.
+    quotas: Mapping[str, int | None] | None = None
 
     def registry_entry(self) -> dict[str, Any]:
-        return {"kind": self.kind, "secrets": list(self.secrets), "providers": self.providers}
+        quotas = {} if self.quotas is None else {"quotas": dict(self.quotas)}
+        return {"kind": self.kind, "secrets": list(self.secrets), "providers": self.providers, **quotas}
 
     def caller_info(self) -> dict[str, Any]:
         return {"kind": self.kind, "secret": self.secrets[0], "providers": sorted(self.providers)}
@@ -167,6 +173,12 @@ class DemoFormSource:
     mapping: dict[str, str]
     constants: dict[str, str]
     providers: dict[str, list[str]] = field(default_factory=dict)
+    # The form tools' demos have no quotas, like the other demo sources (NO_QUOTAS).
+    quotas: Mapping[str, int | None] | None = field(
+        default_factory=lambda: dict.fromkeys(
+            ("requests_per_minute", "queued_backlog", "moves_per_booking_per_day")
+        )
+    )
 
     @property
     def signed(self) -> bool:
@@ -188,6 +200,7 @@ class DemoFormSource:
             "providers": self.providers,
             "mapping": self.mapping,
             "constants": self.constants,
+            **({} if self.quotas is None else {"quotas": dict(self.quotas)}),
         }
 
     def caller_info(self) -> dict[str, Any]:
@@ -226,13 +239,23 @@ def pace_sandboxes(sandboxes: Mapping[str, Any]) -> None:
 
 # ---- end pacing ----
 
+# The demo sources have no quotas: the tests, the demos and `make bench` move one booking many
+# times a minute. `quota-demo` shows them (docs/callers.md "Quotas").
+NO_QUOTAS: Mapping[str, int | None] = {
+    "requests_per_minute": None,
+    "queued_backlog": None,
+    "moves_per_booking_per_day": None,
+}
+
 # The Zapier demo may use every provider's default account (the stack's sandboxes all run), and
 # NovaCal's paced accounts.
 ALL_PROVIDERS = {name: ["default"] for name in PROVIDER_SECRETS} | {
     "novacal": ["default", *PACED_NOVACAL_ACCOUNTS]
 }
 # No callback: the load tests and `make bench` measure the relay's own path with it.
-ZAPIER_DEMO = DemoSource(name="zapier-demo", api_key="sandbox-key-zapier-demo-0001", providers=ALL_PROVIDERS)
+ZAPIER_DEMO = DemoSource(
+    name="zapier-demo", api_key="sandbox-key-zapier-demo-0001", providers=ALL_PROVIDERS, quotas=NO_QUOTAS
+)
 # A second API-key caller limited to one provider: shows the allow-list, keeps sources' records apart,
 # and has an outcome callback to the stack's sink (docs/callbacks.md).
 WEBSITE_DEMO = DemoSource(
@@ -240,6 +263,7 @@ WEBSITE_DEMO = DemoSource(
     api_key="sandbox-key-website-demo-0001",
     providers={"novacal": ["default"]},
     callback_secret=whsec(b"sandbox-callback-secret-website-demo-01"),
+    quotas=NO_QUOTAS,
 )
 # The Zapier app's demo connection (integrations/zapier, docs/zapier.md): event subscriptions on, so
 # its triggers can subscribe. Its own source, so zapier-demo's path (the benchmark's) reads nothing more.
@@ -248,12 +272,14 @@ ZAPIER_APP_DEMO = DemoSource(
     api_key="sandbox-key-zapier-app-demo-0001",
     providers=BOTH_PROVIDERS,
     subscriptions=True,
+    quotas=NO_QUOTAS,
 )
 # Two secrets at once, as during a rotation: the sender signs with the first, either verifies.
 SIGNING_DEMO = DemoSigningSource(
     "signing-demo",
     (whsec(b"sandbox-signing-secret-0001"), whsec(b"sandbox-signing-secret-0002")),
     BOTH_PROVIDERS,
+    quotas=NO_QUOTAS,
 )
 FORM_DEMO = DemoLinkSource(
     name="form-demo",
@@ -261,6 +287,7 @@ FORM_DEMO = DemoLinkSource(
     # Cal.com too: its bookings can be read, so the hosted page shows their current time.
     providers=BOTH_PROVIDERS | {"calcom": ["default"]},
     callback_secret=whsec(b"sandbox-callback-secret-form-demo-0001"),
+    quotas=NO_QUOTAS,
     display_name="Sandbox Demo Studio",
     brand_colour="#0b6e4f",
 )
@@ -326,6 +353,13 @@ FILLOUT_DEMO = DemoFormSource(
     providers=NOVACAL_ONLY,
 )
 FORM_TOOL_DEMOS = (TYPEFORM_DEMO, TALLY_DEMO, WEBFLOW_DEMO, JOTFORM_DEMO, FILLOUT_DEMO)
+# An API-key source with the default quotas but a queued backlog of 2 (tests/integration/test_quotas.py).
+QUOTA_DEMO = DemoSource(
+    name="quota-demo",
+    api_key="sandbox-key-quota-demo-0001",
+    providers=BOTH_PROVIDERS,
+    quotas={"queued_backlog": 2},
+)
 DEMO_SOURCES: tuple[AnyDemoSource, ...] = (
     ZAPIER_DEMO,
     WEBSITE_DEMO,
@@ -333,6 +367,7 @@ DEMO_SOURCES: tuple[AnyDemoSource, ...] = (
     FORM_DEMO,
     *FORM_TOOL_DEMOS,
     ZAPIER_APP_DEMO,
+    QUOTA_DEMO,
 )
 
 

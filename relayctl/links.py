@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 from urllib.parse import urlencode
 
-from relay.callers.links import mint
+from relay.callers.links import LinkLifetimeTooLong, mint
 from relay.callers.registry import SignedLinkSource
 from relay.providers import PROVIDERS
 from relay.providers.base import BookingIdProblem
+from relay.settings import DEFAULT_LINK_MAX_LIFETIME_DAYS
 from relayctl import registry
 from relayctl.aws import Target
 from relayctl.errors import ToolError
@@ -30,6 +32,7 @@ def mint_link(
     account: str = "default",
     now: float | None = None,
     api_url: str | None = None,
+    max_lifetime_days: int = DEFAULT_LINK_MAX_LIFETIME_DAYS,
 ) -> dict[str, str]:
     """The hidden fields and `url` of a link for one booking, from the registry's raw JSON; with the
     relay's `api_url`, also `hosted_url`: the relay's own reschedule page for this link."""
@@ -44,8 +47,20 @@ def mint_link(
         booking = PROVIDERS[provider].normalise_booking_id(booking_id)
     except BookingIdProblem as exc:
         raise ToolError(f"booking {booking_id!r}: {exc}") from None
-    expires = int(time.time() if now is None else now) + expires_in
-    link = mint(source, found, provider=provider, booking_id=booking, expires=expires, account=account)
+    moment = time.time() if now is None else now
+    try:
+        link = mint(
+            source,
+            found,
+            provider=provider,
+            booking_id=booking,
+            expires=int(moment) + expires_in,
+            account=account,
+            now=moment,
+            max_lifetime_seconds=max_lifetime_days * 86400,
+        )
+    except LinkLifetimeTooLong as exc:
+        raise ToolError(f"--expires-in {expires_in}: {exc}") from None
     if api_url:
         fields = {k: v for k, v in link.items() if k != "url"}
         link["hosted_url"] = f"{api_url.rstrip('/')}{HOSTED_PAGE_PATH}?{urlencode(fields)}"
@@ -62,6 +77,7 @@ def mint_command(target: Target, args: argparse.Namespace) -> int:
         expires_in=args.expires_in,
         account=args.account,
         api_url=target.api_url,
+        max_lifetime_days=args.max_lifetime_days,
     )
     if args.json:
         emit_json(link)
@@ -81,4 +97,10 @@ def register(commands: Any) -> None:
     minting.add_argument("--account", default="default")
     minting.add_argument("--expires-in", type=int, default=DEFAULT_EXPIRES_IN_SECONDS, help="seconds")
     minting.add_argument("--api-url", help="the relay's ApiUrl: also print hosted_url (or $RELAY_API_URL)")
+    minting.add_argument(
+        "--max-lifetime-days",
+        type=int,
+        default=int(os.environ.get("LINK_MAX_LIFETIME_DAYS", DEFAULT_LINK_MAX_LIFETIME_DAYS)),
+        help="the deployment's LINK_MAX_LIFETIME_DAYS (default: that variable, else 30)",
+    )
     minting.set_defaults(run=mint_command)

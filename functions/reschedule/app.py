@@ -22,6 +22,7 @@ from relay import snapstart
 from relay.callers import intake, links
 from relay.callers.admission import Admission, Attempt, admit, identify
 from relay.callers.registry import Caller, SignedLinkSource, authenticate
+from relay.callers.signatures import request_target
 from relay.command import RescheduleCommand
 from relay.composition import Relay, build
 from relay.dal import clients
@@ -32,7 +33,7 @@ from relay.reschedule import history, modes
 from relay.reschedule.attempts import QUEUED, Booking
 from relay.reschedule.normalise import booking_of, command_from
 from relay.reschedule.queries import not_queued
-from relay.settings import get_settings
+from relay.settings import get_settings, link_max_lifetime_seconds
 from relay.tracing import door_tracer
 from relay.web import cors, decoding, forms, pages, schema
 from relay.web.http import Response, Router
@@ -128,7 +129,15 @@ def _admit(body: bytes) -> Admission:
         # Against the cached registry, or one read again when it does not know the credential.
         own = _own_origin()
         admission = relay_app.sources.admit(
-            lambda registry: admit(registry, headers, body, now=time.time(), attempt=attempt, own_origin=own)
+            lambda registry: admit(
+                registry,
+                headers,
+                body,
+                now=time.time(),
+                attempt=attempt,
+                own_origin=own,
+                max_link_lifetime_seconds=link_max_lifetime_seconds(settings),
+            )
         )
     except RelayError as error:
         if attempt.caller is not None:  # authenticated, then refused (e.g. a body that does not parse)
@@ -205,6 +214,7 @@ def create_reschedule() -> Response:
         deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
         mode=mode,
         notify=admission.caller.notify,
+        quotas=admission.caller.quotas,
     )
     replayed = bool(result.get("replayed"))
     if result.get("status") == QUEUED:
@@ -273,6 +283,7 @@ def _intake(source: str, token: str | None) -> Response:
         deadline=Deadline.for_invocation(app.current.lambda_context, settings.deadline_safety_margin_seconds),
         mode=mode,
         notify=caller.notify,
+        quotas=caller.quotas,
     )
     replayed = bool(result.get("replayed"))
     if result.get("status") == QUEUED:
@@ -334,7 +345,9 @@ def reschedule_page() -> Response:
     named = links.named_source(registry, fields)
     brand = _brand(*named) if named else None
     try:
-        link = links.verify(registry, fields, now=time.time())
+        link = links.verify(
+            registry, fields, now=time.time(), max_lifetime_seconds=link_max_lifetime_seconds(settings)
+        )
     except RelayError as error:
         metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return pages.refusal_page(error.status, error.code, brand)
@@ -366,7 +379,13 @@ def reschedule_result_page() -> Response:
     brand = _brand(*named) if named else None
     try:
         # The link's own result stays readable after it expires: the token still names the booking.
-        link = links.verify(registry, fields, now=time.time(), check_expiry=False)
+        link = links.verify(
+            registry,
+            fields,
+            now=time.time(),
+            check_expiry=False,
+            max_lifetime_seconds=link_max_lifetime_seconds(settings),
+        )
         record = relay_app.queries.get_stored(link.caller.name, app.current.query("reschedule_id") or "")
     except RelayError as error:
         return pages.refusal_page(error.status, error.code, brand)
@@ -379,8 +398,13 @@ def reschedule_result_page() -> Response:
 
 def _caller() -> Caller:
     """The authenticated source of a read or cancel request (API key or signature), in the logs."""
-    headers = app.current.headers
-    caller = relay_app.sources.admit(lambda registry: identify(registry, headers, now=time.time()))
+    request = app.current
+    headers = request.headers
+    # A signature must name this method, path and query (relay/callers/signatures.py).
+    target = request_target(request.method, request.path, str(request.event.get("rawQueryString") or ""))
+    caller = relay_app.sources.admit(
+        lambda registry: identify(registry, headers, now=time.time(), request_target=target)
+    )
     logger.append_keys(source=caller.name)
     return caller
 

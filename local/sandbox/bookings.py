@@ -88,6 +88,8 @@ CALCOM_BLOCKED_EMAILS = frozenset({"sandbox-attendee-11@example.test"})
 # five plain ones stay fresh for the tests and examples that start from them.
 CALCOM_SLOW_COMMIT_UID = "sandboxCalSlowCommit01"
 CALCOM_THROTTLED_UID = "sandboxCalThrottled001"
+# Movable bookings of the "nothing crosses sources" tests (their uid chains), kept apart likewise.
+CALCOM_APART_UIDS = ("sandboxCalApart000001", "sandboxCalApart000002")
 CALCOM_FIRST_ID = 2001
 # Event types by id: (slug, length in minutes); a booking's end is its start plus this length.
 CALCOM_EVENT_TYPES = {11: ("sandbox-30min", 30), 12: ("sandbox-60min", 60), 13: ("sandbox-45min", 45)}
@@ -121,6 +123,8 @@ def calcom_seeds() -> list[CalcomSeed]:
         (CALCOM_BLOCKED_UID, 11, "accepted", (), None),  # attendee number 11: a blocked email
         (CALCOM_SLOW_COMMIT_UID, 12, "accepted", (), None),
         (CALCOM_THROTTLED_UID, 13, "accepted", (), None),
+        (CALCOM_APART_UIDS[0], 11, "accepted", (), None),
+        (CALCOM_APART_UIDS[1], 12, "accepted", (), None),
     ]
     return [
         CalcomSeed(

@@ -101,13 +101,45 @@ def test_signed_request_is_accepted_and_its_webhook_id_deduplicates_retries(
     assert len(sandboxes["iclosed"].calls()) == 2
 
 
-def test_idempotency_key_header_wins_over_webhook_id(invoke: Invoker, sandboxes: dict[str, Sandbox]) -> None:
+def test_a_signed_post_is_keyed_by_its_webhook_id_and_a_different_idempotency_key_is_422(
+    invoke: Invoker, sandboxes: dict[str, Sandbox], stack: Stack
+) -> None:
+    # Given a signed POST that moved a booking
     body = {"provider": "iclosed", "booking_id": 1002, "start": future(days=71), "timezone": "UTC"}
-    key = new_key()
-    first = post_signed(invoke, body, headers={"idempotency-key": key})
-    second = post_signed(invoke, body, headers={"idempotency-key": key})  # a different webhook-id
-    assert (first.status, second.status) == (200, 200)
-    assert second.body["replayed"] is True
+    text = json.dumps(body)
+    headers = signed_headers(text)
+    first = post_signed(invoke, body, msg_id=headers["webhook-id"])
+    assert first.status == 200, first.body
+    # When someone who saw it sends it again with a fresh, unsigned Idempotency-Key (issue 23: a replay)
+    replays = [
+        invoke("POST", "/v1/reschedules", body=text, content_type="application/json",
+               headers=headers | {"idempotency-key": new_key()}, key=None)
+        for _ in range(2)
+    ]  # fmt: skip
+    # Then each is refused with 422 and recorded for the signing source; the provider was called once
+    assert [(r.status, r.body["code"]) for r in replays] == [(422, "idempotency_key_mismatch")] * 2
+    assert record(stack, replays[0].body["reschedule_id"])["source"] == SIGNING.name
+    assert len(sandboxes["iclosed"].calls()) == 1
+    # An Idempotency-Key equal to the webhook-id is the same key: the stored answer, replayed
+    same = invoke(
+        "POST", "/v1/reschedules", body=text, content_type="application/json",
+        headers=headers | {"idempotency-key": headers["webhook-id"]}, key=None,
+    )  # fmt: skip
+    assert (same.status, same.body["replayed"]) == (200, True)
+    assert len(sandboxes["iclosed"].calls()) == 1
+
+
+def test_a_webhook_id_reused_with_another_body_is_refused(
+    invoke: Invoker, sandboxes: dict[str, Sandbox]
+) -> None:
+    # Given a signed POST that moved a booking under a webhook-id
+    msg_id = f"msg_{uuid.uuid4().hex}"
+    body = {"provider": "iclosed", "booking_id": 1002, "start": future(days=71, hour=12), "timezone": "UTC"}
+    assert post_signed(invoke, body, msg_id=msg_id).status == 200
+    # When the same webhook-id comes again, validly signed, over another body (another start)
+    other = post_signed(invoke, body | {"start": future(days=71, hour=13)}, msg_id=msg_id)
+    # Then it is refused: a webhook-id is single use per source
+    assert (other.status, other.body["code"]) == (422, "idempotency_key_reused")
     assert len(sandboxes["iclosed"].calls()) == 1
 
 
@@ -200,14 +232,44 @@ def test_a_signed_body_changed_in_transit_is_refused(invoke: Invoker, sandboxes:
     assert sandboxes["iclosed"].calls() == []
 
 
+def signed_read_headers(method: str, path: str) -> dict[str, str]:
+    """A read or cancel signs its request target (`GET /v1/...?query`) in the body's place."""
+    return signed_headers(f"{method} {path}")
+
+
 def test_signed_read_of_own_record(invoke: Invoker) -> None:
     body = {"provider": "iclosed", "booking_id": 1005, "start": future(days=80), "timezone": "UTC"}
     created = post_signed(invoke, body)
     path = f"/v1/reschedules/{created.body['reschedule_id']}"
-    mine = invoke("GET", path, headers=signed_headers(""), key=None)
-    assert mine.status == 200
+    mine = invoke("GET", path, headers=signed_read_headers("GET", path), key=None)
+    assert mine.status == 200, mine.body
     assert mine.body["booking_id"] == "1005"
     assert invoke("GET", path).status == 404  # another source (zapier-demo) does not see it
+
+
+def test_a_read_signature_proves_only_its_own_method_path_and_query(invoke: Invoker) -> None:
+    # Given a signed source's record, and the headers of one signed read of it
+    body = {"provider": "iclosed", "booking_id": 1005, "start": future(days=80, hour=11), "timezone": "UTC"}
+    created = post_signed(invoke, body)
+    path = f"/v1/reschedules/{created.body['reschedule_id']}"
+    read = signed_read_headers("GET", path)
+    history = "/v1/bookings/iclosed/1005/reschedules"
+    # Then those headers prove nothing else: a DELETE, another path, another query, an empty-body signature
+    refused = [
+        invoke("DELETE", path, headers=read, key=None),
+        invoke("GET", history, headers=read, key=None),
+        invoke("GET", f"{path}?x=1", headers=read, key=None),
+        invoke("GET", path, headers=signed_headers(""), key=None),  # what issue 23 found accepted
+    ]
+    assert [(r.status, r.body["code"]) for r in refused] == [(401, "signature_mismatch")] * 4
+    # While each, signed for itself, is accepted
+    listed = invoke(
+        "GET", f"{history}?limit=5", headers=signed_read_headers("GET", f"{history}?limit=5"), key=None
+    )
+    assert listed.status == 200, listed.body
+    assert created.body["reschedule_id"] in [item["reschedule_id"] for item in listed.body["reschedules"]]
+    cancel = invoke("DELETE", path, headers=signed_read_headers("DELETE", path), key=None)
+    assert (cancel.status, cancel.body["code"]) == (409, "not_queued")
 
 
 # -- signed form links -----------------------------------------------------------------------------

@@ -28,13 +28,14 @@ from relay.ports import (
     LockNotHeld,
     RecordWriteFailed,
     Stopping,
+    chain_key,
 )
 from relay.providers.base import Credentials, OutboundRequest, Provider
 from relay.providers.client import ProviderError, ProviderReply
 
 if TYPE_CHECKING:
     from relay.deadline import Deadline
-    from relay.ports import Circuits, Ledger, Records, Secrets
+    from relay.ports import BookingChain, Circuits, Ledger, Records, Secrets
     from relay.providers.client import SendPolicy
     from relay.providers.pacing import Pacing
     from relay.reschedule.step import Providers
@@ -75,22 +76,6 @@ class FakeRecords:
     def get(self, reschedule_id: str) -> dict[str, Any] | None:
         return self.items.get(reschedule_id)
 
-    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
-        """The id the newest successful move of this booking created, following the chain."""
-        latest = booking_id
-        for _ in range(len(self.items) + 1):
-            moves = [
-                r
-                for r in self.items.values()
-                if (r.get("provider"), r.get("booking_id"), r.get("status"))
-                == (provider, latest, "succeeded")
-                and r.get("new_booking_id")
-            ]
-            if not moves:
-                break
-            latest = max(moves, key=lambda r: str(r["attempted_at"]))["new_booking_id"]
-        return latest if latest != booking_id else None
-
     def history_page(
         self, source: str, provider: str, booking_id: str, *, limit: int, cursor: str | None
     ) -> HistoryPage:
@@ -111,6 +96,8 @@ class FakeLedger:
         self.records = records
         self.items: dict[str, dict[str, Any]] = {}
         self.last_moves: dict[str, str] = {}
+        # chain_key(provider, old id) -> the new id a success created (Cal.com)
+        self.chain: dict[str, str] = {}
         # Set to make completions fail like an unavailable table (after the provider answered).
         self.fail_completion = False
 
@@ -199,6 +186,18 @@ class FakeLedger:
         self._answer(claim.key.item_id, answer, expires_at)
         self.last_moves[claim.key.last_move_id] = claim.key.item_id
         self.records.put(record)
+        self._chain(record)
+
+    def _chain(self, record: Mapping[str, Any]) -> None:
+        if record.get("new_booking_id") and record["new_booking_id"] != record.get("booking_id"):
+            self.chain[chain_key(record["provider"], record["booking_id"])] = record["new_booking_id"]
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
+        latest, seen = booking_id, {booking_id}
+        while (newer := self.chain.get(chain_key(provider, latest))) and newer not in seen:
+            latest = newer
+            seen.add(newer)
+        return latest if latest != booking_id else None
 
     def complete_queued(
         self,
@@ -261,6 +260,7 @@ class FakeLedger:
     ) -> None:
         self._locked(record, token)
         self._answer(item_id, answer, expires_at)
+        self._chain(record)
 
     def undelivered(self, record: Mapping[str, Any], token: str, *, item_id: str) -> None:
         self._locked(record, token)
@@ -367,6 +367,7 @@ class FakeProviders:
 
 # mypy holds each fake to the Protocol it stands for.
 _LEDGER: type[Ledger] = FakeLedger
+_CHAIN: type[BookingChain] = FakeLedger
 _RECORDS: type[Records] = FakeRecords
 _SECRETS: type[Secrets] = FakeSecrets
 _PROVIDERS: type[Providers] = FakeProviders

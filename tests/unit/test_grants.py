@@ -75,8 +75,17 @@ _HTTP_AND_WORKER: dict[tuple[str, str], set[str]] = {
     ("subscriptions.py", "update_item"): {TABLE},
 }
 USES: dict[str, dict[tuple[str, str], set[str]]] = {
-    # GET /v1/reschedules: a source's recent outcomes, by its own index.
-    "RescheduleFunction": _HTTP_AND_WORKER | {("records.py", "query"): {HISTORY, BY_SOURCE}},
+    "RescheduleFunction": _HTTP_AND_WORKER
+    | {
+        # GET /v1/reschedules: a source's recent outcomes, by its own index.
+        ("records.py", "query"): {HISTORY, BY_SOURCE},
+        # History cursors (the HTTP door's history pages), items in the idempotency table.
+        ("cursors.py", "put_item"): {TABLE},
+        ("cursors.py", "get_item"): {TABLE},
+        # Quota counters (the HTTP door counts; the worker's ledger writes give backlog places back).
+        ("quotas.py", "transact:Update"): {TABLE},
+        ("quotas.py", "update_item"): {TABLE},
+    },
     "WorkerFunction": _HTTP_AND_WORKER
     | {
         ("queue.py", "send_message"): {"DeliveryQueue", "DeliveryDeadLetterQueue", "CallbackQueue"},

@@ -49,6 +49,7 @@ def minted(booking: str = BOOKING, expires: int = NOW + 600, **kwargs: Any) -> d
         provider=kwargs.pop("provider", "novacal"),
         booking_id=booking,
         expires=expires,
+        now=NOW,
         **kwargs,
     )
     link.pop("url")
@@ -76,7 +77,7 @@ def test_a_minted_link_verifies_and_its_proof_is_removed_before_validation() -> 
 
 
 def test_the_link_url_is_the_form_page_with_the_fields_in_its_query() -> None:
-    link = links.mint("form", SOURCE, provider="novacal", booking_id=BOOKING, expires=NOW + 60)
+    link = links.mint("form", SOURCE, provider="novacal", booking_id=BOOKING, expires=NOW + 60, now=NOW)
     assert link["url"].startswith("https://www.example.test/reschedule?lang=en&source=form&provider=novacal")
     assert link["url"].endswith(f"&token={link['token']}#form")
     assert set(link) == {"source", "provider", "booking_id", "expires", "token", "url"}
@@ -302,3 +303,25 @@ def test_pages_come_from_the_registry_with_a_short_status() -> None:
     assert forms.success_location(None) is None
     bare = SOURCE.model_copy(update={"success_url": None})
     assert forms.success_location(bare.success_url) is None
+
+
+def test_a_link_longer_lived_than_the_cap_is_refused_at_minting_and_at_use() -> None:
+    # Given the cap (30 days by default) and a link that a bug or an attacker made valid for 31 days
+    cap = links.DEFAULT_LINK_MAX_LIFETIME_SECONDS
+    assert cap == 30 * 86400
+    with pytest.raises(links.LinkLifetimeTooLong):
+        minted(expires=NOW + cap + 1)
+    token = links.link_token(
+        SOURCE.link_secrets[0], source="form", provider="novacal", account="default", booking_id=BOOKING,
+        expires=NOW + cap + 1,
+    )  # fmt: skip
+    fields = {"source": "form", "provider": "novacal", "booking_id": BOOKING}
+    long_lived = fields | {"expires": str(NOW + cap + 1), "token": token}
+    # Then it is refused at use, while one exactly at the cap works
+    with pytest.raises(RelayError) as refused:
+        links.verify(REGISTRY, posted(long_lived), now=NOW)
+    assert refused.value.code == "link_lifetime_too_long"
+    assert links.verify(REGISTRY, posted(minted(expires=NOW + cap)), now=NOW).caller.name == "form"
+    # And a shorter cap (the LINK_MAX_LIFETIME_DAYS setting) refuses what the default allows
+    with pytest.raises(RelayError):
+        links.verify(REGISTRY, posted(minted(expires=NOW + 2 * 86400)), now=NOW, max_lifetime_seconds=86400)

@@ -114,7 +114,7 @@ class _Relay:
         step = AttemptStep(
             settings,
             secrets=FakeSecrets({TOKEN_SECRET: {"api_key": "iclosed-sandbox-unit"}}),
-            records=self.records,
+            chain=self.ledger,
             providers=self.providers,
             adapters=adapters,
             breaker=breaker,

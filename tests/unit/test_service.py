@@ -48,7 +48,7 @@ def _service(
     # The idempotency table goes away after the provider answered: completing the key fails.
     ledger.fail_completion = failing_completion
     adapters = build_adapters(SETTINGS)
-    step = AttemptStep(SETTINGS, secrets=secrets, records=records, providers=providers, adapters=adapters)
+    step = AttemptStep(SETTINGS, secrets=secrets, chain=ledger, providers=providers, adapters=adapters)
     service = RescheduleService(
         SETTINGS, ledger=ledger, records=records, step=step, adapters=adapters, new_id=lambda: next(ids)
     )

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 from relay.callers.registry import SourcesReader
 from relay.dal.callbacks import CallbackState
 from relay.dal.circuits import CircuitStore
+from relay.dal.cursors import HistoryCursors
 from relay.dal.ledger import Ledger
 from relay.dal.pacing import PaceBucket
 from relay.dal.queue import DeliveryQueue
+from relay.dal.quotas import QuotaCounters
 from relay.dal.records import RecordStore
 from relay.dal.secrets import Prefetch, SecretStore, sources_secret_name
 from relay.dal.subscriptions import SubscriptionStore
@@ -73,7 +75,12 @@ def build(
     `prefetched` is a secret already being read (the HTTP door's caller registry, relay/dal/secrets.py)."""
     secrets = SecretStore(secretsmanager, settings.secrets_max_age_seconds)
     sources = sources_reader(settings, secretsmanager, prefetched)
-    records = RecordStore(dynamodb, settings.reschedules_table_name)
+    # History cursors are items in the idempotency table (no table or permission of their own).
+    records = RecordStore(
+        dynamodb,
+        settings.reschedules_table_name,
+        cursors=HistoryCursors(dynamodb, settings.idempotency_table_name),
+    )
     adapters = build_adapters(settings)
     subscriptions = build_subscriptions(settings, dynamodb=dynamodb, sources=sources)
     queue = None
@@ -106,7 +113,7 @@ def build(
     step = AttemptStep(
         settings,
         secrets=secrets,
-        records=records,
+        chain=ledger,
         providers=providers,
         adapters=adapters,
         breaker=breaker,
@@ -119,6 +126,8 @@ def build(
         adapters=adapters,
         queue=queue,
         callbacks=callbacks,
+        # The quota counters live in the idempotency table too (relay/dal/quotas.py).
+        counters=QuotaCounters(dynamodb, settings.idempotency_table_name),
     )
     deliveries = None
     if queue is not None:

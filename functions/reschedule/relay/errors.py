@@ -147,6 +147,11 @@ def unavailable(detail: str, code: str, retry_after: int) -> RelayError:
     )
 
 
+def over_quota(detail: str, code: str, retry_after: int) -> RelayError:
+    """429: a source went over one of its quotas (docs/callers.md "Quotas"); retry after the window."""
+    return RelayError(detail=detail, status=429, code=code, title="Quota exceeded", retry_after=retry_after)
+
+
 def conflict(detail: str, code: str, retry_after: int | None = None) -> RelayError:
     return RelayError(detail=detail, status=409, code=code, title="In progress", retry_after=retry_after)
 

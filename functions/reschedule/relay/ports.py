@@ -175,6 +175,78 @@ class Circuits(Protocol):
     def release_probe(self, key: str, token: str) -> None: ...
 
 
+class BookingChain(Protocol):
+    """Where a booking's id led (Cal.com gives a booking a new id per move): the chain items the
+    ledger writes in each success's transaction (relay.dal.ledger.Ledger implements it)."""
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None: ...
+
+
+def chain_key(provider: str, booking_id: str) -> str:
+    """The chain item of one booking id: the id its last recorded move created."""
+    return f"chain#{provider}#{booking_id}"
+
+
+# -- quotas per source (relay.dal.quotas) ------------------------------------------------------------
+
+# The defaults of a source's quotas (docs/callers.md "Quotas"); the registry may set each per source.
+DEFAULT_REQUESTS_PER_MINUTE = 120
+DEFAULT_QUEUED_BACKLOG = 200
+DEFAULT_MOVES_PER_BOOKING_PER_DAY = 5
+
+
+@dataclass(frozen=True)
+class SourceQuotas:
+    """One source's quotas: new reschedule requests per minute, queued requests at once, and new
+    moves of one booking per UTC day. A request is counted once per idempotency key: a replay
+    (the same key again) never counts."""
+
+    # None: no such quota for this source (e.g. a load-test source).
+    requests_per_minute: int | None = DEFAULT_REQUESTS_PER_MINUTE
+    queued_backlog: int | None = DEFAULT_QUEUED_BACKLOG
+    moves_per_booking_per_day: int | None = DEFAULT_MOVES_PER_BOOKING_PER_DAY
+
+
+class QuotaExceeded(Exception):
+    """Over a quota: which one (`requests_per_minute`, `moves_per_booking_per_day`, `queued_backlog`),
+    and the seconds until its window has room again."""
+
+    def __init__(self, quota: str, retry_after: int) -> None:
+        super().__init__(quota)
+        self.quota = quota
+        self.retry_after = retry_after
+
+
+def backlog_key(source: str) -> str:
+    """The item that holds a source's queued requests (a member per ledger key)."""
+    return f"quota#backlog#{source}"
+
+
+# A quota item holds one member per idempotency key: the last 16 hex digits of its hashed ledger id
+# (64 bits: no collision among a window's keys), so an item stays small and a replay adds nothing.
+QUOTA_MEMBER_DIGITS = 16
+
+
+def quota_member(item_id: str) -> str:
+    return item_id[-QUOTA_MEMBER_DIGITS:]
+
+
+class Quotas(Protocol):
+    def count(
+        self,
+        source: str,
+        item_id: str,
+        *,
+        provider: str,
+        booking_id: str,
+        quotas: SourceQuotas,
+        now: float,
+        queued: bool = False,
+    ) -> None: ...
+    def enter_backlog(self, source: str, item_id: str, *, quotas: SourceQuotas, now: float) -> None: ...
+    def leave_backlog(self, source: str, item_id: str) -> None: ...
+
+
 # -- attempt records (relay.dal.records) ------------------------------------------------------------
 
 
@@ -195,7 +267,6 @@ class HistoryPage:
 class Records(Protocol):
     def put(self, record: Mapping[str, Any]) -> None: ...
     def get(self, reschedule_id: str) -> dict[str, Any] | None: ...
-    def latest_booking_id(self, provider: str, booking_id: str) -> str | None: ...
     def history_page(
         self, source: str, provider: str, booking_id: str, *, limit: int, cursor: str | None
     ) -> HistoryPage: ...

@@ -34,6 +34,9 @@ REGISTRY_NEW_KEY_PROMISE_SECONDS = 15
 MAX_CALLBACK_TIMEOUT_SECONDS = 20
 
 
+DEFAULT_LINK_MAX_LIFETIME_DAYS = 30
+
+
 def _time_format(value: int) -> int:
     if value not in (12, 24):
         raise ValueError("DEFAULT_TIME_FORMAT is 12 or 24")
@@ -107,12 +110,20 @@ class Settings(BaseModel):
     # POSTs to one source's callback URL at once, across every callback worker (a DynamoDB slot
     # each): a slow receiver holds at most this many of the callback function's workers.
     callback_source_concurrency: int = Field(default=2, ge=1, le=10)
+    # ---- quotas (the per-source ones are in the registry: relay/callers/registry.py `Quotas`) ----
+    # A signed link may expire at most this long after it is minted; a longer one is refused at
+    # minting (relayctl links mint) and at use.
+    link_max_lifetime_days: int = Field(default=DEFAULT_LINK_MAX_LIFETIME_DAYS, ge=1, le=365)
     # Callbacks to a loopback host, plain http included (the local stack's sink); in AWS, off:
     # every address a callback host resolves to must then be public (relay/webhooks/destinations.py).
     callback_allow_http_loopback: bool = False
     # ---- answers ----
     # Where a problem's `type` points: this page of the docs, the reason code as its fragment.
     problem_docs_url: str = Field(default=DEFAULT_PROBLEM_DOCS_URL, min_length=1, max_length=512)
+
+
+def link_max_lifetime_seconds(settings: Settings) -> int:
+    return settings.link_max_lifetime_days * 86400
 
 
 def settings_from(environ: Mapping[str, str]) -> Settings:

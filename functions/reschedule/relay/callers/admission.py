@@ -7,7 +7,12 @@
    Origin, when the browser sends one, must be one the source allows.
 4. Else 401 `missing_credentials`.
 
-Reads (`GET`) take a header proof only: an API key, or a signature over the empty body.
+Reads and cancels (`GET`, `DELETE`) take a header proof only: an API key, or a signature whose
+signed content names the request: `{webhook-id}.{webhook-timestamp}.{METHOD} {path}[?{query}]`
+(relay/callers/signatures.py `request_target`), so one read's headers prove nothing else.
+
+A signed POST's idempotency key is its `webhook-id`: an `Idempotency-Key` beside it must equal it
+(else 422), so a seen signed POST cannot be sent again under a fresh, unsigned key.
 
 One request gets one check: a wrong signature is not retried as an API key. Nothing is stored for a
 request that fails here; the handler logs one line (status and reason code, never the body).
@@ -22,7 +27,7 @@ from typing import Any
 from relay.callers import links, signatures
 from relay.callers.links import LinkAdmission
 from relay.callers.registry import LINK_FIELDS, Caller, Registry, SignedLinkSource, authenticate
-from relay.errors import RelayError, forbidden, unauthenticated
+from relay.errors import RelayError, forbidden, unauthenticated, unprocessable
 from relay.web import decoding
 
 
@@ -66,6 +71,7 @@ def admit(
     now: float,
     attempt: Attempt | None = None,
     own_origin: str | None = None,
+    max_link_lifetime_seconds: int = links.DEFAULT_LINK_MAX_LIFETIME_SECONDS,
 ) -> Admission:
     """`own_origin`: the relay's own scheme://host; its hosted page (GET /v1/pages/reschedule) may post."""
     attempt = attempt or Attempt()
@@ -73,8 +79,9 @@ def admit(
     if signatures.carries_signature(headers):
         signed = signatures.verify(registry, headers, body, now=now)
         attempt.caller = signed.caller
+        key = _signed_key(headers.get("idempotency-key"), signed.webhook_id)
         fields = decoding.decode_body(body, content_type)
-        return Admission(signed.caller, fields, headers.get("idempotency-key") or signed.webhook_id)
+        return Admission(signed.caller, fields, key)
     if _presents_api_key(headers):
         attempt.caller = authenticate(registry, headers)
         fields = decoding.decode_body(body, content_type)
@@ -87,7 +94,7 @@ def admit(
         raise _missing()
     named = links.named_source(registry, fields)
     attempt.form_source = named[1] if named else None
-    link = links.verify(registry, fields, now=now)
+    link = links.verify(registry, fields, now=now, max_lifetime_seconds=max_link_lifetime_seconds)
     attempt.caller = link.caller
     origin = headers.get("origin")
     if origin is not None and origin not in link.source.origins and origin != own_origin:
@@ -95,8 +102,26 @@ def admit(
     return Admission(link.caller, link.fields, headers.get("idempotency-key"), link)
 
 
-def identify(registry: Registry, headers: Mapping[str, str], *, now: float) -> Caller:
-    """For reads: a header proof only (a signed link moves one booking; it reads nothing)."""
+def _signed_key(header_key: str | None, webhook_id: str) -> str:
+    """The signed webhook-id is the key; an unsigned Idempotency-Key may only repeat it."""
+    if header_key is not None and header_key != webhook_id:
+        raise unprocessable(
+            "A signed request's idempotency key is its webhook-id: send no Idempotency-Key, or the same.",
+            "idempotency_key_mismatch",
+            "Idempotency key mismatch",
+        )
+    return webhook_id
+
+
+def identify(
+    registry: Registry, headers: Mapping[str, str], *, now: float, request_target: str = ""
+) -> Caller:
+    """For reads and cancels: a header proof only (a signed link moves one booking; it reads nothing).
+
+    A signature must cover `request_target` (`signatures.request_target`): without one, none is accepted.
+    """
     if signatures.carries_signature(headers):
-        return signatures.verify(registry, headers, b"", now=now).caller
+        if not request_target:
+            raise unauthenticated("This request cannot be proven by a signature.", "signature_mismatch")
+        return signatures.verify(registry, headers, request_target.encode(), now=now).caller
     return authenticate(registry, headers)

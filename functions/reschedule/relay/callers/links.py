@@ -11,6 +11,10 @@ over exactly those values:
 `expires` is an integer, the rest are strings. Whoever holds the link may move that one booking until
 it expires; changing any value, or taking the token to another booking, breaks it. New links are signed
 with the first of `link_secrets`; every listed secret verifies (rotation).
+
+A link's lifetime is capped (`LINK_MAX_LIFETIME_DAYS`, default 30): a link that expires later than
+that from now is refused when it is minted and when it is used, so a leaked link cannot move its
+booking for years.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from relay import fields as canonical_fields
 from relay.callers.registry import LINK_FIELDS, Caller, Registry, SignedLinkSource
 from relay.errors import RelayError, unauthenticated
+from relay.settings import DEFAULT_LINK_MAX_LIFETIME_DAYS
 from relay.web.forms import with_query
 
 LINK_SCHEME = "reschedule-link/v1"
@@ -34,6 +40,7 @@ DEFAULT_ACCOUNT = "default"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 _EXPIRES = re.compile(r"^[0-9]{1,12}$")
 MAX_LINK_VALUE_LENGTH = 64
+DEFAULT_LINK_MAX_LIFETIME_SECONDS = DEFAULT_LINK_MAX_LIFETIME_DAYS * 86400
 
 
 def link_token(
@@ -44,6 +51,17 @@ def link_token(
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+class LinkLifetimeTooLong(ValueError):
+    """A link asked to expire further ahead than the relay accepts."""
+
+
+def check_lifetime(expires: int, *, now: float, max_lifetime_seconds: int) -> None:
+    if expires - now > max_lifetime_seconds:
+        raise LinkLifetimeTooLong(
+            f"a link may expire at most {max_lifetime_seconds // 86400} days ahead (LINK_MAX_LIFETIME_DAYS)"
+        )
+
+
 def mint(
     name: str,
     source: SignedLinkSource,
@@ -52,8 +70,15 @@ def mint(
     booking_id: str,
     expires: int,
     account: str = DEFAULT_ACCOUNT,
+    now: float | None = None,
+    max_lifetime_seconds: int = DEFAULT_LINK_MAX_LIFETIME_SECONDS,
 ) -> dict[str, str]:
-    """Every hidden field the form needs, and `url`: the source's form page with them as its query."""
+    """Every hidden field the form needs, and `url`: the source's form page with them as its query.
+
+    Raises LinkLifetimeTooLong when `expires` is further than `max_lifetime_seconds` from `now`."""
+    check_lifetime(
+        expires, now=time.time() if now is None else now, max_lifetime_seconds=max_lifetime_seconds
+    )
     fields = {"source": name, "provider": provider, "booking_id": booking_id}
     if account != DEFAULT_ACCOUNT:
         fields["account"] = account
@@ -115,9 +140,14 @@ def _signed_values(fields: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def verify(
-    registry: Registry, fields: dict[str, Any], *, now: float, check_expiry: bool = True
+    registry: Registry,
+    fields: dict[str, Any],
+    *,
+    now: float,
+    check_expiry: bool = True,
+    max_lifetime_seconds: int = DEFAULT_LINK_MAX_LIFETIME_SECONDS,
 ) -> LinkAdmission:
-    """Check the link's token against the booking the form would move, then its expiry.
+    """Check the link's token against the booking the form would move, then its expiry and lifetime.
 
     `check_expiry=False`: reading a result the link's own request made (the hosted result page).
     """
@@ -148,6 +178,13 @@ def verify(
         raise _invalid("This link is not valid for this booking; use the link from your email, unchanged.")
     if check_expiry and now >= int(expires):
         raise unauthenticated("This reschedule link has expired; ask for a new one.", "link_expired")
+    try:
+        check_lifetime(int(expires), now=now, max_lifetime_seconds=max_lifetime_seconds)
+    except LinkLifetimeTooLong:
+        raise unauthenticated(
+            "This reschedule link is valid for longer than the relay accepts; ask for a new one.",
+            "link_lifetime_too_long",
+        ) from None
     removed = {*LINK_FIELDS, *([source.honeypot] if source.honeypot else [])}
     trap = fields.get(source.honeypot) if source.honeypot else None
     return LinkAdmission(

@@ -26,6 +26,12 @@ tool's payload with a JMESPath expression, compiled when the registry is parsed;
 the rest. A signed_link source may name what its hosted page shows: `display_name`, `logo_url`,
 `brand_colour`.
 
+Any source may set its `quotas` (defaults in relay/ports.py `SourceQuotas`, docs/callers.md):
+
+    "quotas": {"requests_per_minute": 120, "queued_backlog": 200, "moves_per_booking_per_day": 5}
+
+(`null` for one of them: no such quota for that source). Over one: 429 with Retry-After.
+
 Any source may also name an outcome `callback`, `{"url": "https://...", "secrets": ["whsec_..."]}`:
 the relay POSTs a signed Standard Webhooks event there when one of its requests succeeds or fails
 (relay.reschedule.callbacks). The URL comes from here only, never from a request.
@@ -60,6 +66,12 @@ from pydantic import (
 
 from relay.errors import RelayError, forbidden, not_configured, unauthenticated
 from relay.fields import ALIASES, CANONICAL_BY_NAME
+from relay.ports import (
+    DEFAULT_MOVES_PER_BOOKING_PER_DAY,
+    DEFAULT_QUEUED_BACKLOG,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    SourceQuotas,
+)
 from relay.webhooks.sender import CallbackTarget
 
 if TYPE_CHECKING:
@@ -177,6 +189,34 @@ class Callback(BaseModel):
         return CallbackTarget(url=self.url, keys=keys, fingerprint=fingerprint)
 
 
+# The largest quota a source may set: each quota item holds one 16-character member per key in its
+# window, so an item stays well under DynamoDB's 400 KB (and its write cost small).
+MAX_REQUESTS_PER_MINUTE = 1200
+MAX_QUEUED_BACKLOG = 2000
+MAX_MOVES_PER_BOOKING_PER_DAY = 1000
+
+
+class Quotas(BaseModel):
+    """A source's quotas; each one `null` means none (e.g. a load-test source)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: Annotated[int | None, Field(ge=1, le=MAX_REQUESTS_PER_MINUTE)] = (
+        DEFAULT_REQUESTS_PER_MINUTE
+    )
+    queued_backlog: Annotated[int | None, Field(ge=1, le=MAX_QUEUED_BACKLOG)] = DEFAULT_QUEUED_BACKLOG
+    moves_per_booking_per_day: Annotated[int | None, Field(ge=1, le=MAX_MOVES_PER_BOOKING_PER_DAY)] = (
+        DEFAULT_MOVES_PER_BOOKING_PER_DAY
+    )
+
+    def values(self) -> SourceQuotas:
+        return SourceQuotas(
+            requests_per_minute=self.requests_per_minute,
+            queued_backlog=self.queued_backlog,
+            moves_per_booking_per_day=self.moves_per_booking_per_day,
+        )
+
+
 class _Source(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -186,6 +226,8 @@ class _Source(BaseModel):
     delivery: Literal["sync", "async", "auto"] | None = None
     # Where its outcomes are POSTed (relay.reschedule.callbacks); None: no callbacks.
     callback: Callback | None = None
+    # Its quotas (relay/dal/quotas.py); absent: the defaults.
+    quotas: Quotas = Quotas()
 
 
 class ApiKeySource(_Source):
@@ -383,6 +425,8 @@ class Caller(BaseModel):
     # True when the source is told its outcomes: it has a registry callback, or event subscriptions
     # are on for it (relay.reschedule.subscriptions); the callbacks find its receivers.
     notify: bool = False
+    # Its quotas, from the registry (the defaults when it sets none).
+    quotas: SourceQuotas = SourceQuotas()
 
     @classmethod
     def of(cls, name: str, source: AnySource) -> Caller:
@@ -392,6 +436,7 @@ class Caller(BaseModel):
             kind=source.kind,
             delivery=source.delivery,
             notify=source.callback is not None or (isinstance(source, ApiKeySource) and source.subscriptions),
+            quotas=source.quotas.values(),
         )
 
     def authorise(self, provider: str, account: str) -> None:

@@ -1,6 +1,7 @@
 """Standard Webhooks (https://www.standardwebhooks.com): verify a signed request from its raw bytes.
 
-The sender signs `{webhook-id}.{webhook-timestamp}.{body}` with HMAC-SHA256 and sends one or more
+The sender signs `{webhook-id}.{webhook-timestamp}.{body}` with HMAC-SHA256 (a read or cancel,
+which has no body, signs its request target in the body's place: `request_target`) and sends one or more
 `v1,<base64 signature>` in `webhook-signature` (several during a secret rotation). The request is
 accepted when any signature matches any secret of a `standard_webhooks` source, and its timestamp is
 within five minutes of the relay's clock. The body is verified as received, before anything parses it.
@@ -42,6 +43,12 @@ _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 class SignedRequest:
     caller: Caller
     webhook_id: str
+
+
+def request_target(method: str, path: str, raw_query: str) -> str:
+    """What a bodiless request signs in the body's place: `GET /v1/reschedules/<id>` (and `?<query>`
+    as sent), so the headers of one signed read are no proof for another path, query or method."""
+    return f"{method.upper()} {path}" + (f"?{raw_query}" if raw_query else "")
 
 
 def carries_signature(headers: Mapping[str, str]) -> bool:

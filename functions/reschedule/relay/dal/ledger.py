@@ -11,11 +11,14 @@ One item per scoped key in the idempotency table. Its states, and who moves them
 
 Every completion or release writes the attempt record in the same transaction, so a key never ends
 without its record; a success also writes the booking's last move (which content-keyed repeats
-check: A -> B -> A moves the booking back). A queued request's worker holds a per-delivery lock on
-its attempt record (`delivery_lock`) and marks it `sending` right before each provider call (a
-conditional write that fails once the record was cancelled or a stop asked for). A cancel ends a
-queued record at once unless a call is under way; then it notes the stop (`stop_requested`) and the
-delivery ends the record: `succeeded` if that call moved the booking, else cancelled.
+check: A -> B -> A moves the booking back) and, when the provider gave the booking a new id
+(Cal.com), the chain item `chain#<provider>#<booking id>` -> that new id, which the attempt step
+follows (`latest_booking_id`) instead of scanning the booking's shared history. A queued request's
+worker holds a per-delivery lock on its attempt record (`delivery_lock`) and marks it `sending` right
+before each provider call (a conditional write that fails once the record was cancelled or a stop
+asked for). A cancel ends a queued record at once unless a call is under way; then it notes the stop
+(`stop_requested`) and the delivery ends the record: `succeeded` if that call moved the booking,
+else cancelled. Every end of a queued record gives its place in the source's backlog back.
 
 The item keeps the attribute names and key hashing of the Powertools idempotency utility the relay
 used before, so items already in a deployed table stay readable (docs/deploying.md).
@@ -25,12 +28,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from relay.dal.quotas import BACKLOG_TTL_SECONDS
 from relay.dal.records import RecordStore
+from relay.errors import unavailable
 from relay.ports import (
     Answered,
     Claim,
@@ -40,6 +46,9 @@ from relay.ports import (
     LedgerUnavailable,
     LockNotHeld,
     Stopping,
+    backlog_key,
+    chain_key,
+    quota_member,
 )
 
 if TYPE_CHECKING:
@@ -61,8 +70,13 @@ COMPLETED = "COMPLETED"
 UNSETTLED = "UNSETTLED"
 KEY_PREFIX = "reschedule"
 
+CHAIN_READ_RETRY_AFTER_SECONDS = 2
 # An async request that takes over a stale content-keyed answer holds it this long at most.
 TAKE_OVER_LOCK_SECONDS = 30
+
+# Following a booking's recorded ids: at most this many hops (one read each).
+MAX_CHAIN_HOPS = 20
+CHAIN_NEW_ID_ATTR = "new_booking_id"
 
 LAST_MOVE_PREFIX = "last-move"
 LAST_MOVE_KEY_ATTR = "move_key"
@@ -309,6 +323,7 @@ class Ledger:
             self._last_move_put(claim.key.last_move_id, claim.key.item_id, record, expires_at),
             self._answer_update(claim.key.item_id, answer, expires_at),
             {"Put": self._records.put_request(record)},
+            *self._chain_put(record),
         )
 
     def complete_queued(
@@ -403,13 +418,18 @@ class Ledger:
             self._last_move_put(last_move, item_id, record, expires_at),
             self._answer_update(item_id, answer, expires_at),
             {"Put": self._locked_put(record, token)},
+            *self._chain_put(record),
+            self._backlog_leave(record, item_id),
             conditional=LockNotHeld,
         )
 
     def undelivered(self, record: Mapping[str, Any], token: str, *, item_id: str) -> None:
         """The worker's final failure: the key is released so the caller's retry runs again."""
         self._transact(
-            self._delete_key(item_id), {"Put": self._locked_put(record, token)}, conditional=LockNotHeld
+            self._delete_key(item_id),
+            {"Put": self._locked_put(record, token)},
+            self._backlog_leave(record, item_id),
+            conditional=LockNotHeld,
         )
 
     def cancel(self, record: Mapping[str, Any], *, item_id: str, now: int) -> None:
@@ -425,7 +445,12 @@ class Ledger:
         put["ExpressionAttributeValues"] = {":queued": {"S": "queued"}, ":now": {"N": str(now)}}
         for last_round in (False, True):
             try:
-                self._transact(self._delete_key(item_id), {"Put": put}, conditional=LockNotHeld)
+                self._transact(
+                    self._delete_key(item_id),
+                    {"Put": put},
+                    self._backlog_leave(record, item_id),
+                    conditional=LockNotHeld,
+                )
                 return
             except LockNotHeld:
                 pass
@@ -463,6 +488,28 @@ class Ledger:
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={":token": {"S": token}, ":queued": {"S": "queued"}},
         )
+
+    # -- the booking's id chain (Cal.com) -----------------------------------------------------------
+
+    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
+        """The id the last recorded move of this booking created, following the chain items (a
+        cycle or MAX_CHAIN_HOPS ends the walk); None when the booking never got a new id."""
+        latest, seen = booking_id, {booking_id}
+        for _ in range(MAX_CHAIN_HOPS):
+            try:
+                item = self._read(chain_key(provider, latest))
+            except LedgerUnavailable:
+                raise unavailable(
+                    "The relay's storage is unavailable; try again shortly.",
+                    "storage_unavailable",
+                    CHAIN_READ_RETRY_AFTER_SECONDS,
+                ) from None
+            newer = (item or {}).get(CHAIN_NEW_ID_ATTR, {}).get("S")
+            if not newer or newer in seen:
+                break
+            latest = newer
+            seen.add(newer)
+        return latest if latest != booking_id else None
 
     # -- the item shapes ----------------------------------------------------------------------------
 
@@ -533,6 +580,35 @@ class Ledger:
                 },
             }
         }
+
+    def _backlog_leave(self, record: Mapping[str, Any], item_id: str) -> TransactWriteItemTypeDef:
+        """The queued request leaves its source's backlog (relay/dal/quotas.py) as its queued state ends."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {KEY_ATTR: {"S": backlog_key(str(record.get("source", "")))}},
+                "UpdateExpression": "DELETE #keys :members SET #expiry = :expiry",
+                "ExpressionAttributeNames": {"#keys": "keys", "#expiry": EXPIRY_ATTR},
+                "ExpressionAttributeValues": {
+                    ":members": {"SS": [quota_member(item_id)]},
+                    ":expiry": {"N": str(int(time.time()) + BACKLOG_TTL_SECONDS)},
+                },
+            }
+        }
+
+    def _chain_put(self, record: Mapping[str, Any]) -> list[TransactWriteItemTypeDef]:
+        """A success that gave the booking a new id: where its old id now leads (as long as the record)."""
+        new_id, old_id = record.get("new_booking_id"), record.get("booking_id")
+        if not new_id or not old_id or new_id == old_id:
+            return []
+        item = {
+            KEY_ATTR: {"S": chain_key(str(record.get("provider")), str(old_id))},
+            CHAIN_NEW_ID_ATTR: {"S": str(new_id)},
+            "reschedule_id": {"S": str(record.get("reschedule_id", ""))},
+        }
+        if record.get("expires_at"):
+            item[EXPIRY_ATTR] = {"N": str(int(record["expires_at"]))}
+        return [{"Put": {"TableName": self._table, "Item": item}}]
 
     def _locked_put(self, record: Mapping[str, Any], token: str) -> Any:
         put = self._records.put_request(record)

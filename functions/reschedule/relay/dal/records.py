@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,6 +16,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutTypeDef, QueryInputTypeDef
 
+    from relay.dal.cursors import HistoryCursors
+
 HISTORY_INDEX = "ByBooking"
 # A source's attempts by time (GET /v1/reschedules: recent outcomes, e.g. a Zapier trigger's poll).
 SOURCE_INDEX = "BySource"
@@ -26,14 +25,6 @@ SOURCE_INDEX = "BySource"
 MAX_RECENT_QUERIES_PER_PAGE = 5
 # A page is filtered by source after DynamoDB reads it: this many reads at most fill one page.
 MAX_HISTORY_QUERIES_PER_PAGE = 5
-_CURSOR_KEYS = frozenset({"reschedule_id", "booking_key", "attempted_at"})
-# A key value this store writes is an id, a timestamp or provider#account#booking (each part <= 64).
-MAX_CURSOR_VALUE = 256
-MAX_CURSOR_CHARACTERS = 1024
-# Following a booking's recorded ids: at most this many hops, reading this many pages per id.
-MAX_CHAIN_HOPS = 20
-HISTORY_PAGE = 25
-MAX_HISTORY_PAGES = 8
 READ_RETRY_AFTER_SECONDS = 2
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -59,43 +50,14 @@ def _from_dynamodb(value: Any) -> Any:
     return value
 
 
-def _encode_cursor(key: Mapping[str, Any]) -> str:
-    plain = {k: v["S"] for k, v in key.items()}
-    return base64.urlsafe_b64encode(json.dumps(plain, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def _cursor_value(value: Any) -> bool:
-    """A key value as this store writes them: text, bounded, that encodes (no lone surrogates)."""
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_CURSOR_VALUE:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _decode_cursor(cursor: str, expected_booking_key: str) -> dict[str, Any]:
-    if len(cursor) > MAX_CURSOR_CHARACTERS:  # larger than any this store hands out
-        raise BadCursor
-    try:
-        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadCursor from None
-    if (
-        not isinstance(plain, dict)
-        or set(plain) != _CURSOR_KEYS
-        or not all(_cursor_value(v) for v in plain.values())
-        or plain["booking_key"] != expected_booking_key
-    ):
-        raise BadCursor
-    return {k: {"S": v} for k, v in plain.items()}
-
-
 class RecordStore:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, cursors: HistoryCursors | None = None
+    ) -> None:
         self._client = client
         self._table = table_name
+        # Where history pages continue (relay/dal/cursors.py); without it, history_page has one page.
+        self._cursors = cursors
 
     @property
     def table_name(self) -> str:
@@ -133,58 +95,20 @@ class RecordStore:
         )
         return [self.plain(item) for item in answer.get("Items", [])]
 
-    def latest_booking_id(self, provider: str, booking_id: str) -> str | None:
-        """The id the last recorded successful move of this booking created, following the chain.
-
-        Only providers that give a booking a new id per move (Cal.com) record `new_booking_id`.
-        """
-        latest, hops = booking_id, 0
-        while hops < MAX_CHAIN_HOPS:
-            newer = self._newest_move(provider, latest)
-            if newer is None or newer == latest:
-                break
-            latest, hops = newer, hops + 1
-        return latest if latest != booking_id else None
-
-    def _newest_move(self, provider: str, booking_id: str) -> str | None:
-        query: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": HISTORY_INDEX,
-            "KeyConditionExpression": "booking_key = :k",
-            "FilterExpression": "#s = :ok AND attribute_exists(new_booking_id)",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {
-                ":k": {"S": booking_key(provider, booking_id)},
-                ":ok": {"S": "succeeded"},
-            },
-            "ProjectionExpression": "new_booking_id",
-            "ScanIndexForward": False,  # newest first
-            "Limit": HISTORY_PAGE,
-        }
-        try:
-            for _ in range(MAX_HISTORY_PAGES):
-                answer = self._client.query(**query)
-                for item in answer.get("Items", []):
-                    value = item.get("new_booking_id", {}).get("S")
-                    if value:
-                        return value
-                if "LastEvaluatedKey" not in answer:
-                    return None
-                query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        except (BotoCoreError, ClientError) as exc:
-            raise unavailable(
-                "The relay's storage is unavailable; try again shortly.",
-                "storage_unavailable",
-                READ_RETRY_AFTER_SECONDS,
-            ) from exc
-        return None
-
     def history_page(
         self, source: str, provider: str, booking_id: str, *, limit: int, cursor: str | None
     ) -> HistoryPage:
-        """One source's attempts on one booking, newest first; raises BadCursor for a foreign cursor."""
+        """One source's attempts on one booking, newest first; raises BadCursor for a foreign cursor.
+
+        The next page's cursor is opaque (relay/dal/cursors.py): where DynamoDB stopped reading may
+        be another source's attempt, whose key never leaves the relay.
+        """
         key = booking_key(provider, booking_id)
-        start = _decode_cursor(cursor, key) if cursor else None
+        start: Any = None
+        if cursor:
+            if self._cursors is None:
+                raise BadCursor
+            start = self._cursors.resume(cursor, source, key)
         items: list[dict[str, Any]] = []
         for _ in range(MAX_HISTORY_QUERIES_PER_PAGE):
             params: QueryInputTypeDef = {
@@ -204,7 +128,9 @@ class RecordStore:
             start = answer.get("LastEvaluatedKey")
             if start is None or len(items) >= limit:
                 break
-        return HistoryPage(items, _encode_cursor(start) if start else None)
+        if start is None or self._cursors is None:
+            return HistoryPage(items, None)
+        return HistoryPage(items, self._cursors.issue(source, key, start))
 
     def recent(self, source: str, statuses: tuple[str, ...], *, limit: int) -> list[dict[str, Any]]:
         """The source's newest attempts whose status is one of `statuses`, newest first."""

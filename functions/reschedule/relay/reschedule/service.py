@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from relay.errors import RelayError, conflict, invalid_field, not_configured, unavailable, unprocessable
+from relay.errors import (
+    RelayError,
+    conflict,
+    invalid_field,
+    not_configured,
+    over_quota,
+    unavailable,
+    unprocessable,
+)
 from relay.ports import (
     Answered,
     Claim,
@@ -31,7 +39,9 @@ from relay.ports import (
     LedgerKey,
     LedgerUnavailable,
     QueueUnavailable,
+    QuotaExceeded,
     RecordWriteFailed,
+    SourceQuotas,
 )
 from relay.reschedule.attempts import (
     QUEUED,
@@ -56,7 +66,7 @@ from relay.times import utc_now
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
     from relay.deadline import Deadline
-    from relay.ports import Ledger, Queue, Records
+    from relay.ports import Ledger, Queue, Quotas, Records
     from relay.providers.base import Provider
     from relay.reschedule.callbacks import Callbacks
     from relay.reschedule.step import AttemptStep
@@ -64,6 +74,8 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
+# Refusals of a booking the source may not touch: recorded without that booking.
+NOT_ALLOWED_CODES = frozenset({"provider_not_allowed", "account_not_allowed"})
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 IN_PROGRESS_RETRY_AFTER_SECONDS = 1
 STORAGE_RETRY_AFTER_SECONDS = 2
@@ -80,6 +92,7 @@ class RescheduleService:
         adapters: Mapping[str, Provider],
         queue: Queue | None = None,
         callbacks: Callbacks | None = None,
+        counters: Quotas | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -90,6 +103,8 @@ class RescheduleService:
         self._adapters = adapters
         self._queue = queue
         self._callbacks = callbacks
+        # The per-source quota counters (relay/dal/quotas.py); None: no quotas (unit tests).
+        self._counters = counters
         self._new_id = new_id
         self._clock = clock
 
@@ -108,19 +123,34 @@ class RescheduleService:
         deadline: Deadline,
         mode: Mode = Mode.SYNC,
         notify: bool = False,
+        quotas: SourceQuotas | None = None,
     ) -> dict[str, Any]:
-        """Run once per key; every attempt is recorded. `notify`: queue the final outcome's callback."""
+        """Run once per key; every attempt is recorded. `notify`: queue the final outcome's callback.
+
+        `quotas`: the source's (relay/dal/quotas.py); counted once per key, so a replay never counts."""
         if mode is not Mode.SYNC and utc_now() >= last_moment(command, self._settings):
             # Queued, it could not arrive before the slot's lead: refused before anything is queued.
             raise self.refuse(source, inside_lead(self._settings), command)
         key = self._key(source, command, idempotency_key)
         if mode is Mode.ASYNC:
+            try:  # counted, and its place in the backlog taken, in one write
+                self._count(key, source, command, quotas, queued=True)
+            except RelayError as error:
+                raise self.refuse(source, error, command) from None
             return self._accept(key, source, command, notify=notify)
         self._step.prefetch(command)  # on a cold cache, the account's secret is read meanwhile
         taken = self._take(key, source, command, deadline)
         if isinstance(taken, Answered):
             return self._replay(taken.answer, source, command, mode)
         reschedule_id, attempted_at = self._new_id(), utc_now()
+        try:
+            self._count(key, source, command, quotas)
+        except RelayError as error:  # over a quota: recorded, and the key freed for a later retry
+            error.extra["reschedule_id"] = reschedule_id
+            refused = self._record(reschedule_id, source, Failed(error), command=command)
+            # An unsettled key stays so: the retry must still read the booking first.
+            self._release(taken, refused, unsettled=taken.settle_first)
+            raise
         try:
             moved = self._step.move(
                 command,
@@ -132,9 +162,16 @@ class RescheduleService:
             if mode is Mode.AUTO and self._queue is not None and queueable(error):
                 try:
                     return self._enqueue(
-                        taken, source, command, reschedule_id, attempted_at, notify=notify, last_error=error
+                        taken,
+                        source,
+                        command,
+                        reschedule_id,
+                        attempted_at,
+                        notify=notify,
+                        last_error=error,
+                        quotas=quotas,
                     )
-                except QueueUnavailable:
+                except (QueueUnavailable, QuotaExceeded):
                     logger.warning("auto delivery could not queue; answering the provider's failure")
             error.extra["reschedule_id"] = reschedule_id
             failed = self._record(
@@ -173,6 +210,32 @@ class RescheduleService:
             booking_id=command.booking_id,
             content_keyed=idempotency_key is None,
         )
+
+    def _count(
+        self,
+        key: LedgerKey,
+        source: str,
+        command: RescheduleCommand,
+        quotas: SourceQuotas | None,
+        *,
+        queued: bool = False,
+    ) -> None:
+        """A new request of this source, and a new move of its booking today (and with `queued`, a place
+        in its backlog): 429 when over a quota."""
+        if self._counters is None or quotas is None:
+            return
+        try:
+            self._counters.count(
+                source,
+                key.item_id,
+                provider=command.provider,
+                booking_id=command.booking_id,
+                quotas=quotas,
+                now=self._clock(),
+                queued=queued,
+            )
+        except QuotaExceeded as exc:
+            raise _over_quota(exc) from None
 
     def _take(
         self, key: LedgerKey, source: str, command: RescheduleCommand, deadline: Deadline
@@ -231,15 +294,22 @@ class RescheduleService:
         logger.info("reschedule attempt", extra=summary(record))
 
     def _accept(
-        self, key: LedgerKey, source: str, command: RescheduleCommand, *, notify: bool
+        self,
+        key: LedgerKey,
+        source: str,
+        command: RescheduleCommand,
+        *,
+        notify: bool,
     ) -> dict[str, Any]:
         """Async: send the order, then take the key straight to its 202 with the queued record (two
-        round trips in all). A key that was not free keeps its answer; the order just sent then has
-        no record, and the worker drops it."""
+        round trips in all, and one for the quotas). A key that was not free keeps its answer; the
+        order just sent then has no record, and the worker drops it (and its backlog place is freed)."""
         reschedule_id, queued_at = self._new_id(), utc_now()
-        order = self._send(key, source, command, reschedule_id, queued_at, Mode.ASYNC, notify=notify, wait=0)
-        answer, record, expires_at = self._queued(order, command, attempts=0, wait=0, last_error=None)
         try:
+            order = self._send(
+                key, source, command, reschedule_id, queued_at, Mode.ASYNC, notify=notify, wait=0
+            )
+            answer, record, expires_at = self._queued(order, command, attempts=0, wait=0, last_error=None)
             personal = command.personal()
             taken = self._ledger.accept_queued(
                 key, answer, record, now=self._clock(), expires_at=expires_at, personal=personal
@@ -247,8 +317,14 @@ class RescheduleService:
             if isinstance(taken, Claim):  # a stale content-keyed success, taken over: queue this one
                 self._ledger.complete_queued(taken, answer, record, expires_at=expires_at, personal=personal)
         except (KeyInProgress, KeyReused, LedgerUnavailable) as exc:
+            self._leave_backlog(key, source)
             raise self.refuse(source, _key_refusal(exc), command) from None
+        except RelayError:
+            self._leave_backlog(key, source)
+            raise
         if isinstance(taken, Answered):
+            if taken.answer.get("status") != QUEUED:  # a finished request's repeat: not in the queue
+                self._leave_backlog(key, source)
             return self._replay(taken.answer, source, command, Mode.ASYNC)
         logger.info("reschedule queued", extra=summary(record))
         return answer
@@ -263,8 +339,12 @@ class RescheduleService:
         *,
         notify: bool,
         last_error: RelayError,
+        quotas: SourceQuotas | None,
     ) -> dict[str, Any]:
-        """Auto: the provider cannot take it now. Send the order, then complete the key with the 202."""
+        """Auto: the provider cannot take it now. Send the order, then complete the key with the 202.
+        Raises QuotaExceeded when the source's backlog is full (the provider's failure is the answer)."""
+        if self._counters is not None and quotas is not None:
+            self._counters.enter_backlog(source, claim.key.item_id, quotas=quotas, now=self._clock())
         attempts = 1
         if last_error.code in DEFERRED_CODES:
             # Paced: the call never went out, so it is no attempt; it goes when the bucket has a slot.
@@ -273,9 +353,13 @@ class RescheduleService:
             at_least = getattr(last_error, "wait_at_least", None) or last_error.retry_after
             wait = retry_wait(attempts, self._settings.delivery_base_delay_seconds, at_least=at_least)
             error = last_error
-        order = self._send(
-            claim.key, source, command, reschedule_id, queued_at, Mode.AUTO, notify=notify, wait=wait
-        )
+        try:
+            order = self._send(
+                claim.key, source, command, reschedule_id, queued_at, Mode.AUTO, notify=notify, wait=wait
+            )
+        except QueueUnavailable:
+            self._leave_backlog(claim.key, source)
+            raise
         answer, record, expires_at = self._queued(
             order, command, attempts=attempts, wait=wait, last_error=error
         )
@@ -286,9 +370,14 @@ class RescheduleService:
         except LedgerUnavailable as exc:
             # Sent, but not stored as accepted: the worker drops a message without its record.
             self._ledger.release_quietly(claim)
+            self._leave_backlog(claim.key, source)
             raise self.refuse(source, _key_refusal(exc), command) from None
         logger.info("reschedule queued", extra=summary(record))
         return answer
+
+    def _leave_backlog(self, key: LedgerKey, source: str) -> None:
+        if self._counters is not None:
+            self._counters.leave_backlog(source, key.item_id)
 
     def _send(  # noqa: PLR0917 - the order's fields
         self,
@@ -401,7 +490,11 @@ class RescheduleService:
 
         `booking`, when the command could not be built but its booking is known, puts the refusal
         in that booking's history. Returns the error, now carrying the record's id, to raise.
+        A source refused the provider or account is kept out of that booking's history: its record
+        names no booking (its refusals must not bury the owner's records, issue 23).
         """
+        if error.code in NOT_ALLOWED_CODES:
+            command, booking = None, None
         reschedule_id = self._new_id()
         error.extra["reschedule_id"] = reschedule_id
         self._save_record(
@@ -435,6 +528,42 @@ class RescheduleService:
             )
             return
         logger.info("reschedule attempt recorded", extra=summary(record))
+
+
+def _over_rate(retry_after: int) -> RelayError:
+    return over_quota(
+        "This source has sent as many new requests this minute as its quota allows; retry after Retry-After.",
+        "quota_requests_per_minute",
+        retry_after,
+    )
+
+
+def _over_moves(retry_after: int) -> RelayError:
+    return over_quota(
+        "This booking was moved as often today (UTC) as this source's quota allows; retry after Retry-After.",
+        "quota_moves_per_booking_per_day",
+        retry_after,
+    )
+
+
+def _over_backlog(retry_after: int) -> RelayError:
+    return over_quota(
+        "This source has as many requests waiting in the queue as its quota allows; retry after Retry-After.",
+        "quota_queued_backlog",
+        retry_after,
+    )
+
+
+# Each quota (relay/ports.py SourceQuotas) and its 429 (docs/callers.md "Quotas").
+_QUOTA_REFUSALS = {
+    "requests_per_minute": _over_rate,
+    "moves_per_booking_per_day": _over_moves,
+    "queued_backlog": _over_backlog,
+}
+
+
+def _over_quota(exc: QuotaExceeded) -> RelayError:
+    return _QUOTA_REFUSALS[exc.quota](exc.retry_after)
 
 
 def _key_refusal(exc: Exception) -> RelayError:

@@ -24,7 +24,7 @@ from relay.reschedule.circuit import PROBE_TRIES, Admission, Turn, counts
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
     from relay.deadline import Deadline
-    from relay.ports import Records, Secrets
+    from relay.ports import BookingChain, Secrets
     from relay.providers.base import Credentials, Provider
     from relay.providers.client import ProviderReply
     from relay.reschedule.circuit import Breaker
@@ -65,14 +65,14 @@ class AttemptStep:
         settings: Settings,
         *,
         secrets: Secrets,
-        records: Records,
+        chain: BookingChain,
         providers: Providers,
         adapters: Mapping[str, Provider],
         breaker: Breaker | None = None,
     ) -> None:
         self._settings = settings
         self._secrets = secrets
-        self._records = records
+        self._chain = chain
         self._providers = providers
         self._adapters = adapters
         self._breaker = breaker
@@ -149,11 +149,12 @@ class AttemptStep:
         """The command aimed at the booking's latest id, following the ids this relay recorded.
 
         Cal.com gives a booking a new id on every move; a link or zap holding an earlier id still
-        means the same booking, so the move goes to the id the last recorded move created.
+        means the same booking, so the move goes to the id the last recorded move created (the chain
+        items each success writes with its answer: relay/dal/ledger.py).
         """
         if not self._adapters[command.provider].booking_id_changes:
             return command
-        latest = self._records.latest_booking_id(command.provider, command.booking_id)
+        latest = self._chain.latest_booking_id(command.provider, command.booking_id)
         if latest is None or latest == command.booking_id:
             return command
         return command.model_copy(update={"booking_id": latest})

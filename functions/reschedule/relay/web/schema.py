@@ -72,8 +72,14 @@ POST_RESPONSES: dict[int, Any] = {
     409: _problem("The same request is still being processed, or queued (sync callers; `Retry-After`)."),
     413: _problem("The body is over 64 KiB."),
     415: _problem("Unsupported content type, or a file upload."),
-    422: _problem("Invalid fields, refused by the provider, or an idempotency key reused."),
-    429: _problem("The provider is rate limiting."),
+    422: _problem(
+        "Invalid fields, refused by the provider, an idempotency key reused, or a signed request's "
+        "Idempotency-Key other than its webhook-id."
+    ),
+    429: _problem(
+        "The provider is rate limiting, or the source is over one of its quotas (requests per minute, "
+        "moves of this booking today, queued backlog): `Retry-After`."
+    ),
     502: _problem("The provider failed or refused the relay's token."),
     504: _problem("The provider did not answer in time."),
     **_COMMON,

@@ -40,6 +40,8 @@ from relay.web.http import Response, Router
 from relay.web.problems import json_response, problem_response
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from relay.dal.records import RecordStore
@@ -325,6 +327,22 @@ def _brand(name: str, source: SignedLinkSource) -> pages.Brand:
     )
 
 
+def _page_link(
+    fields: dict[str, str],
+) -> tuple[pages.Brand | None, Callable[..., links.LinkAdmission]]:
+    """A hosted page's brand (its source's, when the link names one) and the link's verification."""
+    registry = relay_app.sources.current()
+    named = links.named_source(registry, fields)
+    max_lifetime = link_max_lifetime_seconds(settings)
+
+    def verify(*, check_expiry: bool) -> links.LinkAdmission:
+        return links.verify(
+            registry, fields, now=time.time(), check_expiry=check_expiry, max_lifetime_seconds=max_lifetime
+        )
+
+    return (_brand(*named) if named else None), verify
+
+
 def _current_time(link: links.LinkAdmission) -> pages.CurrentTime | None:
     """The booking's start from its provider, when the relay can read it; the page works without it."""
     if relay_app.booking_times is None:
@@ -341,13 +359,9 @@ def _current_time(link: links.LinkAdmission) -> pages.CurrentTime | None:
 )
 def reschedule_page() -> Response:
     fields = _link_query()
-    registry = relay_app.sources.current()
-    named = links.named_source(registry, fields)
-    brand = _brand(*named) if named else None
+    brand, verify = _page_link(fields)
     try:
-        link = links.verify(
-            registry, fields, now=time.time(), max_lifetime_seconds=link_max_lifetime_seconds(settings)
-        )
+        link = verify(check_expiry=True)
     except RelayError as error:
         metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return pages.refusal_page(error.status, error.code, brand)
@@ -374,18 +388,10 @@ def reschedule_page() -> Response:
 )
 def reschedule_result_page() -> Response:
     fields = _link_query()
-    registry = relay_app.sources.current()
-    named = links.named_source(registry, fields)
-    brand = _brand(*named) if named else None
+    brand, verify = _page_link(fields)
     try:
         # The link's own result stays readable after it expires: the token still names the booking.
-        link = links.verify(
-            registry,
-            fields,
-            now=time.time(),
-            check_expiry=False,
-            max_lifetime_seconds=link_max_lifetime_seconds(settings),
-        )
+        link = verify(check_expiry=False)
         record = relay_app.queries.get_stored(link.caller.name, app.current.query("reschedule_id") or "")
     except RelayError as error:
         return pages.refusal_page(error.status, error.code, brand)

@@ -244,10 +244,7 @@ class ProviderClient:
                     return reply
                 if attempt >= policy.max_tries:
                     raise error.final() from None
-                wait = self._backoff(attempt, error.wait_at_least)
-                if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
-                    raise error.out_of_time() from None
-                self._sleep(wait)
+                self._back_off(attempt, error.wait_at_least, deadline, error)
 
     def _settle_or_raise(
         self,
@@ -282,10 +279,7 @@ class ProviderClient:
                 raise error.final()
             if error.provider_status != CONFLICT_STATUS:
                 return None
-            wait = self._backoff(reads, None)
-            if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
-                raise error.out_of_time() from None
-            self._sleep(wait)
+            self._back_off(reads, None, deadline, error)
 
     def _settle_before_sending(
         self,
@@ -403,10 +397,7 @@ class ProviderClient:
                     raise  # only a read may tell whether to send it again
                 if not error.retryable or attempt >= policy.max_tries:
                     raise error.final() from None
-                wait = self._backoff(attempt, error.wait_at_least)
-                if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
-                    raise error.out_of_time() from None
-                self._sleep(wait)
+                self._back_off(attempt, error.wait_at_least, deadline, error)
 
     def send_once(
         self,
@@ -474,6 +465,15 @@ class ProviderClient:
         wait = take.slot_ms / 1000 - self._clock()
         if wait > 0:
             self._sleep(wait)
+
+    def _back_off(
+        self, attempt: int, retry_after: int | None, deadline: Deadline, error: ProviderError
+    ) -> None:
+        """Wait before the next try, or raise `error` as out of time when no try would fit after it."""
+        wait = self._backoff(attempt, retry_after)
+        if wait + MIN_ATTEMPT_SECONDS > deadline.remaining():
+            raise error.out_of_time() from None
+        self._sleep(wait)
 
     def _backoff(self, attempt: int, retry_after: int | None) -> float:
         """Exponential backoff with full jitter; never sooner than the provider's Retry-After."""

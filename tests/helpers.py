@@ -15,10 +15,11 @@ from typing import Any
 import httpx
 
 from local.emulator import build_event
+from local.event_source import EventSourcePoller, start_event_source
 from local.lambda_context import LambdaContext, invocation_context
 from local.seed import FORM_DEMO, SIGNING_DEMO, WEBSITE_DEMO, ZAPIER_DEMO, registry
 from local.sign_link import mint_link
-from local.stack import TABLE_NAMES, Stack
+from local.stack import CODE_DIR, REGION, TABLE_NAMES, Stack
 
 TEST_PROVIDER_READ_TIMEOUT_SECONDS = "1.5"
 ZAPIER = ZAPIER_DEMO
@@ -131,4 +132,23 @@ def link(
         booking_id=booking_id,
         expires_in=expires_in,
         **kwargs,
+    )
+
+
+def start_delivery_worker(stack: Stack, *, function_timeout_s: int) -> EventSourcePoller:
+    """The delivery worker a test module runs itself on its stack's queue (small batches, a short
+    Timeout, a 1 s receive wait), for tests that need the worker's schedule on a short clock."""
+    queue = stack.queues["DeliveryQueue"]
+    return start_event_source(
+        queue_url=queue.url,
+        queue_arn=queue.arn,
+        endpoint=stack.env["AWS_ENDPOINT_URL_SQS"],
+        handler="worker.lambda_handler",
+        code_dir=CODE_DIR,
+        env=stack.env,
+        batch_size=5,
+        maximum_concurrency=2,
+        function_timeout_s=function_timeout_s,
+        wait_time_seconds=1,
+        region=REGION,
     )

@@ -14,10 +14,19 @@ from typing import Any
 import httpx
 import pytest
 
-from local.event_source import EventSourcePoller, start_event_source
-from local.stack import CODE_DIR, REGION, TABLE_NAMES, Stack, start_stack
+from local.event_source import EventSourcePoller
+from local.stack import REGION, TABLE_NAMES, Stack, start_stack
 from relay.reschedule.attempts import QueuedAnswer
-from tests.helpers import WEBSITE, ZAPIER, Sandbox, future, link, new_key, stored_record
+from tests.helpers import (
+    WEBSITE,
+    ZAPIER,
+    Sandbox,
+    future,
+    link,
+    new_key,
+    start_delivery_worker,
+    stored_record,
+)
 
 MAX_AGE_SECONDS = 15
 # The worker's Lambda timeout here: its delivery lock lasts this long when it dies mid-call.
@@ -51,20 +60,7 @@ def dstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def worker(dstack: Stack) -> Iterator[EventSourcePoller]:
-    queue = dstack.queues["DeliveryQueue"]
-    poller = start_event_source(
-        queue_url=queue.url,
-        queue_arn=queue.arn,
-        endpoint=dstack.env["AWS_ENDPOINT_URL_SQS"],
-        handler="worker.lambda_handler",
-        code_dir=CODE_DIR,
-        env=dstack.env,
-        batch_size=5,
-        maximum_concurrency=2,
-        function_timeout_s=WORKER_TIMEOUT_SECONDS,
-        wait_time_seconds=1,
-        region=REGION,
-    )
+    poller = start_delivery_worker(dstack, function_timeout_s=WORKER_TIMEOUT_SECONDS)
     yield poller
     poller.stop()
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from local.event_source import EventSourcePoller, start_event_source
-from local.stack import CODE_DIR, REGION, TABLE_NAMES, Stack, start_stack
-from tests.helpers import ZAPIER, Sandbox, future, new_key, stored_record
+from local.event_source import EventSourcePoller
+from local.stack import REGION, TABLE_NAMES, Stack, start_stack
+from tests.helpers import ZAPIER, Sandbox, future, new_key, start_delivery_worker, stored_record
 
 # The delivery lead here: short, so a move can be queued and then expire within a test.
 LEAD_SECONDS = 20
@@ -57,20 +57,7 @@ def qstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def worker(qstack: Stack) -> Iterator[EventSourcePoller]:
-    queue = qstack.queues["DeliveryQueue"]
-    poller = start_event_source(
-        queue_url=queue.url,
-        queue_arn=queue.arn,
-        endpoint=qstack.env["AWS_ENDPOINT_URL_SQS"],
-        handler="worker.lambda_handler",
-        code_dir=CODE_DIR,
-        env=qstack.env,
-        batch_size=5,
-        maximum_concurrency=2,
-        function_timeout_s=WORKER_TIMEOUT_SECONDS,
-        wait_time_seconds=1,
-        region=REGION,
-    )
+    poller = start_delivery_worker(qstack, function_timeout_s=WORKER_TIMEOUT_SECONDS)
     yield poller
     poller.stop()
 

@@ -134,6 +134,16 @@ def resolve(value: datetime, tz: ZoneInfo) -> datetime:
     return value.astimezone(tz)
 
 
+def stored_instant(value: object) -> datetime | None:
+    """An ISO 8601 instant as the relay stores it in records (None when absent or unreadable)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

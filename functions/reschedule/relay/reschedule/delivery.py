@@ -52,7 +52,7 @@ from relay.reschedule.stops import (
     stop_outcome,
     stopped,
 )
-from relay.times import utc_now
+from relay.times import stored_instant, utc_now
 
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
@@ -443,7 +443,7 @@ class Deliveries:
         return attempt_record(
             reschedule_id=order.reschedule_id,
             source=order.source,
-            attempted_at=_parse(record.get("attempted_at")) or order.queued_at,
+            attempted_at=stored_instant(record.get("attempted_at")) or order.queued_at,
             retention_days=self._settings.record_retention_days,
             outcome=outcome,
             command=order.command,
@@ -459,7 +459,7 @@ def _seconds_to_wait(record: dict[str, Any], now: datetime) -> int | None:
     lock_expires = int(record.get("delivery_lock_expires") or 0)
     if lock_expires >= int(now.timestamp()):
         return lock_expires - int(now.timestamp()) + LOCK_RECHECK_MARGIN_SECONDS
-    next_attempt_at = _parse(record.get("next_attempt_at"))
+    next_attempt_at = stored_instant(record.get("next_attempt_at"))
     if next_attempt_at is not None and next_attempt_at - now > timedelta(seconds=EARLY_TOLERANCE_SECONDS):
         return ceil_seconds(next_attempt_at - now)
     return None
@@ -471,17 +471,8 @@ def _delivery_of(order: DeliveryOrder, record: dict[str, Any]) -> Delivery:
         queued_at=order.queued_at,
         idempotency_record=order.idempotency_record,
         attempts=int(record.get("attempts") or 0),
-        next_attempt_at=_parse(record.get("next_attempt_at")),
+        next_attempt_at=stored_instant(record.get("next_attempt_at")),
         last_error=record.get("last_error"),
         last_error_detail=record.get("last_error_detail"),
         unsettled=bool(record.get("outcome_unknown")),
     )
-
-
-def _parse(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.errors import RelayError, invalid_field
 from relay.reschedule.attempts import AttemptRecord, Cancelled, Delivery, Failed, Outcome, attempt_record
-from relay.times import utc_now
+from relay.times import stored_instant, utc_now
 
 if TYPE_CHECKING:
     from relay.command import RescheduleCommand
@@ -92,7 +92,7 @@ def ended_record(stored: dict[str, Any], outcome: Outcome, *, retention_days: in
     now = utc_now()
     delivery = Delivery(
         mode=stored.get("delivery", "async"),
-        queued_at=_parse(stored.get("queued_at")) or now,
+        queued_at=stored_instant(stored.get("queued_at")) or now,
         idempotency_record=str(stored.get("idempotency_record", "")),
         attempts=int(stored.get("attempts") or 0),
         last_error=stored.get("last_error"),
@@ -102,7 +102,7 @@ def ended_record(stored: dict[str, Any], outcome: Outcome, *, retention_days: in
     ended = attempt_record(
         reschedule_id=str(stored["reschedule_id"]),
         source=str(stored["source"]),
-        attempted_at=_parse(stored.get("attempted_at")) or now,
+        attempted_at=stored_instant(stored.get("attempted_at")) or now,
         retention_days=retention_days,
         outcome=outcome,
         delivery=delivery,
@@ -111,12 +111,3 @@ def ended_record(stored: dict[str, Any], outcome: Outcome, *, retention_days: in
         if field in stored:
             ended[field] = stored[field]  # type: ignore[literal-required]
     return ended
-
-
-def _parse(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
